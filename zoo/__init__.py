@@ -1,0 +1,41 @@
+"""zoo: a plugin-based multimodal model zoo.
+
+One registry holds text, vision and CLIP-style backbones contributed by plugins
+(entry-point group ``zoo``); every backbone has the same interface. Importing
+``zoo`` is cheap: no model library is imported until a backbone is loaded.
+"""
+
+from __future__ import annotations
+
+from zoo.api import get_spec, list_backbones, load, plugins
+from zoo.errors import PluginWarning, ZooError
+from zoo.hookspecs import hookimpl
+from zoo.plugins import API_VERSION
+from zoo.specs import BackboneSpec, DatasetSpec, TaskSpec, Weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "API_VERSION",
+    "Backbone",
+    "BackboneSpec",
+    "DatasetSpec",
+    "PluginWarning",
+    "TaskSpec",
+    "Weights",
+    "ZooError",
+    "get_spec",
+    "hookimpl",
+    "list_backbones",
+    "load",
+    "plugins",
+]
+
+
+def __getattr__(name: str):
+    # Backbone is a torch.nn.Module: import torch only when someone asks for it.
+    if name == "Backbone":
+        from zoo.backbone import Backbone
+
+        return Backbone
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,89 @@
+"""The public functions of `zoo`, re-exported by ``zoo/__init__.py``.
+
+Nothing here imports torch or a model library: listing and describing work on
+specs alone, and `load` imports a backbone's factory only when it is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Iterable
+
+from zoo.errors import FactoryError, UnknownNameError
+from zoo.plugins import PluginInfo, get_plugin_set
+from zoo.specs import BackboneSpec, Weights
+
+
+def list_backbones(
+    pattern: str = "*",
+    modality: str | None = None,
+    task: str | None = None,
+    pretrained: bool | None = None,
+    exclude: Iterable[str] = (),
+) -> list[str]:
+    """Names of the registered backbones matching a wildcard ``pattern`` and filters.
+
+    >>> zoo.list_backbones("vision/*lite*", pretrained=True)
+    """
+    specs = get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained, exclude)
+    return [spec.name for spec in specs]
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The `BackboneSpec` registered for ``name`` (full, short or alias; a ``:tag`` is allowed)."""
+    return get_plugin_set().registry.resolve_backbone(name)[0]
+
+
+def plugins() -> list[PluginInfo]:
+    """Every plugin found through the ``zoo`` entry points, with status and contributions."""
+    return list(get_plugin_set().infos.values())
+
+
+def import_object(path: str, owner: str) -> Any:
+    """Import ``"package.module:attr"``; raise FactoryError naming ``owner`` if that fails."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - reported as one line, with the cause chained
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FactoryError(f"{owner}: factory {path!r} does not import ({type(exc).__name__}: {reason})") from exc
+    if not callable(obj):
+        raise FactoryError(f"{owner}: factory {path!r} is not callable")
+    return obj
+
+
+def _choose_weights(spec: BackboneSpec, tag: str | None, pretrained: bool | str | None) -> Weights | str | None:
+    if pretrained is False:
+        if tag:
+            raise UnknownNameError(f"{spec.name}:{tag} names pretrained weights, but pretrained=False was given")
+        return None
+    if isinstance(pretrained, str):
+        if tag:
+            raise UnknownNameError(f"give the weights once: either '{spec.name}:{tag}' or pretrained={pretrained!r}")
+        if os.path.sep in pretrained or os.path.exists(pretrained):
+            if not os.path.exists(pretrained):
+                raise UnknownNameError(f"pretrained={pretrained!r}: no such file or directory")
+            return os.path.abspath(pretrained)
+        return spec.get_weights(pretrained.lower())
+    if pretrained is None and not spec.weights:
+        return None  # an architecture meant to be trained from scratch
+    return spec.get_weights(tag)
+
+
+def load(name: str, pretrained: bool | str | None = None, **kwargs: Any):
+    """Build the backbone ``name`` and return it as a `zoo.Backbone`.
+
+    ``pretrained``: None (default) loads the default weights, or initialises at
+    random when the spec has none (an architecture meant for training from
+    scratch); True requires weights; False initialises at random; a string is a
+    weights tag of the spec or a local weights file or directory. A tag can also
+    be given in the name: ``zoo.load("vision/efficientnet-lite0:in1k")``.
+    Extra keyword arguments go to the family's factory.
+    """
+    spec, tag = get_plugin_set().registry.resolve_backbone(name)
+    weights = _choose_weights(spec, tag, pretrained)
+    factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
+    return factory(spec, weights, **{**spec.options, **kwargs})

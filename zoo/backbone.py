@@ -1,0 +1,79 @@
+"""The `Backbone` interface that every family implements.
+
+A backbone is a ``torch.nn.Module`` that carries its own preprocessing (a
+tokenizer or an image transform), so weights and preprocessing can never be
+mismatched silently. A family subclasses `Backbone` and fills in only what is
+its own: building the model and loading weights, ``encode_*``, preprocessing,
+its self-supervised objective, and ``save``. ``pretrain``, ``finetune`` and
+``evaluate`` live here once and hand the work to the shared engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.specs import BackboneSpec, Weights
+
+
+class Backbone(torch.nn.Module):
+    """Base class of every backbone returned by `zoo.load`."""
+
+    def __init__(self, spec: BackboneSpec, weights: Weights | str | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.weights = weights  # where the parameters came from: a Weights entry, a path, or None (random)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def modality(self) -> str:
+        """"text", "image" or "multimodal"."""
+        return self.spec.modality
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the vectors ``encode_*`` returns."""
+        if self.spec.embed_dim is None:
+            raise NotImplementedError(f"{type(self).__name__} must set embed_dim")
+        return self.spec.embed_dim
+
+    # -- what a family implements --------------------------------------------------
+    def encode_text(self, texts: Any) -> torch.Tensor:
+        """Embed a list of strings (or an already tokenised batch) as a [B, D] tensor."""
+        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+
+    def encode_image(self, images: Any) -> torch.Tensor:
+        """Embed a list of PIL images (or a preprocessed [B, C, H, W] tensor) as a [B, D] tensor."""
+        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")
+
+    def pretrain_loss(self, batch: Any) -> torch.Tensor:
+        """The family's self-supervised objective on one batch (MLM, SimCLR, InfoNCE)."""
+        raise ZooError(f"backbone {self.name!r} has no pretraining objective")
+
+    def save(self, path: str) -> None:
+        """Write weights (safetensors) and a JSON config naming family and spec to directory ``path``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement save()")
+
+    # -- what the engine drives (one implementation for every family) ---------------
+    def pretrain(self, data: Any, **recipe: Any) -> dict:
+        """Train with the family's self-supervised objective on ``data``; returns the run's results."""
+        from zoo.engine import pretrain
+
+        return pretrain(self, data, **recipe)
+
+    def finetune(self, task: str, data: Any, **recipe: Any) -> dict:
+        """Attach ``task``'s head and train (fine-tune, or a linear probe on cached features)."""
+        from zoo.engine import finetune
+
+        return finetune(self, task, data, **recipe)
+
+    def evaluate(self, task: str, data: Any, **recipe: Any) -> dict:
+        """Metrics of this backbone on ``task`` over ``data``."""
+        from zoo.engine import evaluate
+
+        return evaluate(self, task, data, **recipe)

@@ -1,0 +1,192 @@
+"""The `zoo` command.
+
+Errors a user can cause print one line (``zoo: error: ...``) and exit non-zero;
+``--debug`` (or ``ZOO_DEBUG=1``) shows the traceback instead. Plugin problems are
+warnings (``zoo: warning: ...``) and never stop a command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from typing import Any, Iterable, Sequence
+
+import click
+
+from zoo import api
+from zoo.errors import PluginWarning, ZooError
+from zoo.specs import MODALITIES, MODALITY_ALIASES
+
+
+def _human_count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    rows = [["-" if cell in (None, "") else str(cell) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+MODALITY_CHOICE = click.Choice(sorted({*MODALITIES, *MODALITY_ALIASES}), case_sensitive=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zoo", prog_name="zoo")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """zoo: one registry of text, vision and CLIP-style backbones from plugins.
+
+    \b
+    Examples:
+      zoo list 'vision/*lite*'        backbones matching a wildcard
+      zoo info text/minilm-l6         what a backbone is and where its weights come from
+      zoo plugins                     installed plugins, their status and errors
+
+    Environment: ZOO_STRICT_PLUGINS=1 makes plugin failures errors;
+    ZOO_LOAD_PLUGINS / ZOO_BLOCK_PLUGINS (comma-separated) choose plugins.
+    """
+
+
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--modality", "-m", type=MODALITY_CHOICE, help="Only backbones of this modality.")
+@click.option("--task", "-t", help="Only backbones that support this task, e.g. text-classification.")
+@click.option("--pretrained/--scratch", default=None, help="Only backbones with (or without) pretrained weights.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_command(pattern: str, modality: str | None, task: str | None, pretrained: bool | None, as_json: bool) -> None:
+    """List registered backbones whose name matches PATTERN (shell wildcards, e.g. 'vision/*lite*')."""
+    specs = api.get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained)
+    if as_json:
+        return _echo_json([spec.to_dict() for spec in specs])
+    if not specs:
+        click.echo(f"no backbone matches {pattern!r}" + (f" with modality {modality}" if modality else ""), err=True)
+        return
+    rows = [
+        (s.name, s.modality, s.embed_dim, _human_count(s.params), ",".join(w.tag for w in s.weights) or "scratch",
+         s.license, s.plugin)
+        for s in specs
+    ]
+    click.echo(_table(("name", "modality", "dim", "params", "weights", "license", "plugin"), rows))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name: str, as_json: bool) -> None:
+    """Describe backbone NAME: modality, size, license, weights, preprocessing, tasks."""
+    spec = api.get_spec(name)
+    if as_json:
+        return _echo_json(spec.to_dict())
+    lines = [
+        ("name", spec.name), ("aliases", ", ".join(spec.aliases)), ("modality", spec.modality),
+        ("embed dim", spec.embed_dim), ("parameters", f"{spec.params:,}" if spec.params else None),
+        ("GFLOPs/sample", spec.gflops), ("license", spec.license), ("tasks", ", ".join(spec.tasks)),
+        ("plugin", spec.plugin), ("factory", spec.factory), ("description", spec.description),
+    ]
+    for key, value in lines:
+        if value not in (None, ""):
+            click.echo(f"{key + ':':15} {value}")
+    if not spec.weights:
+        click.echo(f"{'weights:':15} none: trained from scratch (zoo.load(..., pretrained=False))")
+    for index, weights in enumerate(spec.weights):
+        default = " (default)" if index == 0 else ""
+        click.echo(f"weights {weights.tag}{default}:")
+        click.echo(f"  source:        {weights.source}")
+        if weights.license:
+            click.echo(f"  license:       {weights.license}")
+        if weights.requires:
+            click.echo(f"  install:       pip install {' '.join(weights.requires)}")
+        for key, value in weights.preprocessing.items():
+            click.echo(f"  {key + ':':14} {value}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--requirements", is_flag=True, help="Print pip requirements that reinstall this plugin set.")
+def plugins(as_json: bool, requirements: bool) -> None:
+    """List plugins: name, distribution, version, status, hooks, backbones, errors."""
+    infos = api.plugins()
+    if requirements:
+        lines = dict.fromkeys(info.requirement for info in infos if info.requirement)
+        return click.echo("\n".join(lines))
+    if as_json:
+        return _echo_json([info.to_dict() for info in infos])
+    rows = [
+        (i.name, i.distribution, i.version, i.status, len(i.backbones), len(i.datasets), len(i.tasks),
+         f"{i.load_seconds * 1000:.0f}", ",".join(h.replace("register_", "") for h in i.hooks))
+        for i in infos
+    ]
+    click.echo(_table(("plugin", "distribution", "version", "status", "backbones", "datasets", "tasks", "ms", "hooks"), rows))
+    for info in infos:
+        if info.error and info.status == "failed":
+            click.echo(f"{info.name}: {info.error}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List registered data sets."""
+    specs = api.get_plugin_set().registry.datasets()
+    click.echo(_table(("name", "kind", "license", "plugin", "description"),
+                      ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
+
+
+@cli.command()
+def tasks() -> None:
+    """List registered tasks."""
+    specs = api.get_plugin_set().registry.tasks()
+    click.echo(_table(("name", "modalities", "metrics", "plugin"),
+                      ((s.name, ",".join(s.modalities), ",".join(s.metrics), s.plugin) for s in specs)))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, PluginWarning):
+        click.echo(f"zoo: warning: {message}", err=True)
+    else:
+        click.echo(f"zoo: warning: {category.__name__}: {message}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `zoo` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    warnings.showwarning = _show_warning
+    try:
+        cli.main(args=args, prog_name="zoo", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("zoo: aborted", err=True)
+        return 130
+    except ZooError as exc:
+        if debug:
+            raise
+        click.echo(f"zoo: error: {exc}", err=True)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"zoo: error: {type(exc).__name__}: {first} (run with --debug for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

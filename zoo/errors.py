@@ -1,0 +1,45 @@
+"""User-facing errors and warnings.
+
+Every error a user can cause by what they type or install is a `ZooError`: the
+CLI prints its message as one line and exits non-zero, without a traceback
+unless `--debug` is given. The message says what is wrong, where, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class of the errors `zoo` reports to its users as one clear line."""
+
+    exit_code = 1
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A backbone, data set or task name that no plugin registered."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidPatternError(ZooError, ValueError):
+    """A listing pattern that is not a valid wildcard pattern."""
+
+    exit_code = 2
+
+
+class PluginError(ZooError):
+    """A plugin failed to load or to register (raised only in strict mode)."""
+
+
+class SpecError(ZooError, ValueError):
+    """A spec that a plugin registered is malformed."""
+
+
+class FactoryError(ZooError):
+    """A spec's factory path does not import or is not callable."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin was quarantined; everything else keeps working."""

@@ -1,0 +1,34 @@
+"""The plugin contract: the hooks a `zoo` plugin may implement.
+
+A plugin is a module named by an entry point in the group ``zoo``. It implements
+any of these hooks with ``@zoo.hookimpl``; each hook receives a ``register``
+callback and calls it once per thing it contributes. The host builds the
+collections, so a hook never returns anything.
+
+A plugin module may also set ``zoo_api = ">=1,<2"`` (a version specifier) to
+declare which core API versions it supports; see ``zoo.API_VERSION``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "zoo"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_backbones(register):
+    """Register backbones: call ``register(zoo.BackboneSpec(...))`` for each."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register named data sets: call ``register(zoo.DatasetSpec(...))`` for each."""
+
+
+@hookspec
+def register_tasks(register):
+    """Register task families: call ``register(zoo.TaskSpec(...))`` for each."""

@@ -1,0 +1,240 @@
+"""Plugin loading with fault isolation.
+
+pluggy's ``load_setuptools_entrypoints`` loads every entry point in one loop with
+no error handling, so one broken plugin breaks the host (llm issue #1280). Here
+each entry point is loaded, checked and asked for its registrations on its own:
+a plugin that fails to import, targets another core API, implements an unknown
+hook, raises in a hook or registers a bad spec is *quarantined* (none of its
+registrations land) with a one-line `PluginWarning`, and everything else works.
+
+Environment:
+- ``ZOO_STRICT_PLUGINS=1``: a plugin failure raises `PluginError` instead.
+- ``ZOO_LOAD_PLUGINS=a,b``: load only these plugins (empty: load none).
+- ``ZOO_BLOCK_PLUGINS=a,b``: never load these plugins.
+Plugins are named by entry-point name or distribution name.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.errors import PluginError, PluginWarning
+from zoo.registry import SPEC_KINDS, Registry
+
+API_VERSION = "1.0"
+ENTRY_POINT_GROUP = "zoo"
+CORE_DISTRIBUTION = "zoo"
+REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks")
+
+
+@dataclass
+class PluginInfo:
+    """What `zoo plugins` reports about one plugin."""
+
+    name: str  # the entry-point name
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "ok"  # "ok", "failed" (quarantined), "blocked" or "not loaded"
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    backbones: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0  # import plus registration hooks
+    builtin: bool = False
+    requirement: str | None = None  # a pip requirement that reinstalls it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _env_names(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+def strict_mode() -> bool:
+    return os.environ.get("ZOO_STRICT_PLUGINS", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _requirement(dist: importlib.metadata.Distribution | None) -> str | None:
+    """A pip requirement that reinstalls ``dist`` as it is installed now (PEP 610 aware)."""
+    if dist is None:
+        return None
+    name, version = dist.metadata["Name"], dist.version
+    direct = dist.read_text("direct_url.json")
+    if direct:
+        try:
+            info = json.loads(direct)
+        except ValueError:
+            info = {}
+        url = info.get("url", "")
+        if info.get("dir_info", {}).get("editable") and url.startswith("file://"):
+            return f"-e {url[len('file://'):]}"
+        if url:
+            return f"{name} @ {url}"
+    return f"{name}=={version}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class PluginSet:
+    """The loaded plugins: a pluggy manager, a `Registry` and a `PluginInfo` per plugin."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.infos: dict[str, PluginInfo] = {}
+
+    # -- loading ---------------------------------------------------------------------
+    def load_entry_points(self) -> None:
+        """Load every entry point of the ``zoo`` group, one at a time, built-ins first."""
+        only, blocked = _env_names("ZOO_LOAD_PLUGINS"), _env_names("ZOO_BLOCK_PLUGINS") or set()
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        dist_of = {ep: getattr(ep, "dist", None) for ep in entry_points}
+        ordered = sorted(
+            entry_points,
+            key=lambda ep: (dist_of[ep] is None or dist_of[ep].metadata["Name"] != CORE_DISTRIBUTION, ep.name),
+        )
+        for ep in ordered:
+            dist = dist_of[ep]
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+                builtin=bool(dist) and dist.metadata["Name"] == CORE_DISTRIBUTION,
+                requirement=_requirement(dist),
+            )
+            keys = {ep.name.lower(), (info.distribution or "").lower()}
+            if ep.name in self.infos:
+                other = self.infos[ep.name]
+                self._fail(info, f"plugin name {ep.name!r} is already taken by distribution {other.distribution!r}")
+                self.infos[f"{ep.name} ({info.distribution})"] = info
+                continue
+            self.infos[ep.name] = info
+            if keys & blocked:
+                info.status, info.error = "blocked", "blocked by ZOO_BLOCK_PLUGINS"
+            elif only is not None and not keys & only:
+                info.status, info.error = "not loaded", "not in ZOO_LOAD_PLUGINS"
+            else:
+                started = time.perf_counter()
+                try:
+                    module = ep.load()
+                except BaseException as exc:  # noqa: BLE001 - any import-time failure quarantines the plugin
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    self._fail(info, f"import failed: {_first_line(exc)}", exc)
+                else:
+                    self.add_plugin(module, info)
+                info.load_seconds += time.perf_counter() - started
+
+    def add_plugin(self, module: Any, info: PluginInfo) -> None:
+        """Check, register and collect the registrations of one plugin module (or object)."""
+        api_range = getattr(module, "zoo_api", None)
+        if api_range is not None:
+            supported = _api_supported(api_range)
+            if supported is None:
+                return self._fail(info, f"declares zoo_api = {api_range!r}, which is not a version range like '>=1,<2'")
+            if not supported:
+                return self._fail(info, f"supports zoo API {api_range!r}, but this zoo provides API {API_VERSION}")
+        try:
+            self.pm.register(module, name=info.name)
+        except Exception as exc:  # pluggy's validation: a hookimpl whose arguments do not match its spec
+            return self._fail(info, "; ".join(line.strip() for line in str(exc).splitlines()), exc)
+        unknown = [c.name for c in self.pm.get_hookcallers(module) or [] if not c.has_spec()]
+        if unknown:
+            known = ", ".join(REGISTRATION_HOOKS)
+            return self._fail(info, f"implements unknown hook(s) {', '.join(unknown)}; zoo's hooks are: {known}")
+        info.hooks = sorted(c.name for c in self.pm.get_hookcallers(module) or [])
+        self._collect(module, info)
+
+    def _collect(self, module: Any, info: PluginInfo) -> None:
+        """Run this plugin's registration hooks; commit its specs only if all of them succeed."""
+        staged: list[Any] = []
+        for hook_name in REGISTRATION_HOOKS:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is not module:
+                    continue
+                register = _stager(staged, hook_name)
+                try:
+                    impl.function(**{arg: register for arg in impl.argnames})
+                except Exception as exc:  # noqa: BLE001 - a plugin's bug must not break the host
+                    return self._fail(info, f"hook {hook_name} raised {_first_line(exc)}", exc)
+        committed: list[Any] = []
+        for spec in staged:
+            try:
+                committed.append(self.registry.add(spec, info.name))
+            except Exception as exc:  # a clash with another plugin or a non-spec object
+                for done in committed:
+                    self.registry.remove(done)
+                return self._fail(info, str(exc), exc)
+        for spec in committed:
+            getattr(info, SPEC_KINDS[type(spec)] + "s").append(spec.name)
+
+    def _fail(self, info: PluginInfo, reason: str, exc: BaseException | None = None) -> None:
+        info.status, info.error = "failed", reason
+        if self.pm.get_plugin(info.name) is not None:
+            self.pm.unregister(name=info.name)
+        message = f"plugin {info.name!r}" + (f" ({info.distribution} {info.version})" if info.distribution else "")
+        message += f" quarantined: {reason}"
+        if strict_mode():
+            raise PluginError(message + " [ZOO_STRICT_PLUGINS=1]") from exc
+        warnings.warn(message, PluginWarning, stacklevel=2)
+
+
+def _stager(staged: list[Any], hook_name: str) -> Callable[[Any], None]:
+    expected = {"register_backbones": "BackboneSpec", "register_datasets": "DatasetSpec", "register_tasks": "TaskSpec"}
+
+    def register(spec: Any) -> None:
+        kind = type(spec).__name__
+        if type(spec) not in SPEC_KINDS or kind != expected[hook_name]:
+            raise TypeError(f"{hook_name} registered a {kind}; register() takes a zoo.{expected[hook_name]}")
+        staged.append(spec)
+
+    return register
+
+
+def _api_supported(api_range: Any) -> bool | None:
+    """Whether the specifier ``api_range`` admits this core's API version; None when it is malformed."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(str(api_range)).contains(API_VERSION)
+    except InvalidSpecifier:
+        return None
+
+
+_current: PluginSet | None = None
+
+
+def get_plugin_set() -> PluginSet:
+    """The process-wide plugin set, loaded on first use (never at import)."""
+    global _current
+    if _current is None:
+        plugin_set = PluginSet()
+        plugin_set.load_entry_points()
+        _current = plugin_set
+    return _current
+
+
+def reset() -> None:
+    """Forget the loaded plugins, so the next call reloads them (for tests and long-lived hosts)."""
+    global _current
+    _current = None

