@@ -8,7 +8,7 @@ One registry holds text, vision and CLIP-style backbones contributed by plugins
 from __future__ import annotations
 
 from zoo.api import get_spec, list_backbones, load, plugins
-from zoo.errors import PluginWarning, ZooError
+from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
 from zoo.specs import BackboneSpec, DatasetSpec, TaskSpec, Weights
@@ -21,8 +21,10 @@ __all__ = [
     "BackboneSpec",
     "DatasetSpec",
     "PluginWarning",
+    "PreprocessingWarning",
     "TaskSpec",
     "Weights",
+    "WeightsError",
     "ZooError",
     "get_spec",
     "hookimpl",

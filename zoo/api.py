@@ -7,10 +7,11 @@ specs alone, and `load` imports a backbone's factory only when it is called.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from typing import Any, Iterable
 
-from zoo.errors import FactoryError, UnknownNameError
+from zoo.errors import FactoryError, UnknownNameError, WeightsError
 from zoo.plugins import PluginInfo, get_plugin_set
 from zoo.specs import BackboneSpec, Weights
 
@@ -73,17 +74,50 @@ def _choose_weights(spec: BackboneSpec, tag: str | None, pretrained: bool | str 
     return spec.get_weights(tag)
 
 
-def load(name: str, pretrained: bool | str | None = None, **kwargs: Any):
+def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs: Any):
     """Build the backbone ``name`` and return it as a `zoo.Backbone`.
 
+    ``name`` is a registered name (``"vision/efficientnet-lite0"``, optionally
+    with a weights tag ``":in1k"``) or a directory written by `Backbone.save`.
     ``pretrained``: None (default) loads the default weights, or initialises at
     random when the spec has none (an architecture meant for training from
     scratch); True requires weights; False initialises at random; a string is a
-    weights tag of the spec or a local weights file or directory. A tag can also
-    be given in the name: ``zoo.load("vision/efficientnet-lite0:in1k")``.
+    weights tag of the spec or a local weights file or directory.
     Extra keyword arguments go to the family's factory.
     """
+    if isinstance(name, os.PathLike) or (isinstance(name, str) and os.path.isdir(name)):
+        return _load_saved(os.fspath(name), **kwargs)
     spec, tag = get_plugin_set().registry.resolve_backbone(name)
+    if spec.id_option and tag:  # an open-ended source: "text/hf-hub:org/model"
+        kwargs = {spec.id_option: tag, **kwargs}
+        tag = None
     weights = _choose_weights(spec, tag, pretrained)
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
     return factory(spec, weights, **{**spec.options, **kwargs})
+
+
+def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike) -> Any:
+    """The architecture of a saved backbone, with its assets but untrained parameters.
+
+    Families that compose others (the joined CLIP towers) use it to rebuild their parts.
+    """
+    spec = BackboneSpec.from_dict(spec_dict)
+    factory = import_object(spec.factory, f"saved backbone {os.fspath(saved_dir)!r} ({spec.name})")
+    return factory(spec, None, saved_dir=os.fspath(saved_dir), **options)
+
+
+def _load_saved(directory: str, **kwargs: Any):
+    """Rebuild a saved backbone: its factory builds the architecture, then the saved tensors load strictly."""
+    from zoo.saving import WEIGHTS_FILE, load_state_dict, read_saved, read_state_dict
+
+    config = read_saved(directory)
+    model = rebuild(config["spec"], {**config["options"], **kwargs}, directory)
+    if json.loads(json.dumps(model.preprocessing, default=list)) != config["preprocessing"]:
+        raise WeightsError(
+            f"{directory}: the preprocessing in zoo.json {config['preprocessing']} differs from what the "
+            f"rebuilt model uses {model.preprocessing}; refusing to pair weights with the wrong preprocessing"
+        )
+    weights_file = os.path.join(directory, WEIGHTS_FILE)
+    load_state_dict(model, read_state_dict(weights_file), weights_file, model.spec.name)
+    model.weights = os.path.abspath(directory)
+    return model

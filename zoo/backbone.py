@@ -10,6 +10,7 @@ its self-supervised objective, and ``save``. ``pretrain``, ``finetune`` and
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ class Backbone(torch.nn.Module):
         super().__init__()
         self.spec = spec
         self.weights = weights  # where the parameters came from: a Weights entry, a path, or None (random)
+        self.preprocessing: dict[str, Any] = {}  # the config the tokenizer / transform were built from
 
     @property
     def name(self) -> str:
@@ -55,9 +57,22 @@ class Backbone(torch.nn.Module):
         """The family's self-supervised objective on one batch (MLM, SimCLR, InfoNCE)."""
         raise ZooError(f"backbone {self.name!r} has no pretraining objective")
 
-    def save(self, path: str) -> None:
-        """Write weights (safetensors) and a JSON config naming family and spec to directory ``path``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement save()")
+    def build_options(self) -> dict[str, Any]:
+        """Factory keyword arguments that rebuild this architecture (saved in ``zoo.json``)."""
+        return dict(self.spec.options)
+
+    def save_assets(self, directory: Path) -> None:
+        """Write what the weights need besides tensors (e.g. a tokenizer) into ``directory``."""
+
+    def save(self, path: str | Path) -> Path:
+        """Save to directory ``path``: safetensors weights, ``zoo.json`` (family, spec, preprocessing,
+        checksum) and assets, written atomically. ``zoo.load(path)`` restores an identical backbone."""
+        from zoo.saving import save_backbone
+
+        return save_backbone(self, path)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
 
     # -- what the engine drives (one implementation for every family) ---------------
     def pretrain(self, data: Any, **recipe: Any) -> dict:

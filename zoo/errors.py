@@ -41,5 +41,13 @@ class FactoryError(ZooError):
     """A spec's factory path does not import or is not callable."""
 
 
+class WeightsError(ZooError):
+    """A weights file or saved backbone that is missing, corrupt, unsafe, or does not fit the model."""
+
+
 class PluginWarning(UserWarning):
     """A plugin was quarantined; everything else keeps working."""
+
+
+class PreprocessingWarning(UserWarning):
+    """Weights were loaded without a preprocessing config of their own; a default was assumed."""

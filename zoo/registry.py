@@ -133,11 +133,13 @@ class Registry:
         """Return ``(spec, tag)`` for ``name[:tag]``; raise UnknownNameError with suggestions."""
         if not isinstance(name, str) or not name.strip():
             raise UnknownNameError("empty backbone name: run 'zoo list' to see the registered backbones")
-        base, _, tag = name.strip().lower().partition(":")
-        spec = self._lookup("backbone", base)
+        base, _, tag = name.strip().partition(":")
+        spec = self._lookup("backbone", base.lower())
+        if spec.id_option:  # "text/hf-hub:Org/Model": the id keeps its case
+            return spec, (tag or None)
         if tag:
-            spec.get_weights(tag)  # raises with the known tags
-        return spec, (tag or None)
+            spec.get_weights(tag.lower())  # raises with the known tags
+        return spec, (tag.lower() or None)
 
     def get(self, kind: str, name: str):
         """The spec of ``kind`` ('backbone', 'dataset' or 'task') named ``name``."""

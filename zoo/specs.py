@@ -97,6 +97,7 @@ class BackboneSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     gflops: float | None = None  # per sample, at the default input size
+    id_option: str | None = None  # open-ended source: "name:ID" passes ID to the factory as this option
     plugin: str | None = None  # filled in by the registry: the plugin that registered it
 
     def __post_init__(self) -> None:
@@ -153,6 +154,14 @@ class BackboneSpec:
         out["weights"] = [{f.name: getattr(w, f.name) for f in fields(w)} for w in self.weights]
         out["pretrained"] = self.pretrained
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BackboneSpec":
+        """The inverse of `to_dict` (extra keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["weights"] = tuple(Weights(**w) for w in data.get("weights", ()))
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def register_backbones(register):
         modality="multimodal",
         factory="zoo_openclip.model:build_joined",
         embed_dim=256,
+        params=27_791_209,
         license="apache-2.0",
         description="EfficientNet-Lite0 image tower + MiniLM-L6 text tower + learned 256-d projections (LiT)",
         weights=(zoo.Weights(
@@ -54,3 +55,19 @@ def register_backbones(register):
             tasks=CLIP_TASKS,
             options={"arch": arch},
         ))
+    register(zoo.BackboneSpec(
+        name="clip/openclip-tiny",
+        modality="multimodal",
+        factory="zoo_openclip.model:build_openclip",
+        embed_dim=128,
+        params=7_981_057,
+        license="mit",
+        description="a small open_clip CLIP (ViT 4x128 at 64 px, text transformer 4x128) for contrastive "
+                    "pretraining from scratch",
+        tasks=CLIP_TASKS,
+        options={"arch_config": {
+            "embed_dim": 128,
+            "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 32, "patch_size": 8},
+            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
+        }},
+    ))

@@ -73,8 +73,20 @@ def register_backbones(register):
             modality="image",
             factory="zoo_timm.model:build",
             embed_dim=dim,
+            params=4_922_488,
             license="apache-2.0",
             description=description,
             tasks=VISION_TASKS,
             options={"source": "scratch", "arch": arch, "input_size": 32 if name == "cnn-tiny" else 224},
         ))
+    register(zoo.BackboneSpec(
+        name="vision/timm",
+        modality="image",
+        factory="zoo_timm.model:build",
+        license="per model: see its hub card",
+        description="any timm model by name, weights from timm's hub (online): vision/timm:resnet50.a1_in1k",
+        weights=(zoo.Weights(tag="hub", source="timm-hub"),),
+        tasks=VISION_TASKS,
+        options={"source": "timm-hub"},
+        id_option="model_id",
+    ))

@@ -37,12 +37,14 @@ def register_backbones(register):
         tasks=TEXT_TASKS,
         options={"source": "pypi-minilm"},
     ))
-    for name, layers, width, heads in (("bert-mini", 4, 256, 4), ("bert-tiny", 2, 128, 2)):
+    for name, layers, width, heads, params in (("bert-mini", 4, 256, 4, 11_170_560),
+                                               ("bert-tiny", 2, 128, 2, 4_385_920)):
         register(zoo.BackboneSpec(
             name=f"text/{name}",
             modality="text",
             factory="zoo_transformers.model:build",
             embed_dim=width,
+            params=params,
             license="apache-2.0",
             description=f"{layers}-layer BERT ({width} wide, {heads} heads) for MLM pretraining from scratch",
             tasks=TEXT_TASKS,
@@ -52,3 +54,15 @@ def register_backbones(register):
                            "intermediate_size": 4 * width, "max_position_embeddings": 512},
             },
         ))
+    register(zoo.BackboneSpec(
+        name="text/hf-hub",
+        aliases=("hf-hub",),
+        modality="text",
+        factory="zoo_transformers.model:build",
+        license="per model: see its hub card",
+        description="any Hugging Face hub encoder (online): text/hf-hub:sentence-transformers/all-MiniLM-L12-v2",
+        weights=(zoo.Weights(tag="hub", source="hf-hub"),),
+        tasks=TEXT_TASKS,
+        options={"source": "hub"},
+        id_option="model_id",
+    ))

@@ -19,7 +19,7 @@ def register_backbones(register):
         modality="image",
         factory="zoo_example.model:build",
         embed_dim=64,
-        params=23_584,
+        params=23_696,
         license="mit",
         description="a 3-block CNN for small images (digits, CIFAR), trained from scratch",
         tasks=("image-classification",),

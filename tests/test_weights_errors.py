@@ -1,0 +1,128 @@
+"""Bad weights and bad composition: each gets one clear error, and nothing from a file is executed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from conftest import REPO
+from zoo.errors import WeightsError, ZooError
+
+
+def test_unknown_hub_id_offline_says_how_to_load_locally():
+    code = ("import zoo\ntry:\n    zoo.load('text/hf-hub:no-such-org/no-such-model')\n"
+            "except zoo.ZooError as e:\n    print('ERROR', e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert "ERROR cannot fetch 'no-such-org/no-such-model' from the Hugging Face hub" in result.stdout
+    assert "zoo.load('text/hf-hub', pretrained='DIR')" in result.stdout
+
+
+def test_hub_source_needs_an_id():
+    with pytest.raises(ZooError, match=r"name the hub model: zoo.load\('text/hf-hub:ORG/MODEL'\)"):
+        zoo.load("text/hf-hub")
+
+
+def test_local_directory_without_config(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(WeightsError, match="has no config.json; a Hugging Face model directory needs config.json"):
+        zoo.load("text/hf-hub", pretrained=str(tmp_path))
+
+
+def test_weights_of_another_architecture_name_the_first_bad_tensor(tmp_path):
+    lite0 = zoo.load("vision/efficientnet-lite0")
+    path = tmp_path / "lite0.safetensors"
+    save_file({k: v.contiguous() for k, v in lite0.model.state_dict().items()}, str(path))
+    with pytest.raises(WeightsError) as caught:
+        zoo.load("vision/efficientnet-lite2", pretrained=str(path), preprocessing=lite0.preprocessing)
+    message = str(caught.value)
+    assert message.startswith(f"{path} does not fit vision/efficientnet-lite2: tensor 'blocks.")
+    assert "in the file but" in message and "(weights of another architecture?)" in message
+
+
+def test_missing_tensors_are_counted(tmp_path):
+    path = tmp_path / "partial.safetensors"
+    model = zoo.load("vision/resnet10t")
+    state = {k: v.contiguous() for k, v in model.model.state_dict().items() if not k.startswith("layer4")}
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match=r"tensor\(s\) missing from the file, first 'layer4"):
+        zoo.load("vision/resnet10t", pretrained=str(path), preprocessing=model.preprocessing)
+
+
+def test_truncated_weights_files(tmp_path):
+    model = zoo.load("vision/resnet10t")
+    good = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.model.state_dict().items()}, str(good))
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(WeightsError, match=f"weights file {cut} is corrupt or truncated"):
+        zoo.load("vision/resnet10t", pretrained=str(cut))
+    pth = tmp_path / "w.pth"
+    torch.save(model.model.state_dict(), pth)
+    cut_pth = tmp_path / "cut.pth"
+    cut_pth.write_bytes(pth.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match=f"weights file {cut_pth} is corrupt or truncated"):
+        zoo.load("vision/resnet10t", pretrained=str(cut_pth))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_with_code_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": _Payload(marker)}, evil)
+    with pytest.raises(WeightsError, match="holds Python objects other than tensors; refusing to unpickle it"):
+        zoo.load("vision/resnet10t", pretrained=str(evil))
+    assert not marker.exists()
+
+
+def test_saved_directory_checksum_and_preprocessing_are_verified(tmp_path):
+    saved = zoo.load("vision/example-convnet").save(tmp_path / "net")
+    weights = saved / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum does not match zoo.json; the file is corrupt or was changed"):
+        zoo.load(str(saved))
+    saved = zoo.load("vision/example-convnet").save(tmp_path / "net")
+    config = json.loads((saved / "zoo.json").read_text())
+    config["preprocessing"]["mean"] = [0.0, 0.0, 0.0]
+    (saved / "zoo.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="refusing to pair weights with the wrong preprocessing"):
+        zoo.load(str(saved))
+    del config["preprocessing"]
+    (saved / "zoo.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="missing 'preprocessing'"):
+        zoo.load(str(saved))
+
+
+def test_raw_weights_without_preprocessing_warn_loudly(tmp_path):
+    model = zoo.load("vision/resnet10t")
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.model.state_dict().items()}, str(path))
+    with pytest.warns(zoo.PreprocessingWarning, match="carry no preprocessing config"):
+        zoo.load("vision/resnet10t", pretrained=str(path))
+
+
+def test_joined_towers_without_projection_dims():
+    with pytest.raises(ZooError, match="gives 1280-d and text tower text/minilm-l6 384-d embeddings, and no "
+                                       r"projection dims were given: set proj_dim"):
+        zoo.load("clip/lite0-minilm-l6", proj_dim=None)
+
+
+def test_joined_towers_must_have_the_right_modalities():
+    with pytest.raises(ZooError, match="the image tower must be an image backbone"):
+        zoo.load("clip/lite0-minilm-l6", image_tower="text/bert-tiny", pretrained=False)
