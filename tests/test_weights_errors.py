@@ -126,3 +126,18 @@ def test_joined_towers_without_projection_dims():
 def test_joined_towers_must_have_the_right_modalities():
     with pytest.raises(ZooError, match="the image tower must be an image backbone"):
         zoo.load("clip/lite0-minilm-l6", image_tower="text/bert-tiny", pretrained=False)
+
+
+def test_open_clip_architecture_loads_a_local_checkpoint_offline(tmp_path):
+    random_init = zoo.load("clip/open-clip:ViT-S-32", pretrained=False).eval()
+    checkpoint = tmp_path / "vit-s-32.pt"
+    torch.save(random_init.model.state_dict(), checkpoint)
+    loaded = zoo.load("clip/open-clip:ViT-S-32", pretrained=str(checkpoint)).eval()
+    assert loaded.weights == str(checkpoint)
+    with torch.no_grad():
+        texts = ["a dog", "a cat"]
+        assert torch.equal(random_init.encode_text(texts), loaded.encode_text(texts))
+    with pytest.raises(ZooError, match=r"name the pretrained tag: zoo.load\('clip/open-clip:ViT-S-32/TAG'\)"):
+        zoo.load("clip/open-clip:ViT-S-32")
+    with pytest.raises(ZooError, match="open_clip has no architecture 'NoSuchArch'"):
+        zoo.load("clip/open-clip:NoSuchArch/x")

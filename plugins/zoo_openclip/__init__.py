@@ -71,3 +71,13 @@ def register_backbones(register):
             "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
         }},
     ))
+    register(zoo.BackboneSpec(
+        name="clip/open-clip",
+        modality="multimodal",
+        factory="zoo_openclip.model:build_openclip",
+        license="per model: see open_clip's pretrained table",
+        description="any open_clip architecture and pretrained tag (online): clip/open-clip:ViT-B-16/openai",
+        weights=(zoo.Weights(tag="hub", source="open_clip"),),
+        tasks=CLIP_TASKS,
+        id_option="model_id",
+    ))

@@ -151,10 +151,25 @@ def _openclip_preprocessing(model: nn.Module) -> dict[str, Any]:
 
 
 def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, arch: str | None = None,
-                   arch_config: Mapping[str, Any] | None = None, saved_dir: str | None = None) -> OpenCLIP:
-    """Factory of open_clip models: a named architecture (``arch``) or a custom one (``arch_config``)."""
+                   arch_config: Mapping[str, Any] | None = None, model_id: str | None = None,
+                   saved_dir: str | None = None) -> OpenCLIP:
+    """Factory of open_clip models: a named architecture (``arch``), a custom one (``arch_config``),
+    or ``model_id`` = "ARCH/TAG" naming any open_clip architecture and pretrained tag."""
     import open_clip
 
+    if spec.id_option and not (model_id or arch):
+        raise ZooError(f"name the open_clip model: zoo.load('{spec.name}:ARCH/TAG'), e.g. ViT-B-32/openai")
+    load_name = spec.name
+    if model_id:
+        arch, _, tag = model_id.partition("/")
+        load_name = f"{spec.name}:{arch}"
+        if isinstance(weights, zoo.Weights):
+            if not tag:
+                raise ZooError(f"name the pretrained tag: zoo.load('{spec.name}:{arch}/TAG'), or pass "
+                               "pretrained=False for random initialisation")
+            weights = zoo.Weights(tag="hub", source=f"open_clip:{arch}/{tag}")
+    if arch not in open_clip.list_models() and not arch_config:
+        raise ZooError(f"{spec.name}: open_clip has no architecture {arch!r}; see open_clip.list_models()")
     options = {"arch": arch, "arch_config": dict(arch_config) if arch_config else None}
     if arch_config:  # open_clip's own CLIP class, from scratch
         model = open_clip.CLIP(**arch_config)
@@ -169,5 +184,5 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
     except Exception as exc:  # noqa: BLE001 - download failures come as many types
         raise ZooError(f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download the checkpoint where "
-                       f"there is network and load it with zoo.load('{spec.name}', pretrained='path/to/file')") from None
+                       f"there is network and load it with zoo.load('{load_name}', pretrained='path/to/file')") from None
     return OpenCLIP(spec, weights, model, open_clip.get_tokenizer(arch), _openclip_preprocessing(model), options)
