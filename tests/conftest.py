@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from zoo.plugins import reset as reset_plugins
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("ZOO_DATA", REPO.parent / "shared" / "data"))
+# one cache per test session (tokens, decoded images, features), shared with `zoo` subprocesses
+os.environ.setdefault("ZOO_CACHE", tempfile.mkdtemp(prefix="zoo-test-cache-"))
+os.environ.setdefault("ZOO_DATA", str(DATA_ROOT))
 
 
 @pytest.fixture(autouse=True)

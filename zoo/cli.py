@@ -152,6 +152,42 @@ def tasks() -> None:
                       ((s.name, ",".join(s.modalities), ",".join(s.metrics), s.plugin) for s in specs)))
 
 
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key (repeatable): --set lr=3e-5 --set data_options.seed=1")
+@click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
+def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | None) -> None:
+    """Train and evaluate as RECIPE (a YAML file) says; results go to runs/NAME/.
+
+    \b
+    Examples:
+      zoo run recipes/sst2-minilm-finetune.yaml
+      zoo run recipes/sst2-minilm-finetune.yaml --set epochs=0.5 --set name=short
+      torchrun --nproc_per_node=2 -m zoo run recipes/sst2-minilm-finetune.yaml
+    """
+    from zoo.engine import run as run_recipe
+    from zoo.recipes import load_recipe
+
+    extra = [*overrides, *([f"data_root={data_root}"] if data_root else [])]
+    results = run_recipe(load_recipe(recipe, extra), resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(json.dumps({"run_dir": results["run_dir"], "metrics": results["metrics"],
+                               "train": results["train"]}, indent=2))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--split", help="Split to evaluate (default: the run's eval split), e.g. test.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
+def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
+    """Evaluate the model a finished run saved in RUN_DIR."""
+    from zoo.engine import evaluate_run
+
+    _echo_json(evaluate_run(run_dir, split, data_root))
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, PluginWarning):
         click.echo(f"zoo: warning: {message}", err=True)

@@ -1,0 +1,194 @@
+"""The engine on tiny versions of every shipped recipe, plus resume, NaN, bad data and the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from conftest import REPO, run_zoo
+from zoo.data import DataError
+from zoo.engine import evaluate_run, run
+from zoo.engine.checkpoint import CheckpointError
+from zoo.engine.loop import TrainingError
+from zoo.recipes import load_recipe
+from zoo.tasks.metrics import classification_metrics
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+TINY = ["train_limit=24", "eval_limit=24", "batch_size=8", "epochs=3", "log_every=1", "eval_batch_size=24"]
+
+
+def tiny(path: Path, tmp_path: Path, *extra: str):
+    recipe = load_recipe(path, [*TINY, f"output_dir={tmp_path}", *extra])
+    if recipe.test_split:
+        recipe.test_split = None  # the full TREC_10 is evaluated by the real recipe, not here
+    if recipe.task_options.get("image_size"):
+        recipe.task_options["image_size"] = 64
+    if recipe.model_options.get("max_length"):
+        recipe.model_options["max_length"] = 32
+    return recipe
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row["loss"] for row in rows if row["split"] == "train"]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_tiny_version_of_every_recipe_learns_and_reports_true_metrics(path, tmp_path):
+    recipe = tiny(path, tmp_path, "lr=1e-3" if "probe" not in path.name else "lr=1e-2")
+    results = run(recipe)
+    run_dir = Path(results["run_dir"])
+    curve = losses(run_dir)
+    assert len(curve) == results["train"]["steps"] >= 9
+    assert sum(curve[-3:]) / 3 < sum(curve[:3]) / 3, f"training loss did not fall: {curve}"
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["metrics"] == results["metrics"]
+    assert saved["provenance"]["recipe_hash"] == recipe.hash() and saved["provenance"]["versions"]["torch"]
+    # metrics recomputed from the saved model agree with scikit-learn on the same predictions
+    again = evaluate_run(run_dir)
+    assert again["accuracy"] == pytest.approx(results["metrics"]["validation"]["accuracy"])
+    assert {p.name for p in (run_dir / "model").iterdir()} >= {"head.json", "head.safetensors"}
+    assert not list(run_dir.rglob(".*.tmp")) and not list(run_dir.rglob(".last.pt.*"))
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    generator = torch.Generator().manual_seed(0)
+    for classes in (2, 4, 7):
+        targets = torch.randint(0, classes, (500,), generator=generator)
+        preds = torch.where(torch.rand(500, generator=generator) < 0.6, targets,
+                            torch.randint(0, classes, (500,), generator=generator))
+        preds[preds == classes - 1] = 0  # a class that is never predicted
+        ours = classification_metrics(preds, targets, classes)
+        assert ours["accuracy"] == pytest.approx(accuracy_score(targets, preds))
+        assert ours["macro_f1"] == pytest.approx(f1_score(targets, preds, average="macro"))
+
+
+def test_resume_after_kill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
+    base = ["model=text/bert-tiny", "train_limit=96", "eval_limit=40", "batch_size=8", "epochs=2",
+            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32"]
+    recipe = REPO / "recipes" / "sst2-minilm-finetune.yaml"
+    straight = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'a'}", "name=r"]))
+    command = [sys.executable, "-m", "zoo", "run", str(recipe), *[f"--set={o}" for o in base],
+               f"--set=output_dir={tmp_path / 'b'}", "--set=name=r"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "b" / "r" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill -9 mid-epoch, after the checkpoint at step 9 is written
+        if log.exists() and any(json.loads(l)["step"] >= 10 for l in log.read_text().splitlines() if l.strip()):
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    resumed = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'b'}", "name=r"]), resume=True)
+    assert resumed["metrics"] == straight["metrics"]
+    assert losses(tmp_path / "b" / "r") == losses(tmp_path / "a" / "r")
+
+
+def test_resume_refuses_another_recipe_or_backbone(tmp_path):
+    recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
+    options = ["train_limit=40", "eval_limit=20", "epochs=1", f"output_dir={tmp_path}", "name=r"]
+    run(load_recipe(recipe, options))
+    with pytest.raises(zoo.ZooError, match="holds an earlier run: pass --resume"):
+        run(load_recipe(recipe, options))
+    with pytest.raises(CheckpointError, match="written by a different recipe"):
+        run(load_recipe(recipe, [*options, "lr=0.5"]), resume=True)
+    with pytest.raises(CheckpointError, match="written for backbone 'text/minilm-l6', not 'text/bert-tiny'"):
+        run(load_recipe(recipe, [*options, "model=text/bert-tiny"]), resume=True)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from zoo.tasks.classification import Classification
+
+    original, calls = Classification.step, []
+
+    def step_that_diverges(self, model, batch):  # fault injection: the 7th training batch gives a NaN loss
+        loss, outputs = original(self, model, batch)
+        calls.append(model.training)
+        return (loss * float("nan") if sum(calls) == 7 else loss), outputs
+
+    monkeypatch.setattr(Classification, "step", step_that_diverges)
+    recipe = load_recipe(REPO / "recipes" / "sst2-minilm-probe.yaml",
+                         ["train_limit=200", "eval_limit=20", "epochs=5", "batch_size=20", "checkpoint_every=2",
+                          f"output_dir={tmp_path}"])
+    with pytest.raises(TrainingError, match=r"loss is nan at step 7 \(epoch 0\); the last good checkpoint is "
+                                            r".*last.pt. Lower lr or check the data"):
+        run(recipe)
+    checkpoint = torch.load(tmp_path / recipe.name / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["progress"]["step"] == 6
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
+
+
+def test_bad_data(tmp_path):
+    recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
+    one_class = tmp_path / "one.tsv"
+    one_class.write_text("".join(f"text number {i}\tpos\n" for i in range(20)))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("\n")
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes("caf\xe9 ok\tpos\nbad\tneg\n".encode("latin-1"))
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("text;label\na;b\n")
+    cases = [
+        (tmp_path / "missing.tsv", "data file .*missing.tsv not found"),
+        (one_class, "the train split has only one class"),
+        (empty, "data file .*empty.tsv is empty"),
+        (latin, r"latin.tsv: line 1 is not UTF-8 text \(byte 0xe9\)"),
+        (semicolons, r"no column 'text'; columns are text;label"),
+    ]
+    for data, message in cases:
+        with pytest.raises(DataError, match=message):
+            run(load_recipe(recipe, [f"data={data}", f"output_dir={tmp_path / 'runs'}", "name=x"]))
+
+
+def test_unreadable_images_are_skipped_and_counted_or_fatal(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (16, 16), (40 * i, 0, 0 if name == "a" else 255)).save(tmp_path / "imgs" / name / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    options = [f"data={tmp_path / 'imgs'}", "model=vision/example-convnet", "epochs=1", "batch_size=4",
+               f"output_dir={tmp_path / 'runs'}", "data_options.validation_fraction=0.3"]
+    recipe = REPO / "recipes" / "cifar10-lite0-finetune.yaml"
+    with pytest.warns(UserWarning, match="skipped 1 unreadable image.s., first .*broken.png"):
+        run(load_recipe(recipe, [*options, "name=skip"]))
+    with pytest.raises(DataError, match="cannot read image .*broken.png"):
+        run(load_recipe(recipe, [*options, "name=fail", "task_options.on_bad_image=fail"]))
+
+
+def test_python_api_finetune_and_evaluate(tmp_path):
+    backbone = zoo.load("text/bert-tiny")
+    results = backbone.finetune("text-classification", data="sst2", epochs=1, train_limit=32, eval_limit=16,
+                                batch_size=16, output_dir=str(tmp_path))
+    assert results["train"]["steps"] == 2 and 0 <= results["metrics"]["validation"]["accuracy"] <= 1
+    metrics = backbone.evaluate("text-classification", "sst2", train_limit=64, eval_limit=32, epochs=2,
+                                output_dir=str(tmp_path))
+    assert set(metrics["validation"]) == {"accuracy", "macro_f1", "loss"}
+    with pytest.raises(zoo.ZooError, match="task 'image-classification' needs a image or multimodal backbone"):
+        backbone.finetune("image-classification", data="cifar10", output_dir=str(tmp_path))
+
+
+def test_cli_run_and_evaluate(tmp_path):
+    recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
+    result = run_zoo("run", str(recipe), "--set", "train_limit=40", "--set", "eval_limit=20", "--set", "epochs=2",
+                     "--set", f"output_dir={tmp_path}", check=True)
+    out = json.loads(result.stdout)
+    assert out["metrics"]["validation"]["accuracy"] > 0
+    again = json.loads(run_zoo("evaluate", out["run_dir"], check=True).stdout)
+    assert again["accuracy"] == pytest.approx(out["metrics"]["validation"]["accuracy"])
+    bad = run_zoo("run", str(recipe), "--set", "epoch=2")
+    assert bad.returncode == 2 and "unknown key 'epoch'; did you mean 'epochs'?" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,74 @@
+"""Recipe files: validation with clear errors, overrides, hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from zoo.recipes import RecipeError, load_recipe, parse_overrides
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_shipped_recipe_validates(path):
+    recipe = load_recipe(path)
+    assert recipe.name == path.stem and recipe.model and recipe.task and recipe.data
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "model: text/minilm-l6\ntask: text-classification\ndata: sst2\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("lerning_rate: 0.1\n", "unknown key 'lerning_rate'; did you mean 'learning_rate'"),
+        ("epoch: 2\n", "unknown key 'epoch'; did you mean 'epochs'?"),
+        ("epochs: three\n", "epochs must be float, got 'three'"),
+        ("batch_size: 3.5\n", "batch_size must be int, got 3.5"),
+        ("compile: maybe\n", "compile must be bool, got 'maybe'"),
+        ("batch_size: 30\ngrad_accum: 4\n", "batch_size (30) must be a positive multiple of grad_accum (4)"),
+        ("precision: fp8\n", "precision must be auto, fp32 or bf16"),
+    ],
+)
+def test_bad_recipes_name_the_key(tmp_path, extra, message):
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(write(tmp_path, BASE + extra))
+    assert str(caught.value).startswith(str(tmp_path / "r.yaml"))
+    assert message.replace("'learning_rate'", "") in str(caught.value)
+
+
+def test_missing_required_keys_and_files(tmp_path):
+    with pytest.raises(RecipeError, match="missing required key.s. data"):
+        load_recipe(write(tmp_path, "model: x\ntask: y\n"))
+    with pytest.raises(RecipeError, match="recipe .*nope.yaml not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "model: [unclosed\n"))
+
+
+def test_overrides_are_typed_and_nested(tmp_path):
+    recipe = load_recipe(write(tmp_path, BASE + "lr: 1.0e-4\n"),
+                         ["lr=3e-5", "epochs=2", "data_options.seed=3", "test_split=null", "compile=true"])
+    assert recipe.lr == 3e-5 and recipe.epochs == 2 and recipe.data_options == {"seed": 3}
+    assert recipe.test_split is None and recipe.compile is True
+    assert parse_overrides(["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+    with pytest.raises(RecipeError, match="expected key=value"):
+        parse_overrides(["lr"])
+    with pytest.raises(RecipeError, match="unknown key 'lrr'"):
+        load_recipe(write(tmp_path, BASE), ["lrr=1"])
+
+
+def test_hash_ignores_names_and_paths_but_not_settings(tmp_path):
+    path = write(tmp_path, BASE)
+    base = load_recipe(path).hash()
+    assert load_recipe(path, ["name=other", "output_dir=/x", "log_every=3"]).hash() == base
+    assert load_recipe(path, ["lr=1e-3"]).hash() != base

@@ -1,0 +1,41 @@
+"""The core's own plugin: the named data sets and the task families.
+
+Registered through the ``zoo`` entry point ``core``, exactly like the model
+families, so `zoo datasets` and `zoo tasks` list them with their plugin.
+"""
+
+from __future__ import annotations
+
+from zoo.hookspecs import hookimpl
+from zoo.specs import DatasetSpec, TaskSpec
+
+DATASETS = (
+    # name, kind, description, license
+    ("sst2", "text-classification", "SST-2 sentiment: 67k train / 872 dev sentences", "research use"),
+    ("ag_news", "text-classification", "AG News topics, 4 classes, 7,600 (80/20 split)", "non-commercial"),
+    ("trec", "text-classification", "TREC question types, 6 coarse classes; TREC_10 as test", "freely available"),
+    ("trec-fine", "text-classification", "TREC question types, 50 fine classes; TREC_10 as test", "freely available"),
+    ("sms_spam", "text-classification", "SMS spam vs ham, 5,574 (80/20 split)", "cc-by-4.0"),
+    ("cifar10", "image-classification", "CIFAR-10 photos 32x32, 8,000 (80/20 split)", "no formal license"),
+    ("flickr8k", "image-text", "Flickr8k: 800 images x 5 captions, split by image", "research use only"),
+)
+
+
+@hookimpl
+def register_datasets(register):
+    for name, kind, description, license in DATASETS:
+        register(DatasetSpec(name=name, kind=kind, factory=f"zoo.data.builtin:{name.replace('-', '_')}",
+                             description=description, license=license, source="data root"))
+    register(DatasetSpec(name="digits", kind="image-classification", factory="zoo.data.builtin:digits",
+                         description="scikit-learn hand-written digits, 1,797 8x8 (80/20 split)",
+                         license="bsd-3-clause", source="scikit-learn", needs_data_root=False))
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec(name="text-classification", factory="zoo.tasks.classification:TextClassification",
+                      modalities=("text", "multimodal"), metrics=("accuracy", "macro_f1"),
+                      description="a linear head on the text embedding: fine-tune or linear probe"))
+    register(TaskSpec(name="image-classification", factory="zoo.tasks.classification:ImageClassification",
+                      modalities=("image", "multimodal"), metrics=("accuracy", "macro_f1"),
+                      description="a linear head on the image embedding: fine-tune or linear probe"))

@@ -1,0 +1,132 @@
+"""Data: named data sets, generic readers, deterministic splits and caches.
+
+A recipe names its data as a registered data set (``sst2``, ``cifar10``, ...,
+from any plugin's ``register_datasets`` hook) or as a file or folder, read by
+the generic readers (TSV/CSV/JSONL text, class-folder images, image-caption
+CSV/JSONL). Either way the result is a `Dataset`: named splits of examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.errors import ZooError
+
+KINDS = ("text-classification", "image-classification", "image-text")
+
+
+class DataError(ZooError):
+    """Data that is missing, empty or malformed."""
+
+
+@dataclass
+class Split:
+    """One split: ``inputs`` are texts, image paths or in-memory images.
+
+    Classification: ``labels[i]`` is the class of ``inputs[i]``. Image-text:
+    ``inputs`` are images and ``captions`` a list of (image index, caption).
+    """
+
+    inputs: list[Any]
+    labels: list[int] | None = None
+    captions: list[tuple[int, str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, indices: Sequence[int]) -> "Split":
+        labels = [self.labels[i] for i in indices] if self.labels is not None else None
+        captions = None
+        if self.captions is not None:
+            position = {old: new for new, old in enumerate(indices)}
+            captions = [(position[i], text) for i, text in self.captions if i in position]
+        return Split([self.inputs[i] for i in indices], labels, captions)
+
+
+@dataclass
+class Dataset:
+    """Named splits of one data set, with its class names and a content fingerprint."""
+
+    name: str
+    kind: str
+    splits: dict[str, Split]
+    label_names: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # changes whenever the examples or the split change
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise DataError(f"data set {self.name!r} has no split {name!r}; it has: {', '.join(self.splits)}")
+        if len(self.splits[name]) == 0:
+            raise DataError(f"split {name!r} of data set {self.name!r} is empty")
+        return self.splits[name]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (paths are hashed with their size and mtime)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            stat = part.stat()
+            part = [str(part), stat.st_size, stat.st_mtime_ns]
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic stratified split: per class, a seeded shuffle, the last ``fraction`` held out."""
+    import random
+
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train, held_out = [], []
+    for label in sorted(by_class):
+        indices = by_class[label]
+        random.Random(f"{seed}:{label}").shuffle(indices)
+        cut = len(indices) - max(1, round(len(indices) * fraction)) if len(indices) > 1 else len(indices)
+        train += indices[:cut]
+        held_out += indices[cut:]
+    return sorted(train), sorted(held_out)
+
+
+def check_labels(name: str, split: str, labels: Sequence[int]) -> None:
+    if len(set(labels)) < 2:
+        raise DataError(f"{name}: the {split} split has only one class ({len(labels)} examples); "
+                        "a classifier needs at least two")
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The folder holding the named data sets: ``explicit``, else ``ZOO_DATA``, else ``../shared/data``."""
+    for candidate in (explicit, os.environ.get("ZOO_DATA")):
+        if candidate:
+            root = Path(candidate).expanduser()
+            if not root.is_dir():
+                raise DataError(f"data root {root} is not a directory (from --data-root or ZOO_DATA)")
+            return root
+    default = Path.cwd().parent / "shared" / "data"
+    if default.is_dir():
+        return default
+    raise DataError("no data root: pass --data-root DIR (or set ZOO_DATA) to the folder holding text/, images/ "
+                    "and image_text/")
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> Dataset:
+    """A registered data set by name, or a file or folder read by the generic readers."""
+    from zoo.api import get_plugin_set, import_object
+
+    if os.path.exists(name) or os.sep in name:
+        from zoo.data.readers import read_path
+
+        return read_path(Path(name), **options)
+    spec = get_plugin_set().registry.get("dataset", name)
+    reader = import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
+    return reader(data_root(root) if spec.needs_data_root else None, **options)

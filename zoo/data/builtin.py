@@ -1,0 +1,131 @@
+"""The named data sets under the data root (see ``../shared/data/README.md``), and scikit-learn digits."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from zoo.data import DataError, Dataset, Split, fingerprint
+from zoo.data.readers import (classification, encode_labels, read_captions, read_image_folder, read_lines,
+                              read_table)
+
+
+def _folder(root: Path, relative: str) -> Path:
+    folder = root / relative
+    if not folder.is_dir():
+        raise DataError(f"{folder} not found: the data root {root} must hold {relative}/ "
+                        "(pass --data-root or set ZOO_DATA)")
+    return folder
+
+
+def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for number, line in enumerate(read_lines(path), 1):
+        text, tab, label = line.rpartition("\t")
+        if not tab:
+            raise DataError(f"{path}: line {number} has no tab between sentence and label")
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return texts, labels
+
+
+def sst2(root: Path, seed: int = 0, **_: Any) -> Dataset:
+    """GLUE SST-2: train.tsv -> train, dev.tsv -> validation."""
+    folder = _folder(root, "text/sst2")
+    names = {"0": "negative", "1": "positive"}
+    splits = {}
+    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv")):
+        texts, labels = _tsv_pairs(folder / file)
+        splits[split] = (texts, [names.get(label, label) for label in labels])
+    return classification("sst2", "text-classification", splits, ["negative", "positive"], seed=seed,
+                          source=folder / "train.tsv")
+
+
+def ag_news(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
+    """AG News test split (title + description), 80/20 stratified and seeded."""
+    path = _folder(root, "text/ag_news") / "test.csv"
+    rows = read_table(path)
+    texts = [f"{row['title']}. {row['description']}".replace("\\", " ") for row in rows]
+    return classification("ag_news", "text-classification", {"train": (texts, [r["class"] for r in rows])},
+                          ["World", "Sports", "Business", "Sci/Tech"], validation_fraction, seed, source=path)
+
+
+def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Dataset:
+    folder = _folder(root, "text/trec")
+    splits = {}
+    for split, file in (("train", "train_5500.label"), ("test", "TREC_10.label")):
+        texts, labels = [], []
+        for line in read_lines(folder / file):
+            label, _, text = line.partition(" ")
+            texts.append(text.strip())
+            labels.append(label if fine else label.split(":")[0])
+        splits[split] = (texts, labels)
+    name = "trec-fine" if fine else "trec"
+    dataset = classification(name, "text-classification", {"train": splits["train"]},
+                             sorted(set(splits["train"][1])), validation_fraction, seed,
+                             source=folder / "train_5500.label")
+    texts, labels = splits["test"]
+    try:
+        ids, _ = encode_labels(labels, dataset.label_names)
+    except DataError as exc:
+        raise DataError(f"{name} (test split): {exc}") from None
+    dataset.splits["test"] = Split(texts, ids)
+    return dataset
+
+
+def trec(root: Path, validation_fraction: float = 0.1, seed: int = 0, **_: Any) -> Dataset:
+    """TREC question types, 6 coarse classes: train_5500 (10% held out) and TREC_10 as test."""
+    return _trec(root, False, validation_fraction, seed)
+
+
+def trec_fine(root: Path, validation_fraction: float = 0.1, seed: int = 0, **_: Any) -> Dataset:
+    """TREC question types, 50 fine classes."""
+    return _trec(root, True, validation_fraction, seed)
+
+
+def sms_spam(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
+    """UCI SMS Spam Collection, 80/20 stratified and seeded."""
+    path = _folder(root, "text/sms_spam") / "SMSSpamCollection"
+    texts, labels = [], []
+    for number, line in enumerate(read_lines(path)[1:], 2):
+        label, tab, text = line.partition("\t")
+        if not tab:
+            raise DataError(f"{path}: line {number} has no tab between label and message")
+        texts.append(text)
+        labels.append(label)
+    return classification("sms_spam", "text-classification", {"train": (texts, labels)}, ["ham", "spam"],
+                          validation_fraction, seed, source=path)
+
+
+def cifar10(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
+    """8,000 CIFAR-10 test images in class folders, 80/20 stratified and seeded."""
+    dataset = read_image_folder(_folder(root, "images/cifar10"), validation_fraction, seed)
+    dataset.name = "cifar10"
+    return dataset
+
+
+def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None, seed: int = 0,
+             **_: Any) -> Dataset:
+    """Flickr8k image-caption pairs, split by image: ``test_images`` held out, seeded."""
+    path = _folder(root, "image_text/flickr8k") / "captions.csv"
+    images, captions = read_captions(path, images_dir="images")
+    order = list(range(len(images)))
+    random.Random(seed).shuffle(order)
+    test, train = sorted(order[:test_images]), sorted(order[test_images:])
+    if train_images is not None:
+        train = sorted(order[test_images:test_images + train_images])
+    whole = Split(images, None, captions)
+    splits = {"train": whole.subset(train), "test": whole.subset(test)}
+    return Dataset("flickr8k", "image-text", splits, [], fingerprint("flickr8k", path, seed, test_images, train_images))
+
+
+def digits(root: Path | None = None, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
+    """scikit-learn's 1,797 hand-written digits (8x8), 80/20 stratified and seeded; needs no data root."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = [np.repeat((img * 255 / 16).astype("uint8")[:, :, None], 3, axis=2) for img in bunch.images]
+    return classification("digits", "image-classification", {"train": (images, [str(t) for t in bunch.target])},
+                          [str(d) for d in range(10)], validation_fraction, seed, source="sklearn-digits")

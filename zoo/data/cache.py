@@ -1,0 +1,49 @@
+"""On-disk caches (tokenised text, decoded images, frozen-backbone features).
+
+Entries are keyed by a fingerprint of everything that determines them, written
+to a temporary file and renamed into place, so concurrent processes sharing the
+directory never see half an entry. The directory is ``ZOO_CACHE`` or
+``~/.cache/zoo``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(obj, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def cached(kind: str, key: str, compute: Callable[[], Any]) -> Any:
+    """The cached value of ``compute()`` for ``key`` (tensors, lists, dicts, numbers, strings)."""
+    path = cache_dir() / kind / f"{key}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    value = compute()
+    atomic_save(value, path)
+    return value

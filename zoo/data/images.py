@@ -1,0 +1,89 @@
+"""Decoded-image cache and tensor transforms built from a backbone's preprocessing config."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from zoo.data import DataError, fingerprint
+from zoo.data.cache import cached
+
+MAX_SIDE = 512  # decoded images are stored at most this large; models here take up to 260 px
+
+
+def decode(image: Any) -> torch.Tensor:
+    """A uint8 [3, H, W] tensor from a path, a PIL image or an HxW(xC) array."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            picture = opened.convert("RGB")
+    elif isinstance(image, Image.Image):
+        picture = image.convert("RGB")
+    else:
+        array = np.asarray(image)
+        picture = Image.fromarray(array if array.ndim == 3 else np.stack([array] * 3, -1)).convert("RGB")
+    if max(picture.size) > MAX_SIDE:
+        picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1).contiguous()
+
+
+def decode_all(images: Sequence[Any], key: str, on_bad_image: str = "skip") -> tuple[list[torch.Tensor], list[int]]:
+    """Decoded images (cached under ``key``) and the indices that decoded; bad ones skipped or fatal."""
+    if on_bad_image not in ("skip", "fail"):
+        raise DataError(f"on_bad_image must be 'skip' or 'fail', got {on_bad_image!r}")
+
+    def compute() -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        tensors, kept, bad = [], [], []
+        for index, image in enumerate(tqdm(images, desc="decoding images", leave=False, disable=len(images) < 500)):
+            try:
+                tensors.append(decode(image))
+                kept.append(index)
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+                if on_bad_image == "fail":
+                    raise DataError(f"cannot read image {image}: {exc} (set on_bad_image: skip to skip such "
+                                    "images)") from None
+                bad.append(f"{image}: {type(exc).__name__}")
+        return {"images": tensors, "kept": kept, "bad": bad}
+
+    result = cached("images", fingerprint(key, on_bad_image, MAX_SIDE), compute)
+    if result["bad"]:
+        warnings.warn(f"skipped {len(result['bad'])} unreadable image(s), first {result['bad'][0]}", stacklevel=2)
+    return result["images"], result["kept"]
+
+
+def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    """Size, mean, std, interpolation and crop fraction from any family's image preprocessing."""
+    if "image" in preprocessing:  # a CLIP-style backbone: the image tower's settings
+        preprocessing = preprocessing["image"]
+    if "input_size" in preprocessing:
+        size = list(preprocessing["input_size"])[-2:]
+    elif "size" in preprocessing:
+        size = [int(preprocessing["size"])] * 2
+    else:
+        raise DataError(f"the backbone's preprocessing {dict(preprocessing)} has no image size")
+    return {"size": size, "mean": list(preprocessing["mean"]), "std": list(preprocessing["std"]),
+            "interpolation": preprocessing.get("interpolation", "bilinear"),
+            "crop_pct": float(preprocessing.get("crop_pct", 1.0))}
+
+
+def tensor_transform(preprocessing: Mapping[str, Any], train: bool):
+    """uint8 [3, H, W] -> normalised float tensor: the eval transform, or a light augmentation for training."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    s = image_settings(preprocessing)
+    mode = InterpolationMode(s["interpolation"]) if s["interpolation"] in [m.value for m in InterpolationMode] \
+        else InterpolationMode.BILINEAR
+    if train:
+        geometry = [v2.RandomResizedCrop(s["size"], scale=(0.6, 1.0), interpolation=mode, antialias=True),
+                    v2.RandomHorizontalFlip()]
+    else:
+        shorter_side = int(round(min(s["size"]) / s["crop_pct"]))  # as timm: resize, then centre-crop
+        geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(s["size"])]
+    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(s["mean"], s["std"])])

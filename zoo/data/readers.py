@@ -1,0 +1,164 @@
+"""Generic readers: a user's own files work with the same recipes as the named data sets.
+
+- text classification: ``.tsv`` / ``.csv`` / ``.jsonl`` with a text and a label column
+  (TSV without a header: text, label);
+- image classification: a folder of class folders (``cat/001.jpg``);
+- image-text: ``.csv`` / ``.jsonl`` with ``image`` and ``caption`` columns, images
+  relative to the file.
+Splits: a ``validation_fraction`` is held out, stratified and seeded, unless the
+caller passes ready-made splits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from zoo.data import DataError, Dataset, Split, check_labels, fingerprint, stratified_split
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file; a file that is not UTF-8 gets a clear error naming the line."""
+    if not path.is_file():
+        raise DataError(f"data file {path} not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                        "re-encode the file as UTF-8") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataError(f"data file {path} is empty")
+    return lines
+
+
+def read_table(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Rows of a CSV (header), TSV (header, or ``columns`` when it has none) or JSONL file."""
+    lines = read_lines(path)
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise DataError(f"{path}: line {number} is not JSON ({exc})") from None
+        return rows
+    delimiter = "\t" if path.suffix in (".tsv", ".txt", "") else ","
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = list(columns) if columns else next(reader)
+    rows = []
+    for number, values in enumerate(reader, 1 if columns else 2):
+        if len(values) != len(header):
+            hint = " (wrong delimiter?)" if len(values) == 1 else ""
+            raise DataError(f"{path}: line {number} has {len(values)} field(s), expected {len(header)} "
+                            f"({', '.join(header)}){hint}")
+        rows.append(dict(zip(header, values)))
+    return rows
+
+
+def encode_labels(values: Iterable[str], names: Sequence[str] | None = None) -> tuple[list[int], list[str]]:
+    """Class ids for label strings; ``names`` fixes the order (else sorted, numerically when numeric)."""
+    values = [str(v).strip() for v in values]
+    if names is None:
+        unique = set(values)
+        names = sorted(unique, key=lambda v: (0, int(v)) if v.lstrip("-").isdigit() else (1, v))
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(values) - set(index))
+    if unknown:
+        raise DataError(f"labels {unknown[:5]} are not among the known classes {list(names)[:10]}")
+    return [index[v] for v in values], list(names)
+
+
+def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list[str]]],
+                   label_names: Sequence[str] | None = None, validation_fraction: float = 0.2, seed: int = 0,
+                   source: Any = None) -> Dataset:
+    """A classification `Dataset` from raw (inputs, label strings) per split; holds out validation if absent."""
+    first = next(iter(splits.values()))[1]
+    _, names = encode_labels(first if label_names is None else label_names, label_names)
+    encoded: dict[str, Split] = {}
+    for split, (inputs, labels) in splits.items():
+        if not inputs:
+            raise DataError(f"{name}: the {split} split is empty")
+        try:
+            ids, _ = encode_labels(labels, names)
+        except DataError as exc:
+            raise DataError(f"{name} ({split} split): {exc}; a label unseen in training cannot be learned") from None
+        encoded[split] = Split(list(inputs), ids)
+    check_labels(name, "train", encoded["train"].labels)
+    if "validation" not in encoded:
+        train, held_out = stratified_split(encoded["train"].labels, validation_fraction, seed)
+        whole = encoded["train"]
+        encoded["train"], encoded["validation"] = whole.subset(train), whole.subset(held_out)
+    digest = fingerprint(name, source, {s: [len(v), v.labels[:50]] for s, v in encoded.items()}, seed,
+                         validation_fraction)
+    return Dataset(name, kind, encoded, names, digest)
+
+
+def read_text_file(path: Path, text_column: str = "text", label_column: str = "label",
+                   validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns."""
+    first = read_lines(path)[0]
+    headerless = path.suffix == ".tsv" and text_column not in first.split("\t")
+    rows = read_table(path, columns=(text_column, label_column) if headerless else None)
+    for column in (text_column, label_column):
+        if column not in rows[0]:
+            raise DataError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
+    texts = [str(row[text_column]) for row in rows]
+    labels = [str(row[label_column]) for row in rows]
+    return classification(path.stem, "text-classification", {"train": (texts, labels)},
+                          validation_fraction=validation_fraction, seed=seed, source=path)
+
+
+def read_image_folder(path: Path, validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Images in class folders: ``root/CLASS/*.jpg``."""
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{path}: no class folders; expected {path}/CLASS_NAME/image.jpg")
+    images, labels = [], []
+    for name in classes:
+        for image in sorted((path / name).iterdir()):
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(image)
+                labels.append(name)
+    return classification(path.name, "image-classification", {"train": (images, labels)}, classes,
+                          validation_fraction=validation_fraction, seed=seed, source=[str(path), len(images)])
+
+
+def read_captions(path: Path, image_column: str = "image", caption_column: str = "caption",
+                  images_dir: str | None = None) -> tuple[list[Path], list[tuple[int, str]]]:
+    """Images and (image index, caption) pairs from a caption file; every image must exist."""
+    rows = read_table(path)
+    for column in (image_column, caption_column):
+        if column not in rows[0]:
+            raise DataError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
+    folder = path.parent / images_dir if images_dir else path.parent
+    index: dict[str, int] = {}
+    images: list[Path] = []
+    captions: list[tuple[int, str]] = []
+    for number, row in enumerate(rows, 2):
+        name = row[image_column]
+        if name not in index:
+            image = folder / name
+            if not image.is_file():
+                raise DataError(f"{path}: line {number} refers to a missing image {image}")
+            index[name] = len(images)
+            images.append(image)
+        captions.append((index[name], row[caption_column]))
+    return images, captions
+
+
+def read_path(path: Path, **options: Any) -> Dataset:
+    """Read a user's file or folder with the reader its form calls for."""
+    if path.is_dir():
+        return read_image_folder(path, **options)
+    if not path.exists():
+        raise DataError(f"data file {path} not found")
+    if path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl or a folder of images")
+    return read_text_file(path, **options)

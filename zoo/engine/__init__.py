@@ -1,0 +1,185 @@
+"""The shared engine: runs a recipe (one training loop for every task), and evaluates runs.
+
+`Backbone.finetune`, `Backbone.evaluate` and `Backbone.pretrain` call the
+functions here; so do `zoo run` and `zoo evaluate`. A run directory holds the
+resolved recipe, ``metrics.jsonl``, checkpoints, the trained model (saved with
+the family's ``save``) and ``results.json``, every file written atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.recipes import Recipe, RecipeError, load_recipe, validate
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str, Any]:
+    """Everything a result depends on, recorded beside it."""
+    weights = task.backbone.weights
+    device = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.machine()
+    return {
+        "versions": {name: _version(dist) for name, dist in (
+            ("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
+            ("open_clip", "open_clip_torch"))},
+        "device": f"{ctx.device.type} ({device})", "cpus": os.cpu_count(), "world_size": ctx.world_size,
+        "precision": precision, "seed": recipe.seed, "recipe_hash": recipe.hash(),
+        "backbone": task.backbone.name,
+        "weights": weights if isinstance(weights, (str, type(None))) else {"tag": weights.tag, "source": weights.source},
+        "data": task.data.name, "data_fingerprint": task.data.fingerprint,
+        "python": platform.python_version(), "host": platform.node(),
+    }
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _limit(dataset: Any, split: str, count: int | None, seed: int) -> None:
+    """Keep ``count`` examples of ``split``: stratified for labelled data, seeded either way."""
+    from zoo.data import fingerprint, stratified_split
+
+    data = dataset.splits.get(split)
+    if count is None or data is None or count >= len(data):
+        return
+    if data.labels is not None:
+        _, kept = stratified_split(data.labels, count / len(data), seed)
+    else:
+        kept = sorted(random.Random(seed).sample(range(len(data)), count))
+    dataset.splits[split] = data.subset(kept)
+    dataset.fingerprint = fingerprint(dataset.fingerprint, split, count, seed)  # caches key on the subset
+
+
+def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None) -> Any:
+    """The task of ``recipe``: backbone loaded, data read and limited, caches filled."""
+    import zoo
+    from zoo.data import load_dataset
+    from zoo.tasks import get_task
+
+    seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
+    if backbone is None:
+        backbone = zoo.load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
+    if device is not None:
+        backbone.to(device)
+    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
+    _limit(dataset, "train", recipe.train_limit, recipe.seed)
+    _limit(dataset, recipe.eval_split, recipe.eval_limit, recipe.seed)
+    task = get_task(recipe.task)(backbone, dataset, recipe.mode, {**recipe.task_options, "eval_split": recipe.eval_split})
+    task.prepare()
+    return task
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temporary, path)
+
+
+def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str, Any]:
+    """Run ``recipe`` end to end and return its results (also written to ``results.json``)."""
+    from zoo.engine.distributed import setup, teardown
+    from zoo.engine.loop import evaluate as evaluate_split
+    from zoo.engine.loop import train
+
+    started = time.perf_counter()
+    ctx = setup(recipe.device)
+    run_dir = Path(recipe.output_dir) / (recipe.name or f"{recipe.task}-{recipe.data}")
+    if not resume and (run_dir / "checkpoints" / "last.pt").exists():
+        raise RecipeError(f"{run_dir} holds an earlier run: pass --resume to continue it, or choose another "
+                          "name (--set name=...) or output_dir")
+    if ctx.is_main:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        temporary = run_dir / ".recipe.yaml.tmp"
+        temporary.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        os.replace(temporary, run_dir / "recipe.yaml")
+    ctx.barrier()
+    try:
+        task = prepare(recipe, backbone, ctx.device)
+        trained = train(task, recipe, run_dir, ctx, resume)
+        model, autocast = trained["model"], trained["autocast"]
+        metrics = {recipe.eval_split: evaluate_split(task, trained["train_model"], task.examples(recipe.eval_split, False),
+                                                     ctx, recipe, autocast)}
+        if recipe.test_split:
+            metrics[recipe.test_split] = evaluate_split(task, trained["train_model"],
+                                                        task.examples(recipe.test_split, False), ctx, recipe, autocast)
+        results = {
+            "name": run_dir.name, **task.describe(), "backbone": task.backbone.name, "metrics": metrics,
+            "train": trained["summary"], "wall_seconds": round(time.perf_counter() - started, 2),
+            "provenance": provenance(ctx, recipe, task, trained["summary"]["precision"]),
+            "recipe": recipe.to_dict(), "run_dir": str(run_dir),
+        }
+        if ctx.is_main:
+            model_dir = run_dir / "model"
+            model_dir.mkdir(exist_ok=True)
+            task.save(model, model_dir)
+            _write_json(run_dir / "results.json", results)
+        ctx.barrier()
+        return results
+    finally:
+        teardown()
+
+
+def finetune(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
+    """Train ``task``'s head (and the backbone, unless ``mode="linear-probe"``) on ``data``."""
+    values = {"model": backbone.name, "task": task, "data": data, **recipe}
+    values.setdefault("name", f"{backbone.name.replace('/', '-')}-{task}-{data}")
+    return run(validate(values, "finetune()"), backbone=backbone)
+
+
+def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
+    """Metrics of ``backbone`` on ``task``: for classification, a linear probe on frozen features."""
+    values = {"model": backbone.name, "task": task, "data": data, "mode": "linear-probe", "epochs": 30.0,
+              "lr": 1e-3, "batch_size": 256, **recipe}
+    values.setdefault("name", f"{backbone.name.replace('/', '-')}-{task}-{data}-eval")
+    return run(validate(values, "evaluate()"), backbone=backbone)["metrics"]
+
+
+def pretrain(backbone: Any, data: str, **recipe: Any) -> dict[str, Any]:
+    """Self-supervised pretraining with the family's objective (MLM, SimCLR, InfoNCE)."""
+    raise ZooError(f"{backbone.name}: the pretraining objectives are not built yet; finetune and evaluate work")
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run's saved model on ``split`` (default: its eval split)."""
+    import zoo
+    from zoo.engine.distributed import setup
+    from zoo.engine.loop import evaluate as evaluate_split
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "model").is_dir():
+        raise RecipeError(f"{run_dir} is not a finished run (it needs recipe.yaml and model/)")
+    overrides = {"data_root": data_root} if data_root else {}
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    backbone_dir = run_dir / "model" / "backbone"
+    backbone = zoo.load(str(backbone_dir)) if backbone_dir.is_dir() else None
+    ctx = setup(recipe.device)
+    recipe.eval_limit = None if split and split != recipe.eval_split else recipe.eval_limit
+    recipe.eval_split = split or recipe.eval_split
+    task = prepare(recipe, backbone, ctx.device)
+    model = task.model().to(ctx.device)
+    task.restore(model, run_dir / "model")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else nullcontext()
+    return evaluate_split(task, model, task.examples(recipe.eval_split, False), ctx, recipe, autocast)

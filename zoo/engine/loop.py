@@ -1,0 +1,290 @@
+"""The one training loop. Every task and objective runs through `train`.
+
+One optimizer step consumes ``batch_size`` examples: ``grad_accum`` micro-batches,
+each split across the ``world_size`` processes, so results do not depend on how
+many processes share the work. The data order of epoch ``e`` is a permutation
+drawn from ``seed`` and ``e`` alone; a checkpoint records the epoch and the
+micro-batch position, so a resumed run sees exactly the batches it would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from zoo.engine.distributed import Context
+from zoo.errors import ZooError
+from zoo.recipes import Recipe
+from zoo.tasks.base import Task, to_device
+
+
+class TrainingError(ZooError):
+    """Training cannot go on (a non-finite loss, an empty split, ...)."""
+
+
+def lr_lambda(warmup_steps: int, total_steps: int):
+    """Linear warm-up to the peak, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for parameters of a fresh head."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = 0.0 if param.ndim < 2 else recipe.weight_decay
+        is_head = name.split(".")[0] == "head"
+        lr = recipe.head_lr if (recipe.head_lr is not None and is_head) else recipe.lr
+        groups.setdefault((lr, decay), []).append(param)
+    if not groups:
+        raise TrainingError("the model has no trainable parameters")
+    param_groups = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+    # the fused kernel is ~10x faster than the default per-tensor loop on CPU too (torch >= 2.4)
+    return torch.optim.AdamW(param_groups, fused=device.type in ("cuda", "cpu"))
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(size, generator=generator)
+
+
+class Logger:
+    """metrics.jsonl (and TensorBoard when installed) on rank 0; a progress bar on a terminal."""
+
+    def __init__(self, run_dir: Path, ctx: Context, total_steps: int, resume_step: int):
+        self.ctx, self.path = ctx, run_dir / "metrics.jsonl"
+        self.tty = sys.stderr.isatty()
+        self.writer = self.bar = None
+        if not ctx.is_main:
+            return
+        if resume_step and self.path.exists():  # drop what the interrupted run logged after its checkpoint
+            rows = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(row + "\n" for row in rows))
+        elif not resume_step:
+            self.path.write_text("")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        except ImportError:
+            pass
+        if self.tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=resume_step, desc="training", dynamic_ncols=True)
+
+    def log(self, row: dict[str, Any], echo: bool = False) -> None:
+        if not self.ctx.is_main:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if self.writer:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self.writer.add_scalar(f"{row.get('split', 'train')}/{key}", value, row["step"])
+        if echo or not self.tty:
+            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            (self.bar.write if self.bar else print)(shown, **({} if self.bar else {"file": sys.stderr}))
+
+    def advance(self, loss: float) -> None:
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+        if self.writer:
+            self.writer.close()
+
+
+def evaluate(task: Task, model: nn.Module, examples: Any, ctx: Context, recipe: Recipe,
+             autocast: Any) -> dict[str, float]:
+    """Metrics over ``examples``, each process taking a shard; every process gets the same metrics."""
+    model.eval()
+    indices = list(range(len(examples)))[ctx.rank::ctx.world_size]
+    collected: dict[str, list[torch.Tensor]] = {}
+    losses = []
+    with torch.no_grad():
+        for start in range(0, len(indices), recipe.eval_batch_size):
+            batch = task.collate([examples[i] for i in indices[start:start + recipe.eval_batch_size]])
+            with autocast:
+                loss, outputs = task.step(model, to_device(batch, ctx.device))
+            losses.append(float(loss) * len(next(iter(outputs.values()))))
+            for key, value in outputs.items():
+                collected.setdefault(key, []).append(value.detach().cpu())
+    shards = ctx.gather(({k: torch.cat(v) for k, v in collected.items()}, sum(losses)))
+    outputs = {k: torch.cat([shard[0][k] for shard in shards if k in shard[0]]) for k in shards[0][0]}
+    metrics = task.metrics(outputs)
+    metrics["loss"] = sum(shard[1] for shard in shards) / max(1, len(examples))
+    model.train()
+    return metrics
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DDP
+
+
+def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool = False) -> dict[str, Any]:
+    """Train ``task``'s model as ``recipe`` says; return the summary that goes into results.json."""
+    device = ctx.device
+    torch.manual_seed(recipe.seed)
+    model = task.model().to(device)
+    is_image = task.backbone.modality == "image"
+    if recipe.channels_last or (recipe.channels_last is None and is_image and device.type == "cuda"):
+        model = model.to(memory_format=torch.channels_last)
+    train_set = task.examples("train", train=True)
+    eval_set = task.examples(recipe.eval_split, train=False)
+    if len(train_set) == 0:
+        raise TrainingError(f"the train split of {task.data.name} is empty")
+    micro = recipe.batch_size // recipe.grad_accum  # examples per micro-batch, across processes
+    micro_per_epoch = math.ceil(len(train_set) / micro)
+    total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * micro_per_epoch / recipe.grad_accum))
+    optimizer = make_optimizer(model, recipe, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
+    bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
+    if resume:
+        saved = load_checkpoint(checkpoint_path, recipe.hash(), task.backbone.name)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["progress"]
+        set_rng_state(saved["rng"])
+    train_model = model
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if recipe.compile:
+        train_model = torch.compile(train_model)
+
+    logger = Logger(run_dir, ctx, total_steps, state["step"])
+    better = (lambda a, b: a > b) if task.higher_is_better else (lambda a, b: a < b)
+    samples, data_seconds, started = 0, 0.0, time.perf_counter()
+    loss_sum, loss_count, stop = 0.0, 0, False
+    train_model.train()
+
+    def last_good() -> str:
+        return f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint yet"
+
+    def checkpoint() -> None:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TrainingError(f"weights became non-finite at step {state['step']} (epoch {state['epoch']}); "
+                                f"{last_good()}. Lower lr or check the data")
+        if ctx.is_main:
+            save_checkpoint(checkpoint_path, {
+                "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": None, "progress": dict(state),
+                "recipe_hash": recipe.hash(), "backbone": task.backbone.name,
+            })
+        ctx.barrier()
+
+    eval_seconds = 0.0
+
+    def run_eval() -> bool:
+        """Evaluate, log, keep the best weights; True when early stopping says stop."""
+        nonlocal eval_seconds
+        eval_started = time.perf_counter()
+        metrics = evaluate(task, train_model, eval_set, ctx, recipe, autocast)
+        eval_seconds += time.perf_counter() - eval_started
+        logger.log({"step": state["step"], "epoch": state["epoch"], "split": recipe.eval_split, **metrics}, echo=True)
+        value = metrics[task.primary_metric]
+        if state["best"] is None or better(value, state["best"]):
+            state.update(best=value, bad_evals=0, best_step=state["step"])
+            if ctx.is_main:
+                from zoo.data.cache import atomic_save
+
+                atomic_save(_unwrap(model).state_dict(), run_dir / "checkpoints" / "best.pt")
+        else:
+            state["bad_evals"] += 1
+        patience = recipe.early_stopping_patience
+        return patience is not None and state["bad_evals"] >= patience
+
+    while state["step"] < total_steps and not stop:
+        order = epoch_order(recipe.seed, state["epoch"], len(train_set))
+        micro_index = state["position"]
+        while micro_index < micro_per_epoch and state["step"] < total_steps:
+            fetch_start = time.perf_counter()
+            chunk = order[micro_index * micro:(micro_index + 1) * micro].tolist()
+            shard = chunk[ctx.rank::ctx.world_size]
+            batch = to_device(task.collate([train_set[i] for i in shard]), device)
+            data_seconds += time.perf_counter() - fetch_start
+            last_micro = (micro_index + 1) % recipe.grad_accum == 0 or micro_index + 1 == micro_per_epoch
+            sync = nullcontext() if (last_micro or not ctx.distributed) else train_model.no_sync()
+            with sync, autocast:
+                loss, _ = task.step(train_model, batch)
+                # the mean over the global batch: each rank's shard is weighted by its share
+                (loss * len(shard) / len(chunk) * ctx.world_size / recipe.grad_accum).backward()
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss is {float(loss)} at step {state['step'] + 1} (epoch {state['epoch']}); "
+                                    f"{last_good()}. Lower lr or check the data")
+            loss_sum, loss_count = loss_sum + float(loss.detach()), loss_count + 1
+            samples += len(chunk)
+            micro_index += 1
+            state["position"] = micro_index
+            if not last_micro:
+                continue
+            if recipe.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            logger.advance(loss_sum / loss_count)
+            if state["step"] % recipe.log_every == 0 or state["step"] == total_steps:
+                logger.log({"step": state["step"], "epoch": state["epoch"], "split": "train",
+                            "loss": loss_sum / loss_count, "lr": scheduler.get_last_lr()[0]})
+                loss_sum, loss_count = 0.0, 0
+            if recipe.eval_every and state["step"] % recipe.eval_every == 0:
+                stop = run_eval()
+            if state["step"] % recipe.checkpoint_every == 0 or stop:
+                checkpoint()
+            if stop:
+                break
+        if micro_index >= micro_per_epoch:
+            state["epoch"], state["position"] = state["epoch"] + 1, 0
+            if not recipe.eval_every and not stop:
+                stop = run_eval()
+    train_seconds = time.perf_counter() - started - eval_seconds
+    if recipe.eval_every and state["step"] % recipe.eval_every and not stop:
+        run_eval()
+    elif not recipe.eval_every and state["position"]:  # ended mid-epoch (max_steps)
+        run_eval()
+    checkpoint()
+    logger.close()
+    best_path = run_dir / "checkpoints" / "best.pt"
+    if best_path.exists():  # finish with the best weights seen on the eval split
+        ctx.barrier()
+        _unwrap(model).load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+    return {
+        "model": _unwrap(model), "train_model": train_model, "autocast": autocast,
+        "summary": {
+            "steps": state["step"], "epochs": round(state["step"] * recipe.batch_size / len(train_set), 3),
+            "best_step": state["best_step"], "best_" + task.primary_metric: state["best"],
+            "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+            "train_samples_per_second": round(samples / train_seconds, 2) if train_seconds else None,
+            "data_wait_share": round(data_seconds / train_seconds, 4) if train_seconds else None,
+            "early_stopped": stop, "precision": "bf16" if bf16 else "fp32",
+        },
+    }

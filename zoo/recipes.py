@@ -1,0 +1,183 @@
+"""Recipes: flat YAML files that say what to train on what, overridable with ``--set key=value``.
+
+Every key is a field of `Recipe`, with a type and a default. An unknown key or
+a value of the wrong type is an error that names the key, the file, and the
+nearest known key. Recipes are data: no key switches code paths that a
+generic override could not reach.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from zoo.errors import ZooError
+
+
+class RecipeError(ZooError):
+    """A recipe that cannot be read or does not validate."""
+
+    exit_code = 2
+
+
+@dataclass
+class Recipe:
+    """Everything one run needs. Keys of a recipe YAML file are these fields."""
+
+    model: str  # a registered backbone name, or a directory written by Backbone.save
+    task: str  # a registered task: text-classification, image-classification, ...
+    data: str  # a registered data set (sst2, cifar10, ...) or a file / folder
+    mode: str = "finetune"  # finetune | linear-probe (| the task's other modes)
+    name: str | None = None  # run name; default: the recipe file's stem
+    output_dir: str = "runs"  # the run directory is output_dir/name
+    pretrained: bool | str | None = None  # as zoo.load: None = default weights (random if the spec has none)
+    model_options: dict = field(default_factory=dict)  # extra factory arguments (e.g. max_length, proj_dim)
+    data_root: str | None = None  # default: ZOO_DATA, else ../shared/data
+    data_options: dict = field(default_factory=dict)  # reader arguments (validation_fraction, seed, ...)
+    task_options: dict = field(default_factory=dict)  # e.g. dropout, label_smoothing, on_bad_image
+    train_limit: int | None = None  # use this many training examples (a seeded, stratified subset)
+    eval_limit: int | None = None  # evaluate on this many examples of the eval split
+    eval_split: str = "validation"  # split for evaluation and early stopping
+    test_split: str | None = None  # a held-out split evaluated once at the end (e.g. TREC_10)
+    epochs: float = 1.0
+    max_steps: int | None = None  # optimizer steps; overrides epochs
+    batch_size: int = 32  # global batch per optimizer step, across processes and accumulation
+    grad_accum: int = 1  # micro-batches per optimizer step
+    eval_batch_size: int = 128
+    lr: float = 5e-5
+    head_lr: float | None = None  # learning rate of a freshly initialised head (default: lr)
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of the optimizer steps with a linear warm-up, then cosine decay
+    clip_grad: float | None = 1.0  # max gradient norm; null disables clipping
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the model
+    channels_last: bool | None = None  # None: on for image models on CUDA
+    seed: int = 0
+    eval_every: int | None = None  # optimizer steps between evaluations; null: once per epoch
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    checkpoint_every: int = 200  # optimizer steps between checkpoints
+    log_every: int = 20  # optimizer steps between log lines
+    num_workers: int = 0  # DataLoader workers; 0 keeps resumes exact
+
+    def hash(self) -> str:
+        """A fingerprint of what determines the result (not names, paths or logging)."""
+        ignored = {"name", "output_dir", "data_root", "log_every", "num_workers", "checkpoint_every"}
+        content = {k: v for k, v in asdict(self).items() if k not in ignored}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return {type(None): "null", dict: "mapping"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def validate(values: Mapping[str, Any], where: str) -> Recipe:
+    """A `Recipe` from a mapping; unknown keys, wrong types and missing keys are RecipeErrors."""
+    hints = typing.get_type_hints(Recipe)
+    known = [f.name for f in fields(Recipe)]
+    for key, value in values.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
+        if not _accepts(hints[key], value):
+            raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")
+    missing = [f.name for f in fields(Recipe) if f.name in ("model", "task", "data") and f.name not in values]
+    if missing:
+        raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
+    recipe = Recipe(**values)
+    if recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.batch_size % recipe.grad_accum:
+        raise RecipeError(f"{where}: batch_size ({recipe.batch_size}) must be a positive multiple of grad_accum "
+                          f"({recipe.grad_accum})")
+    if recipe.precision not in ("auto", "fp32", "bf16"):
+        raise RecipeError(f"{where}: precision must be auto, fp32 or bf16, got {recipe.precision!r}")
+    return recipe
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["lr=1e-4", "data_options.seed=3"]`` -> a nested mapping; values are parsed as YAML."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, raw = pair.partition("=")
+        if not equals or not key:
+            raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set lr=3e-5")
+        value = yaml.safe_load(raw) if raw else None
+        if isinstance(value, str) and _looks_numeric(value):
+            value = float(value)  # YAML 1.1 reads 3e-5 as a string
+        target = overrides
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return overrides
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Recipe:
+    """Read a recipe file, apply overrides, validate."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path} not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
+    values = {k: _fix_numbers(v) for k, v in values.items()}
+    extra = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
+    values = _merge(values, extra)
+    values.setdefault("name", path.stem)
+    return validate(values, str(path))
+
+
+def _fix_numbers(value: Any) -> Any:
+    return float(value) if isinstance(value, str) and _looks_numeric(value) and "e" in value.lower() else value

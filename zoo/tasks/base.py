@@ -1,0 +1,85 @@
+"""The interface between the engine and a task.
+
+The engine owns the loop (devices, precision, accumulation, schedules, DDP,
+checkpoints, logging); a task owns what is specific to it: which module is
+trained, how examples become batches, how a batch becomes a loss and outputs,
+and how collected outputs become metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+
+class Task:
+    """Base class of task families. Subclasses set ``primary_metric`` and implement the methods."""
+
+    primary_metric = "accuracy"
+    higher_is_better = True
+    modes: tuple[str, ...] = ("finetune",)
+
+    def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None):
+        if mode not in self.modes:
+            raise ZooError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
+        spec = getattr(type(self), "spec", None)
+        if spec is not None and backbone.modality not in spec.modalities:
+            raise ZooError(f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
+                           f"{backbone.name} is a {backbone.modality} backbone")
+        self.backbone, self.data, self.mode = backbone, dataset, mode
+        self.options = dict(options or {})
+
+    @property
+    def name(self) -> str:
+        spec = getattr(type(self), "spec", None)
+        return spec.name if spec else type(self).__name__
+
+    def prepare(self) -> None:
+        """Heavy, cacheable preparation (tokenising, decoding, feature extraction), before training."""
+
+    def model(self) -> nn.Module:
+        """The module the engine trains and evaluates."""
+        raise NotImplementedError
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        """The examples of ``split``, with training-time augmentation when ``train``."""
+        raise NotImplementedError
+
+    def collate(self, items: list[Any]) -> Any:
+        return torch.utils.data.default_collate(items)
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and per-example outputs (on CPU-able tensors) for one batch."""
+        raise NotImplementedError
+
+    def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics from the outputs of every evaluation batch, concatenated."""
+        raise NotImplementedError
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """Write the trained result (backbone and head) into ``directory``."""
+        raise NotImplementedError
+
+    def restore(self, model: nn.Module, directory: Path) -> None:
+        """Load what `save` wrote (the head) into ``model``, for evaluating a finished run."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What the results file records about the task."""
+        return {"task": self.name, "mode": self.mode, "data": self.data.name, "data_fingerprint": self.data.fingerprint}
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (tensors in dicts, lists and tuples) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

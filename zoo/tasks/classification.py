@@ -1,0 +1,228 @@
+"""Text and image classification: a linear head on the backbone embedding.
+
+Modes:
+- ``finetune``: backbone and head train together on tokenised text / augmented images;
+- ``linear-probe``: the backbone is frozen, its features are computed once and
+  cached (keyed by backbone weights, preprocessing and data), and only the head
+  trains, on standardised features, so a probe costs one forward pass over the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import DataError, fingerprint
+from zoo.data.cache import cached
+from zoo.data.images import decode_all, image_settings, tensor_transform
+from zoo.tasks.base import Task, to_device
+from zoo.tasks.metrics import classification_metrics
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A hash of every parameter and buffer: features are cached per exact weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head; ``encode`` is the backbone's ``encode_text`` or ``encode_image``."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, encode: str, dropout: float = 0.1):
+        super().__init__()
+        self.backbone, self.encode = backbone, encode
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.embed_dim, num_classes)
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.head(self.dropout(getattr(self.backbone, self.encode)(inputs)))
+
+
+class ProbeHead(nn.Module):
+    """A linear head on standardised frozen features (mean and std from the training split)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, num_classes: int):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.head = nn.Linear(mean.numel(), num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head((features - self.mean) / self.std)
+
+
+class _Items(torch.utils.data.Dataset):
+    """(input, label) pairs where inputs are looked up and transformed lazily."""
+
+    def __init__(self, inputs: Any, labels: torch.Tensor, transform=None):
+        self.inputs, self.labels, self.transform = inputs, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        item = self.inputs[index]
+        return (self.transform(item) if self.transform else item), self.labels[index]
+
+
+class Classification(Task):
+    """Shared by text and image classification; subclasses fix the input kind."""
+
+    modes = ("finetune", "linear-probe")
+    kind = ""  # "text" or "image"
+
+    def __init__(self, backbone, dataset, mode="finetune", options=None):
+        super().__init__(backbone, dataset, mode, options)
+        if dataset.kind != f"{self.kind}-classification":
+            raise DataError(f"task {self.name!r} needs a {self.kind}-classification data set; "
+                            f"{dataset.name!r} is {dataset.kind}")
+        self.encode = f"encode_{self.kind}"
+        self.splits: dict[str, tuple[Any, torch.Tensor]] = {}
+        self.image_preprocessing = dict(backbone.preprocessing)
+        if self.options.get("image_size"):  # train and evaluate at another resolution than the weights' own
+            size = int(self.options["image_size"])
+            self.image_preprocessing = {**image_settings(backbone.preprocessing), "input_size": [3, size, size]}
+
+    # -- preparation -------------------------------------------------------------------
+    def _inputs(self, split: str) -> tuple[Any, torch.Tensor]:
+        """Tokenised text (dict of [N, L] tensors) or decoded images (list of uint8 tensors), and labels."""
+        data = self.data.split(split)
+        labels = torch.tensor(data.labels)
+        key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
+        if self.kind == "text":
+            tokens = cached("tokens", key, lambda: dict(self.backbone.tokenize(data.inputs)))
+            return tokens, labels
+        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
+                                  self.options.get("on_bad_image", "skip"))
+        return images, labels[kept]
+
+    def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, labels = self._inputs(split)
+        key = fingerprint("features", self.backbone.name, weights_fingerprint(self.backbone),
+                          self.backbone.preprocessing, self.image_preprocessing, self.data.fingerprint, split)
+        batch_size = int(self.options.get("feature_batch_size", 64))
+
+        def compute() -> torch.Tensor:
+            from tqdm.auto import tqdm
+
+            self.backbone.eval()
+            device = next(self.backbone.parameters()).device
+            transform = tensor_transform(self.image_preprocessing, train=False) if self.kind == "image" else None
+            out = []
+            with torch.inference_mode():
+                for start in tqdm(range(0, len(labels), batch_size), desc=f"features ({split})", leave=False):
+                    if self.kind == "text":
+                        batch = trim({k: v[start:start + batch_size] for k, v in inputs.items()})
+                    else:
+                        batch = torch.stack([transform(img) for img in inputs[start:start + batch_size]])
+                    out.append(getattr(self.backbone, self.encode)(to_device(batch, device)).float().cpu())
+            return torch.cat(out)
+
+        return cached("features", key, compute), labels
+
+    def prepare(self) -> None:
+        needed = [s for s in ("train", self.options.get("eval_split", "validation")) if s in self.data.splits]
+        for split in needed:
+            self.splits[split] = self._features(split) if self.mode == "linear-probe" else self._inputs(split)
+            if split == "train" and len(set(self.splits[split][1].tolist())) < 2:
+                raise DataError(f"{self.data.name}: the train split has only one class")
+
+    def _split(self, split: str) -> tuple[Any, torch.Tensor]:
+        if split not in self.splits:
+            self.data.split(split)  # a clear error for a missing or empty split
+            self.splits[split] = self._features(split) if self.mode == "linear-probe" else self._inputs(split)
+        return self.splits[split]
+
+    # -- what the engine calls ---------------------------------------------------------
+    def model(self) -> nn.Module:
+        if self.mode == "linear-probe":
+            features = self._split("train")[0]
+            return ProbeHead(features.mean(0), features.std(0).clamp(min=1e-6), self.data.num_classes)
+        return Classifier(self.backbone, self.data.num_classes, self.encode, self.options.get("dropout", 0.1))
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        inputs, labels = self._split(split)
+        if self.mode == "linear-probe":
+            return torch.utils.data.TensorDataset(inputs, labels)
+        if self.kind == "text":
+            return _Items(_Rows(inputs), labels)
+        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train))
+
+    def collate(self, items: list[Any]) -> Any:
+        if self.mode == "finetune" and self.kind == "text":
+            rows, labels = zip(*items)
+            batch = trim({k: torch.stack([row[k] for row in rows]) for k in rows[0]})
+            return batch, torch.stack(labels)
+        return super().collate(items)
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inputs, labels = batch
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=float(self.options.get("label_smoothing", 0)))
+        return loss, {"preds": logits.argmax(dim=-1), "targets": labels}
+
+    def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return classification_metrics(outputs["preds"], outputs["targets"], self.data.num_classes)
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """The backbone (with the family's ``save``) and the head with its class names."""
+        from safetensors.torch import save_file
+
+        module = getattr(model, "module", model)
+        if self.mode == "finetune":
+            module.backbone.save(directory / "backbone")
+        head = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith("backbone.")}
+        save_file(head, str(directory / "head.safetensors"))
+        (directory / "head.json").write_text(json.dumps({
+            "task": self.name, "mode": self.mode, "label_names": self.data.label_names,
+            "backbone": self.backbone.name if self.mode == "linear-probe" else "backbone",
+        }, indent=2))
+
+
+    def restore(self, model: nn.Module, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(directory / "head.safetensors"))
+        missing = [k for k in model.state_dict() if not k.startswith("backbone.") and k not in state]
+        if missing:
+            raise DataError(f"{directory}: head.safetensors lacks {missing[0]!r}; it belongs to another run")
+        model.load_state_dict(state, strict=False)
+
+
+class _Rows:
+    """Row ``i`` of a dict of [N, L] tensors, as a dict of [L] tensors."""
+
+    def __init__(self, columns: Mapping[str, torch.Tensor]):
+        self.columns = columns
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.columns.items()}
+
+
+def trim(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop padding columns beyond the longest sequence in the batch."""
+    if "attention_mask" not in batch:
+        return dict(batch)
+    length = int(batch["attention_mask"].sum(dim=1).max())
+    return {k: v[:, :length] for k, v in batch.items()}
+
+
+class TextClassification(Classification):
+    """Text classification (SST-2, AG News, TREC, SMS Spam, or a TSV/CSV/JSONL file)."""
+
+    kind = "text"
+
+
+class ImageClassification(Classification):
+    """Image classification (CIFAR-10, digits, or a folder of class folders)."""
+
+    kind = "image"
