@@ -177,7 +177,7 @@ def test_python_api_finetune_and_evaluate(tmp_path):
     metrics = backbone.evaluate("text-classification", "sst2", train_limit=64, eval_limit=32, epochs=2,
                                 output_dir=str(tmp_path))
     assert set(metrics["validation"]) == {"accuracy", "macro_f1", "loss"}
-    with pytest.raises(zoo.ZooError, match="task 'image-classification' needs a image or multimodal backbone"):
+    with pytest.raises(zoo.ZooError, match="task 'image-classification' needs a image or multimodal backbone; text/bert-tiny is a text backbone"):
         backbone.finetune("image-classification", data="cifar10", output_dir=str(tmp_path))
 
 

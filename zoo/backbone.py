@@ -49,6 +49,10 @@ class Backbone(torch.nn.Module):
         """Embed a list of strings (or an already tokenised batch) as a [B, D] tensor."""
         raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
 
+    def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
+        """Token tensors for a list of strings, as ``encode_text`` takes them (padded on the right)."""
+        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+
     def encode_image(self, images: Any) -> torch.Tensor:
         """Embed a list of PIL images (or a preprocessed [B, C, H, W] tensor) as a [B, D] tensor."""
         raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")

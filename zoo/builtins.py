@@ -39,3 +39,9 @@ def register_tasks(register):
     register(TaskSpec(name="image-classification", factory="zoo.tasks.classification:ImageClassification",
                       modalities=("image", "multimodal"), metrics=("accuracy", "macro_f1"),
                       description="a linear head on the image embedding: fine-tune or linear probe"))
+    register(TaskSpec(name="retrieval", factory="zoo.tasks.retrieval:Retrieval", modalities=("multimodal", "text"),
+                      metrics=("R@1", "R@5", "R@10", "median_rank", "mAP"),
+                      description="image<->text (CLIP-style) or text->text retrieval: zero-shot or contrastive"))
+    register(TaskSpec(name="zero-shot-classification", factory="zoo.tasks.zero_shot:ZeroShotClassification",
+                      modalities=("multimodal",), metrics=("accuracy", "macro_f1"),
+                      description="class-name prompts (several templates averaged) against image embeddings"))

@@ -62,6 +62,15 @@ class JoinedCLIP(zoo.Backbone):
     def encode_image(self, images: Any) -> torch.Tensor:
         return F.normalize(self.image_proj(self.image_tower.encode_image(images)), dim=-1)
 
+    def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
+        return self.text_tower.tokenize(texts)
+
+    def frozen_image_encoder(self):
+        """With a locked tower: (tower, head) so callers can cache tower features; else None."""
+        if not self.lock_image:
+            return None
+        return self.image_tower, lambda features: F.normalize(self.image_proj(features), dim=-1)
+
     def encode_text(self, texts: Any) -> torch.Tensor:
         return F.normalize(self.text_proj(self.text_tower.encode_text(texts)), dim=-1)
 
@@ -134,8 +143,14 @@ class OpenCLIP(zoo.Backbone):
         device = next(self.parameters()).device
         return self.model.encode_image(images.to(device), normalize=True)
 
+    def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.tokenizer(list(texts))}
+
     def encode_text(self, texts: Any) -> torch.Tensor:
-        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenizer(list(texts))
+        if isinstance(texts, Mapping):
+            tokens = texts["input_ids"]
+        else:
+            tokens = texts if isinstance(texts, torch.Tensor) else self.tokenizer(list(texts))
         device = next(self.parameters()).device
         return self.model.encode_text(tokens.to(device), normalize=True)
 

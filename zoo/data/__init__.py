@@ -81,7 +81,7 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def stratified_split(labels: Sequence[int], fraction: float, seed: int, salt: str = "") -> tuple[list[int], list[int]]:
     """Deterministic stratified split: per class, a seeded shuffle, the last ``fraction`` held out."""
     import random
 
@@ -91,7 +91,7 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     train, held_out = [], []
     for label in sorted(by_class):
         indices = by_class[label]
-        random.Random(f"{seed}:{label}").shuffle(indices)
+        random.Random(f"{seed}:{salt}:{label}").shuffle(indices)
         cut = len(indices) - max(1, round(len(indices) * fraction)) if len(indices) > 1 else len(indices)
         train += indices[:cut]
         held_out += indices[cut:]

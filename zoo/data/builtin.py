@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-from zoo.data import DataError, Dataset, Split, fingerprint
-from zoo.data.readers import (classification, encode_labels, read_captions, read_image_folder, read_lines,
+from zoo.data import DataError, Dataset, Split
+from zoo.data.readers import (classification, encode_labels, read_caption_file, read_image_folder, read_lines,
                               read_table)
 
 
@@ -30,25 +29,27 @@ def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def sst2(root: Path, seed: int = 0, **_: Any) -> Dataset:
-    """GLUE SST-2: train.tsv -> train, dev.tsv -> validation."""
+def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, **_: Any) -> Dataset:
+    """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test."""
     folder = _folder(root, "text/sst2")
     names = {"0": "negative", "1": "positive"}
     splits = {}
-    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv")):
+    for split, file in (("train", "train.tsv"), ("test", "dev.tsv")):
         texts, labels = _tsv_pairs(folder / file)
         splits[split] = (texts, [names.get(label, label) for label in labels])
-    return classification("sst2", "text-classification", splits, ["negative", "positive"], seed=seed,
-                          source=folder / "train.tsv")
+    return classification("sst2", "text-classification", splits, ["negative", "positive"], validation_fraction,
+                          seed=seed, source=folder / "train.tsv")
 
 
-def ag_news(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
-    """AG News test split (title + description), 80/20 stratified and seeded."""
+def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+            **_: Any) -> Dataset:
+    """AG News (title + description): 20% test, 10% of the rest validation; stratified, seeded."""
     path = _folder(root, "text/ag_news") / "test.csv"
     rows = read_table(path)
     texts = [f"{row['title']}. {row['description']}".replace("\\", " ") for row in rows]
     return classification("ag_news", "text-classification", {"train": (texts, [r["class"] for r in rows])},
-                          ["World", "Sports", "Business", "Sci/Tech"], validation_fraction, seed, source=path)
+                          ["World", "Sports", "Business", "Sci/Tech"], validation_fraction, test_fraction, seed,
+                          source=path)
 
 
 def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Dataset:
@@ -63,7 +64,7 @@ def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Data
         splits[split] = (texts, labels)
     name = "trec-fine" if fine else "trec"
     dataset = classification(name, "text-classification", {"train": splits["train"]},
-                             sorted(set(splits["train"][1])), validation_fraction, seed,
+                             sorted(set(splits["train"][1])), validation_fraction=validation_fraction, seed=seed,
                              source=folder / "train_5500.label")
     texts, labels = splits["test"]
     try:
@@ -84,8 +85,9 @@ def trec_fine(root: Path, validation_fraction: float = 0.1, seed: int = 0, **_: 
     return _trec(root, True, validation_fraction, seed)
 
 
-def sms_spam(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
-    """UCI SMS Spam Collection, 80/20 stratified and seeded."""
+def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+             **_: Any) -> Dataset:
+    """UCI SMS Spam Collection: 20% test, 10% of the rest validation; stratified, seeded."""
     path = _folder(root, "text/sms_spam") / "SMSSpamCollection"
     texts, labels = [], []
     for number, line in enumerate(read_lines(path)[1:], 2):
@@ -95,12 +97,13 @@ def sms_spam(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: A
         texts.append(text)
         labels.append(label)
     return classification("sms_spam", "text-classification", {"train": (texts, labels)}, ["ham", "spam"],
-                          validation_fraction, seed, source=path)
+                          validation_fraction, test_fraction, seed, source=path)
 
 
-def cifar10(root: Path, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
-    """8,000 CIFAR-10 test images in class folders, 80/20 stratified and seeded."""
-    dataset = read_image_folder(_folder(root, "images/cifar10"), validation_fraction, seed)
+def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+            **_: Any) -> Dataset:
+    """8,000 CIFAR-10 images in class folders: 20% test, 10% of the rest validation; stratified, seeded."""
+    dataset = read_image_folder(_folder(root, "images/cifar10"), validation_fraction, test_fraction, seed)
     dataset.name = "cifar10"
     return dataset
 
@@ -109,23 +112,17 @@ def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None
              **_: Any) -> Dataset:
     """Flickr8k image-caption pairs, split by image: ``test_images`` held out, seeded."""
     path = _folder(root, "image_text/flickr8k") / "captions.csv"
-    images, captions = read_captions(path, images_dir="images")
-    order = list(range(len(images)))
-    random.Random(seed).shuffle(order)
-    test, train = sorted(order[:test_images]), sorted(order[test_images:])
-    if train_images is not None:
-        train = sorted(order[test_images:test_images + train_images])
-    whole = Split(images, None, captions)
-    splits = {"train": whole.subset(train), "test": whole.subset(test)}
-    return Dataset("flickr8k", "image-text", splits, [], fingerprint("flickr8k", path, seed, test_images, train_images))
+    return read_caption_file(path, test_images, train_images, seed=seed, images_dir="images", name="flickr8k")
 
 
-def digits(root: Path | None = None, validation_fraction: float = 0.2, seed: int = 0, **_: Any) -> Dataset:
-    """scikit-learn's 1,797 hand-written digits (8x8), 80/20 stratified and seeded; needs no data root."""
+def digits(root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+           **_: Any) -> Dataset:
+    """scikit-learn's 1,797 hand-written digits (8x8): 20% test, 10% of the rest validation; no data root."""
     import numpy as np
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = [np.repeat((img * 255 / 16).astype("uint8")[:, :, None], 3, axis=2) for img in bunch.images]
     return classification("digits", "image-classification", {"train": (images, [str(t) for t in bunch.target])},
-                          [str(d) for d in range(10)], validation_fraction, seed, source="sklearn-digits")
+                          [str(d) for d in range(10)], validation_fraction, test_fraction, seed,
+                          source="sklearn-digits")

@@ -5,8 +5,10 @@
 - image classification: a folder of class folders (``cat/001.jpg``);
 - image-text: ``.csv`` / ``.jsonl`` with ``image`` and ``caption`` columns, images
   relative to the file.
-Splits: a ``validation_fraction`` is held out, stratified and seeded, unless the
-caller passes ready-made splits.
+Splits: where a data set has no test split of its own, ``test_fraction`` of it is
+held out as ``test``; then ``validation_fraction`` of what remains becomes
+``validation`` (for model selection and early stopping). Both are stratified
+and seeded, so ``test`` is never seen by training or selection.
 """
 
 from __future__ import annotations
@@ -76,9 +78,9 @@ def encode_labels(values: Iterable[str], names: Sequence[str] | None = None) -> 
 
 
 def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list[str]]],
-                   label_names: Sequence[str] | None = None, validation_fraction: float = 0.2, seed: int = 0,
-                   source: Any = None) -> Dataset:
-    """A classification `Dataset` from raw (inputs, label strings) per split; holds out validation if absent."""
+                   label_names: Sequence[str] | None = None, validation_fraction: float = 0.1,
+                   test_fraction: float = 0.0, seed: int = 0, source: Any = None) -> Dataset:
+    """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation."""
     first = next(iter(splits.values()))[1]
     _, names = encode_labels(first if label_names is None else label_names, label_names)
     encoded: dict[str, Split] = {}
@@ -91,17 +93,18 @@ def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list
             raise DataError(f"{name} ({split} split): {exc}; a label unseen in training cannot be learned") from None
         encoded[split] = Split(list(inputs), ids)
     check_labels(name, "train", encoded["train"].labels)
-    if "validation" not in encoded:
-        train, held_out = stratified_split(encoded["train"].labels, validation_fraction, seed)
-        whole = encoded["train"]
-        encoded["train"], encoded["validation"] = whole.subset(train), whole.subset(held_out)
+    for held_out, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if held_out not in encoded and fraction:
+            kept, taken = stratified_split(encoded["train"].labels, fraction, seed, salt=held_out)
+            whole = encoded["train"]
+            encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
     digest = fingerprint(name, source, {s: [len(v), v.labels[:50]] for s, v in encoded.items()}, seed,
-                         validation_fraction)
+                         validation_fraction, test_fraction)
     return Dataset(name, kind, encoded, names, digest)
 
 
 def read_text_file(path: Path, text_column: str = "text", label_column: str = "label",
-                   validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
+                   validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0) -> Dataset:
     """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns."""
     first = read_lines(path)[0]
     headerless = path.suffix == ".tsv" and text_column not in first.split("\t")
@@ -112,10 +115,12 @@ def read_text_file(path: Path, text_column: str = "text", label_column: str = "l
     texts = [str(row[text_column]) for row in rows]
     labels = [str(row[label_column]) for row in rows]
     return classification(path.stem, "text-classification", {"train": (texts, labels)},
-                          validation_fraction=validation_fraction, seed=seed, source=path)
+                          validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+                          source=path)
 
 
-def read_image_folder(path: Path, validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def read_image_folder(path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0,
+                      seed: int = 0) -> Dataset:
     """Images in class folders: ``root/CLASS/*.jpg``."""
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not classes:
@@ -127,7 +132,8 @@ def read_image_folder(path: Path, validation_fraction: float = 0.2, seed: int = 
                 images.append(image)
                 labels.append(name)
     return classification(path.name, "image-classification", {"train": (images, labels)}, classes,
-                          validation_fraction=validation_fraction, seed=seed, source=[str(path), len(images)])
+                          validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+                          source=[str(path), len(images)])
 
 
 def read_captions(path: Path, image_column: str = "image", caption_column: str = "caption",
@@ -153,6 +159,24 @@ def read_captions(path: Path, image_column: str = "image", caption_column: str =
     return images, captions
 
 
+def read_caption_file(path: Path, test_images: int | None = None, train_images: int | None = None,
+                      test_fraction: float = 0.25, seed: int = 0, image_column: str = "image",
+                      caption_column: str = "caption", images_dir: str | None = None, name: str | None = None) -> Dataset:
+    """An image-caption file split by image, seeded: ``test_images`` (else ``test_fraction``) held out as
+    test, then up to ``train_images`` of the rest for training."""
+    import random
+
+    images, captions = read_captions(path, image_column, caption_column, images_dir)
+    order = list(range(len(images)))
+    random.Random(seed).shuffle(order)
+    cut = test_images if test_images is not None else max(1, round(len(images) * test_fraction))
+    end = cut + train_images if train_images is not None else len(order)
+    whole = Split(images, None, captions)
+    splits = {"train": whole.subset(sorted(order[cut:end])), "test": whole.subset(sorted(order[:cut]))}
+    name = name or path.stem
+    return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, end))
+
+
 def read_path(path: Path, **options: Any) -> Dataset:
     """Read a user's file or folder with the reader its form calls for."""
     if path.is_dir():
@@ -161,4 +185,7 @@ def read_path(path: Path, **options: Any) -> Dataset:
         raise DataError(f"data file {path} not found")
     if path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
         raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl or a folder of images")
+    first = read_lines(path)[0]
+    if options.get("image_column", "image") in first and options.get("caption_column", "caption") in first:
+        return read_caption_file(path, **options)
     return read_text_file(path, **options)

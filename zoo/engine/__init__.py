@@ -118,13 +118,15 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
     ctx.barrier()
     try:
         task = prepare(recipe, backbone, ctx.device)
-        trained = train(task, recipe, run_dir, ctx, resume)
+        if task.trains:
+            trained = train(task, recipe, run_dir, ctx, resume)
+        else:  # zero-shot: the backbone as it is
+            trained = {"model": task.model(), "summary": {"steps": 0, "precision": "fp32"}}
+            trained["train_model"] = trained["model"]
+            trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
-        metrics = {recipe.eval_split: evaluate_split(task, trained["train_model"], task.examples(recipe.eval_split, False),
-                                                     ctx, recipe, autocast)}
-        if recipe.test_split:
-            metrics[recipe.test_split] = evaluate_split(task, trained["train_model"],
-                                                        task.examples(recipe.test_split, False), ctx, recipe, autocast)
+        metrics = {split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast)
+                   for split in dict.fromkeys([recipe.eval_split, *([recipe.test_split] if recipe.test_split else [])])}
         results = {
             "name": run_dir.name, **task.describe(), "backbone": task.backbone.name, "metrics": metrics,
             "train": trained["summary"], "wall_seconds": round(time.perf_counter() - started, 2),
@@ -182,4 +184,4 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str |
     model = task.model().to(ctx.device)
     task.restore(model, run_dir / "model")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else nullcontext()
-    return evaluate_split(task, model, task.examples(recipe.eval_split, False), ctx, recipe, autocast)
+    return evaluate_split(task, model, recipe.eval_split, ctx, recipe, autocast)

@@ -39,6 +39,14 @@ class Context:
         dist.all_gather_object(out, obj)
         return out
 
+    def sum(self, *values: float) -> list[float]:
+        """Each value summed over all ranks."""
+        if not self.distributed:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
         if not self.distributed:

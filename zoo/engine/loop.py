@@ -43,14 +43,15 @@ def lr_lambda(warmup_steps: int, total_steps: int):
     return factor
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for parameters of a fresh head."""
+def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
+                   fresh: tuple[str, ...] = ("head",)) -> torch.optim.Optimizer:
+    """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for the freshly initialised parts."""
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = 0.0 if param.ndim < 2 else recipe.weight_decay
-        is_head = name.split(".")[0] == "head"
+        is_head = name.split(".")[0] in fresh
         lr = recipe.head_lr if (recipe.head_lr is not None and is_head) else recipe.lr
         groups.setdefault((lr, decay), []).append(param)
     if not groups:
@@ -115,9 +116,13 @@ class Logger:
             self.writer.close()
 
 
-def evaluate(task: Task, model: nn.Module, examples: Any, ctx: Context, recipe: Recipe,
-             autocast: Any) -> dict[str, float]:
-    """Metrics over ``examples``, each process taking a shard; every process gets the same metrics."""
+def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Recipe, autocast: Any) -> dict[str, Any]:
+    """Metrics of ``split``: the task's own whole-split evaluation, or batch by batch with each process
+    taking a shard; every process gets the same metrics."""
+    whole = task.evaluate_split(model, split, ctx.device)
+    if whole is not None:
+        return whole
+    examples = task.examples(split, train=False)
     model.eval()
     indices = list(range(len(examples)))[ctx.rank::ctx.world_size]
     collected: dict[str, list[torch.Tensor]] = {}
@@ -152,13 +157,12 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     if recipe.channels_last or (recipe.channels_last is None and is_image and device.type == "cuda"):
         model = model.to(memory_format=torch.channels_last)
     train_set = task.examples("train", train=True)
-    eval_set = task.examples(recipe.eval_split, train=False)
     if len(train_set) == 0:
         raise TrainingError(f"the train split of {task.data.name} is empty")
     micro = recipe.batch_size // recipe.grad_accum  # examples per micro-batch, across processes
     micro_per_epoch = math.ceil(len(train_set) / micro)
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * micro_per_epoch / recipe.grad_accum))
-    optimizer = make_optimizer(model, recipe, device)
+    optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
@@ -206,10 +210,11 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         """Evaluate, log, keep the best weights; True when early stopping says stop."""
         nonlocal eval_seconds
         eval_started = time.perf_counter()
-        metrics = evaluate(task, train_model, eval_set, ctx, recipe, autocast)
+        metrics = evaluate(task, train_model, recipe.eval_split, ctx, recipe, autocast)
         eval_seconds += time.perf_counter() - eval_started
         logger.log({"step": state["step"], "epoch": state["epoch"], "split": recipe.eval_split, **metrics}, echo=True)
         value = metrics[task.primary_metric]
+        metrics = {k: v for k, v in metrics.items() if not isinstance(v, str)}
         if state["best"] is None or better(value, state["best"]):
             state.update(best=value, bad_evals=0, best_step=state["step"])
             if ctx.is_main:
@@ -239,7 +244,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss is {float(loss)} at step {state['step'] + 1} (epoch {state['epoch']}); "
                                     f"{last_good()}. Lower lr or check the data")
-            loss_sum, loss_count = loss_sum + float(loss.detach()), loss_count + 1
+            loss_sum, loss_count = loss_sum + float(loss.detach()) * len(shard), loss_count + len(shard)
             samples += len(chunk)
             micro_index += 1
             state["position"] = micro_index
@@ -251,10 +256,11 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
-            logger.advance(loss_sum / loss_count)
+            logger.advance(loss_sum / max(1, loss_count))
             if state["step"] % recipe.log_every == 0 or state["step"] == total_steps:
+                total, count = ctx.sum(loss_sum, loss_count)  # the mean over every process's examples
                 logger.log({"step": state["step"], "epoch": state["epoch"], "split": "train",
-                            "loss": loss_sum / loss_count, "lr": scheduler.get_last_lr()[0]})
+                            "loss": total / count, "lr": scheduler.get_last_lr()[0]})
                 loss_sum, loss_count = 0.0, 0
             if recipe.eval_every and state["step"] % recipe.eval_every == 0:
                 stop = run_eval()

@@ -23,14 +23,17 @@ class Task:
     primary_metric = "accuracy"
     higher_is_better = True
     modes: tuple[str, ...] = ("finetune",)
+    untrained_modes: tuple[str, ...] = ("zero-shot",)  # modes that only evaluate
+    fresh_parameters: tuple[str, ...] = ("head",)  # name prefixes of newly initialised parts (they get head_lr)
 
     def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None):
         if mode not in self.modes:
             raise ZooError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
         spec = getattr(type(self), "spec", None)
         if spec is not None and backbone.modality not in spec.modalities:
+            article = "an" if backbone.modality[0] in "aeiou" else "a"
             raise ZooError(f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
-                           f"{backbone.name} is a {backbone.modality} backbone")
+                           f"{backbone.name} is {article} {backbone.modality} backbone")
         self.backbone, self.data, self.mode = backbone, dataset, mode
         self.options = dict(options or {})
 
@@ -38,6 +41,15 @@ class Task:
     def name(self) -> str:
         spec = getattr(type(self), "spec", None)
         return spec.name if spec else type(self).__name__
+
+    @property
+    def trains(self) -> bool:
+        """False for modes that evaluate the backbone as it is (zero-shot)."""
+        return self.mode not in self.untrained_modes
+
+    def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
+        """Metrics of a whole split at once (retrieval ranks a gallery); None: the engine goes batch by batch."""
+        return None
 
     def prepare(self) -> None:
         """Heavy, cacheable preparation (tokenising, decoding, feature extraction), before training."""

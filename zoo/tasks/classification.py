@@ -117,15 +117,21 @@ class Classification(Task):
             self.backbone.eval()
             device = next(self.backbone.parameters()).device
             transform = tensor_transform(self.image_preprocessing, train=False) if self.kind == "image" else None
+            # texts go in order of length, so a batch pads to similar lengths (about 2x fewer tokens on SST-2)
+            order = (torch.argsort(inputs["attention_mask"].sum(1)) if self.kind == "text"
+                     else torch.arange(len(labels)))
             out = []
             with torch.inference_mode():
                 for start in tqdm(range(0, len(labels), batch_size), desc=f"features ({split})", leave=False):
+                    rows = order[start:start + batch_size]
                     if self.kind == "text":
-                        batch = trim({k: v[start:start + batch_size] for k, v in inputs.items()})
+                        batch = trim({k: v[rows] for k, v in inputs.items()})
                     else:
-                        batch = torch.stack([transform(img) for img in inputs[start:start + batch_size]])
+                        batch = torch.stack([transform(inputs[i]) for i in rows.tolist()])
                     out.append(getattr(self.backbone, self.encode)(to_device(batch, device)).float().cpu())
-            return torch.cat(out)
+            features = torch.empty(len(labels), out[0].shape[1])
+            features[order] = torch.cat(out)
+            return features
 
         return cached("features", key, compute), labels
 

@@ -1,0 +1,49 @@
+"""`torchrun --nproc_per_node=2 -m zoo run` on CPU (gloo) matches one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from zoo.engine import run
+from zoo.recipes import load_recipe
+
+OPTIONS = ["train_limit=128", "eval_limit=64", "batch_size=32", "epochs=3", "log_every=1", "checkpoint_every=4",
+           "lr=1e-2", "name=ddp"]
+RECIPE = REPO / "recipes" / "sst2-minilm-probe.yaml"
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="needs torchrun")
+def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
+    single = run(load_recipe(RECIPE, [*OPTIONS, f"output_dir={tmp_path / 'one'}"]))
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "zoo", "run", str(RECIPE),
+               *[f"--set={o}" for o in OPTIONS], f"--set=output_dir={tmp_path / 'two'}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = [line for line in done.stdout.splitlines() if line.startswith('  "run_dir"')]
+    assert len(printed) == 1, "only rank 0 prints the results"
+    two = json.loads((tmp_path / "two" / "ddp" / "results.json").read_text())
+    assert two["provenance"]["world_size"] == 2 and single["provenance"]["world_size"] == 1
+    one_rows, two_rows = rows(tmp_path / "one" / "ddp"), rows(tmp_path / "two" / "ddp")
+    assert len(one_rows) == len(two_rows), "each row is written once, by rank 0"
+    for a, b in zip(one_rows, two_rows):
+        assert a["step"] == b["step"] and a["split"] == b["split"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
+    for name, value in single["metrics"]["validation"].items():
+        assert two["metrics"]["validation"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
+    written = sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*")
+                             if p.is_file())

@@ -1,0 +1,215 @@
+"""Retrieval on image-caption data, and zero-shot classification, for CLIP-style and text backbones.
+
+- CLIP-style backbones: image->text and text->image retrieval; ``contrastive``
+  mode tunes with symmetric InfoNCE and the backbone's learnable temperature
+  (with a locked image tower, as LiT, the tower's features are computed once).
+- Text backbones: text->text, each caption retrieving the other captions of
+  its image; ``contrastive`` mode tunes on pairs of captions of one image.
+``zero-shot`` mode evaluates the backbone as it is.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import DataError, fingerprint
+from zoo.data.cache import cached
+from zoo.data.images import decode_all, tensor_transform
+from zoo.errors import ZooError
+from zoo.tasks.base import Task, to_device
+from zoo.tasks.retrieval_metrics import DEFINITION, relevant_ranks, summarize
+
+MAX_LOGIT_SCALE = 4.6052  # log(100), CLIP's clamp on the learned temperature
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of matched pairs (row i of ``a`` goes with row i of ``b``)."""
+    if len(a) < 2:
+        raise ZooError("a contrastive loss needs at least 2 pairs per batch (the other pairs are its negatives); "
+                       "raise batch_size")
+    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * a @ b.T
+    labels = torch.arange(len(a), device=a.device)
+    return (F.cross_entropy(logits.float(), labels) + F.cross_entropy(logits.T.float(), labels)) / 2
+
+
+class _Pairs(torch.utils.data.Dataset):
+    """Training items: an image (or a caption) with one of its captions, drawn afresh each time."""
+
+    def __init__(self, images: Any, captions_of: list[list[int]], transform=None, text_pairs: bool = False):
+        self.images, self.captions_of, self.transform, self.text_pairs = images, captions_of, transform, text_pairs
+
+    def __len__(self) -> int:
+        return len(self.captions_of)
+
+    def __getitem__(self, index: int):
+        options = self.captions_of[index]
+        if self.text_pairs:  # two different captions of one image
+            first, second = random.sample(options, 2)
+            return first, second
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), random.choice(options)
+
+
+class Retrieval(Task):
+    """Image<->text retrieval for CLIP-style backbones; text->text for text backbones."""
+
+    primary_metric = "R@1"
+    modes = ("zero-shot", "contrastive")
+    fresh_parameters = ("image_proj", "text_proj", "logit_scale")
+
+    def __init__(self, backbone, dataset, mode="zero-shot", options=None):
+        super().__init__(backbone, dataset, mode, options)
+        if dataset.kind != "image-text":
+            raise DataError(f"task 'retrieval' needs image-caption data; {dataset.name!r} is {dataset.kind}")
+        self.text_only = backbone.modality == "text"
+        direction = self.options.get("direction", "text-text" if self.text_only else "image-text")
+        if backbone.modality == "image" or (self.text_only and direction == "image-text"):
+            raise ZooError(f"{backbone.name} is {'an image' if backbone.modality == 'image' else 'a text'} backbone; "
+                           "image<->text retrieval needs a CLIP-style backbone (text backbones do text->text)")
+        if direction not in ("image-text", "text-text"):
+            raise ZooError(f"retrieval direction must be 'image-text' or 'text-text', got {direction!r}")
+        self.text_only = direction == "text-text"
+        self.primary_metric = "text->text R@1" if self.text_only else "text->image R@1"
+        self.frozen = getattr(backbone, "frozen_image_encoder", lambda: None)()
+        self.splits: dict[str, dict[str, Any]] = {}
+
+    def _split(self, split: str) -> dict[str, Any]:
+        if split in self.splits:
+            return self.splits[split]
+        data = self.data.split(split)
+        texts = [text for _, text in data.captions]
+        seen: dict[str, int] = {}
+        for image, text in data.captions:
+            if text in seen and seen[text] != image:
+                raise DataError(f"{self.data.name} ({split}): the caption {text!r} belongs to two images; "
+                                "duplicate captions make relevance ambiguous: remove or disambiguate them")
+            seen[text] = image
+        captions_of: list[list[int]] = [[] for _ in data.inputs]
+        for position, (image, _) in enumerate(data.captions):
+            captions_of[image].append(position)
+        empty = [i for i, c in enumerate(captions_of) if not c]
+        if empty:
+            raise DataError(f"{self.data.name} ({split}): {len(empty)} image(s) have no caption, first "
+                            f"{data.inputs[empty[0]]}")
+        key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
+        tokens = cached("tokens", key, lambda: dict(self.backbone.tokenize(texts)))
+        entry = {"tokens": tokens, "image_of": [image for image, _ in data.captions], "captions_of": captions_of}
+        if not self.text_only:
+            images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split, "images"), "fail")
+            entry["images"] = images
+            if self.frozen is not None:
+                entry["image_features"] = self._frozen_features(images, split)
+        self.splits[split] = entry
+        return entry
+
+    def _frozen_features(self, images: list[torch.Tensor], split: str) -> torch.Tensor:
+        """Features of a locked image tower, computed once per weights, preprocessing and data."""
+        from zoo.tasks.classification import weights_fingerprint
+
+        tower, _ = self.frozen
+        transform = tensor_transform(self.backbone.preprocessing, train=False)
+        key = fingerprint("tower", weights_fingerprint(tower), self.backbone.preprocessing, self.data.fingerprint, split)
+
+        def compute() -> torch.Tensor:
+            device = next(tower.parameters()).device
+            with torch.inference_mode():
+                return torch.cat([tower.encode_image(torch.stack([transform(i) for i in images[s:s + 64]]).to(device))
+                                  .float().cpu() for s in range(0, len(images), 64)])
+
+        return cached("features", key, compute)
+
+    def prepare(self) -> None:
+        for split in ("train", self.options.get("eval_split", "test")):
+            if split in self.data.splits and (split != "train" or self.trains):
+                self._split(split)
+
+    def model(self) -> nn.Module:
+        return self.backbone
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        if not train:
+            raise ZooError("retrieval evaluates whole splits: see Retrieval.evaluate_split")
+        entry = self._split(split)
+        if self.text_only:
+            usable = [c for c in entry["captions_of"] if len(c) >= 2]
+            return _Pairs(None, usable, text_pairs=True)
+        images = entry.get("image_features") if self.frozen is not None else entry["images"]
+        transform = None if self.frozen is not None else tensor_transform(self.backbone.preprocessing, train=True)
+        return _Pairs(images, entry["captions_of"], transform)
+
+    def collate(self, items: list[Any]) -> Any:
+        """Items hold caption positions in the train split; their tokens are looked up here."""
+        firsts, captions = zip(*items)
+        tokens = self._split("train")["tokens"]
+        rows = torch.tensor(captions)
+        text = {k: v[rows] for k, v in tokens.items()}
+        if self.text_only:
+            return {k: v[torch.tensor(firsts)] for k, v in tokens.items()}, text
+        return torch.stack(firsts), text
+
+    def _encode_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            return self.frozen[1](images)
+        return model.encode_image(images)
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        first, text = batch
+        from zoo.tasks.classification import trim
+
+        b = model.encode_text(trim(text))
+        a = model.encode_text(trim(first)) if self.text_only else self._encode_images(model, first)
+        return info_nce(a, b, self._logit_scale(model)), {}
+
+    def _logit_scale(self, model: nn.Module) -> torch.Tensor:
+        module = getattr(model, "module", model)
+        scale = getattr(module, "logit_scale", None)
+        if scale is None:  # text backbones: a fixed temperature of 0.05
+            return torch.tensor(3.0, device=next(module.parameters()).device)
+        return scale
+
+    def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
+        """Embeds every caption (and image) of ``split`` and ranks, chunk by chunk."""
+        from zoo.tasks.classification import trim
+
+        entry = self._split(split)
+        module = getattr(model, "module", model)
+        module.eval()
+        with torch.no_grad():
+            tokens = entry["tokens"]
+            texts = torch.cat([module.encode_text(to_device(trim({k: v[s:s + 128] for k, v in tokens.items()}), device))
+                               .float().cpu() for s in range(0, len(entry["image_of"]), 128)])
+            metrics: dict[str, Any] = {}
+            if self.text_only:
+                relevant = [[c for c in entry["captions_of"][img] if c != q] for q, img in enumerate(entry["image_of"])]
+                ranks = relevant_ranks(texts, texts, relevant, exclude=list(range(len(texts))))
+                metrics.update({f"text->text {k}": v for k, v in summarize(ranks).items()})
+            else:
+                if self.frozen is not None:
+                    source = entry["image_features"]
+                    images = torch.cat([self.frozen[1](source[s:s + 256].to(device)).float().cpu()
+                                        for s in range(0, len(source), 256)])
+                else:
+                    transform = tensor_transform(self.backbone.preprocessing, train=False)
+                    images = torch.cat([module.encode_image(torch.stack([transform(i) for i in entry["images"][s:s + 64]])
+                                                            .to(device)).float().cpu()
+                                        for s in range(0, len(entry["images"]), 64)])
+                t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])
+                i2t = relevant_ranks(images, texts, entry["captions_of"])
+                metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})
+                metrics.update({f"image->text {k}": v for k, v in summarize(i2t).items()})
+        module.train()
+        metrics["definition"] = DEFINITION
+        return metrics
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        if self.trains:
+            getattr(model, "module", model).save(directory / "backbone")
+
+    def restore(self, model: nn.Module, directory: Path) -> None:
+        """Nothing to restore: the saved backbone is the whole result."""

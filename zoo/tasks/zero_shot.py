@@ -1,0 +1,66 @@
+"""Zero-shot classification with CLIP-style backbones: class-name prompts, several templates averaged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import DataError, fingerprint
+from zoo.data.images import decode_all, tensor_transform
+from zoo.tasks.base import Task
+from zoo.tasks.metrics import classification_metrics
+
+# A few of CLIP's prompt templates for small natural images (the CIFAR set).
+TEMPLATES = (
+    "a photo of a {}.", "a blurry photo of a {}.", "a low resolution photo of a {}.", "a photo of the {}.",
+    "a close-up photo of a {}.", "a pixelated photo of a {}.", "a bright photo of a {}.", "a good photo of a {}.",
+)
+
+
+class ZeroShotClassification(Task):
+    """Predicts the class whose averaged prompt embedding is closest to the image embedding."""
+
+    modes = ("zero-shot",)
+
+    def __init__(self, backbone, dataset, mode="zero-shot", options=None):
+        super().__init__(backbone, dataset, mode, options)
+        if dataset.kind != "image-classification":
+            raise DataError(f"zero-shot classification needs image-classification data; {dataset.name!r} is "
+                            f"{dataset.kind}")
+        self.templates = tuple(self.options.get("templates", TEMPLATES))
+
+    def model(self) -> nn.Module:
+        return self.backbone
+
+    def class_embeddings(self, model: nn.Module) -> torch.Tensor:
+        """[classes, D]: each class's prompts embedded, normalised, averaged and normalised again."""
+        rows = []
+        for name in self.data.label_names:
+            prompts = [template.format(name.replace("_", " ")) for template in self.templates]
+            rows.append(F.normalize(F.normalize(model.encode_text(prompts).float(), dim=-1).mean(0), dim=-1))
+        return torch.stack(rows)
+
+    def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any]:
+        data = self.data.split(split)
+        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
+                                  self.options.get("on_bad_image", "skip"))
+        labels = torch.tensor(data.labels)[kept]
+        transform = tensor_transform(self.backbone.preprocessing, train=False)
+        model.eval()
+        with torch.no_grad():
+            classes = self.class_embeddings(model).cpu()
+            preds = torch.cat([
+                (model.encode_image(torch.stack([transform(i) for i in images[s:s + 64]]).to(device)).float().cpu()
+                 @ classes.T).argmax(dim=1) for s in range(0, len(images), 64)])
+        metrics = classification_metrics(preds, labels, self.data.num_classes)
+        metrics["chance"] = 1 / self.data.num_classes
+        return metrics
+
+    def save(self, model: nn.Module, directory) -> None:
+        """Nothing is trained, so nothing is saved."""
+
+    def restore(self, model: nn.Module, directory) -> None:
+        """Nothing to restore."""
