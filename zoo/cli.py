@@ -188,6 +188,41 @@ def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
     _echo_json(evaluate_run(run_dir, split, data_root))
 
 
+@cli.command()
+@click.argument("spec", nargs=-1, required=True)
+@click.option("--merge", "merge_dirs", is_flag=True, help="SPEC... are result directories to join into one table.")
+@click.option("--output", "-o", help="Results directory (default: the spec's output_dir; required with --merge).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
+def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_root: str | None) -> None:
+    """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json and plots.
+
+    \b
+    Cells already computed with the same recipe and library versions are reused,
+    so an interrupted compare continues, and a second run is quick.
+    Examples:
+      zoo compare recipes/quickstart.yaml
+      zoo compare --merge results/laptop results/gpu-box -o results/all
+    """
+    from zoo.compare import load_spec, run_compare
+    from zoo.compare_report import markdown, merge
+
+    if merge_dirs:
+        if not output:
+            raise click.UsageError("--merge needs --output DIR for the joined table")
+        table = merge(list(spec), output)
+        out = output
+    else:
+        if len(spec) != 1:
+            raise click.UsageError("give one compare spec (or --merge with result directories)")
+        overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
+        loaded = load_spec(spec[0], overrides)
+        table = run_compare(loaded, progress=lambda line: click.echo(line, err=True))
+        out = loaded.output_dir
+    click.echo(markdown(table))
+    click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png",
+               err=True)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, PluginWarning):
         click.echo(f"zoo: warning: {message}", err=True)

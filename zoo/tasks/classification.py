@@ -118,7 +118,7 @@ class Classification(Task):
             device = next(self.backbone.parameters()).device
             transform = tensor_transform(self.image_preprocessing, train=False) if self.kind == "image" else None
             # texts go in order of length, so a batch pads to similar lengths (about 2x fewer tokens on SST-2)
-            order = (torch.argsort(inputs["attention_mask"].sum(1)) if self.kind == "text"
+            order = (torch.argsort(inputs["attention_mask"].sum(1)) if "attention_mask" in inputs
                      else torch.arange(len(labels)))
             out = []
             with torch.inference_mode():

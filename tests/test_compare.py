@@ -1,0 +1,100 @@
+"""`zoo compare`: the table across modalities, reuse of finished cells, failures in cells, merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_zoo
+from zoo.compare import load_spec, run_compare
+from zoo.compare_report import merge
+from zoo.errors import ZooError
+from zoo.recipes import RecipeError
+
+SPEC = """
+name: tiny
+output_dir: {out}
+backbones: [text/bert-tiny, "vision/example-*"]
+seeds: [0, 1]
+defaults: {{epochs: 3, batch_size: 64, lr: 1.0e-2, warmup: 0.0, eval_limit: 40, test_split: test}}
+cells:
+  - {{task: text-classification, data: sst2, mode: linear-probe, train_limit: 100}}
+  - {{task: image-classification, data: digits, mode: linear-probe, train_limit: 100}}
+"""
+
+
+def write_spec(tmp_path: Path, text: str = SPEC, out: str = "results") -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.format(out=tmp_path / out))
+    return path
+
+
+def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
+    lines: list[str] = []
+    table = run_compare(load_spec(write_spec(tmp_path)), progress=lines.append)
+    out = tmp_path / "results"
+    for name in ("table.md", "table.csv", "table.json", "metric_vs_params.png", "metric_vs_throughput.png",
+                 "per_task.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = {(r["backbone"], r["task"]): r for r in table["rows"]}
+    text_row = rows[("text/bert-tiny", "text-classification")]
+    assert text_row["status"] == "ok" and text_row["seeds"] == [0, 1] and text_row["metric"] == "test accuracy"
+    assert 0 <= text_row["mean"] <= 1 and text_row["std"] >= 0
+    prov = text_row["provenance"]
+    assert prov["versions"]["torch"] and prov["device"] and prov["data_fingerprint"] and len(prov["recipe_hash"]) == 2
+    assert text_row["params"] == 4_385_920 and text_row["gflops_per_sample"] > 0
+    assert text_row["inference_samples_per_s"] > 0 and text_row["peak_rss_mb"] > 0
+    skipped = rows[("vision/example-convnet", "text-classification")]
+    assert skipped["status"] == "skipped" and "needs a text or multimodal backbone" in skipped["error"]
+    markdown = (out / "table.md").read_text()
+    assert "| text/bert-tiny |" in markdown and "±" in markdown and "skipped" in markdown
+    assert sum("running" in line for line in lines) == 4
+    again: list[str] = []
+    assert run_compare(load_spec(write_spec(tmp_path)), progress=again.append)["rows"] == table["rows"]
+    assert not any("running" in line for line in again) and sum("reused" in line for line in again) == 4
+
+
+def test_a_failing_cell_is_recorded_and_the_rest_completes(tmp_path):
+    (tmp_path / "empty-root").mkdir()
+    spec = SPEC.replace("seeds: [0, 1]", f"seeds: [0]\ndata_root: {tmp_path / 'empty-root'}")
+    table = run_compare(load_spec(write_spec(tmp_path, spec)), progress=lambda _: None)
+    rows = {(r["backbone"], r["data"]): r for r in table["rows"]}
+    failed = rows[("text/bert-tiny", "sst2")]
+    assert failed["status"] == "failed" and "must hold text/sst2/" in failed["error"]
+    assert rows[("vision/example-convnet", "digits")]["status"] == "ok"  # digits needs no data root
+    assert "failed (" in (tmp_path / "results" / "table.md").read_text()
+
+
+def test_bad_specs(tmp_path):
+    with pytest.raises(ZooError, match="unknown backbone 'text/nope'"):
+        run_compare(load_spec(write_spec(tmp_path, SPEC.replace("text/bert-tiny", "text/nope"))))
+    with pytest.raises(ZooError, match="unknown task 'text-clasification'"):
+        run_compare(load_spec(write_spec(tmp_path, SPEC.replace("task: text-classification", "task: text-clasification"))))
+    with pytest.raises(RecipeError, match="unknown key.s. colour"):
+        load_spec(write_spec(tmp_path, SPEC + "colour: red\n"))
+    with pytest.raises(RecipeError, match="no backbone matches 'vision/none-\\*'"):
+        run_compare(load_spec(write_spec(tmp_path, SPEC.replace("vision/example-*", "vision/none-*"))))
+
+
+def test_merge_joins_tables_and_shows_missing_cells(tmp_path):
+    first = {"schema": 1, "name": "a", "rows": [
+        {"backbone": "text/a", "task": "t", "data": "d", "mode": "m", "status": "ok", "seeds": [0], "mean": 0.5,
+         "std": 0.0, "metric": "test accuracy", "error": None}]}
+    second = {"schema": 1, "name": "b", "rows": [
+        {"backbone": "text/b", "task": "t2", "data": "d", "mode": "m", "status": "ok", "seeds": [0], "mean": 0.7,
+         "std": 0.0, "metric": "test accuracy", "error": None}]}
+    for name, table in (("a", first), ("b", second)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "table.json").write_text(json.dumps(table))
+    merged = merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
+    assert len(merged["rows"]) == 2
+    markdown = (tmp_path / "all" / "table.md").read_text()
+    assert "| text/a | 0.5000 | — |" in markdown and "| text/b | — | 0.7000 |" in markdown
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "table.json").write_text(json.dumps({**first, "schema": 0}))
+    with pytest.raises(ZooError, match="table schema 0 cannot be merged with schema 1"):
+        merge([tmp_path / "a", tmp_path / "old"], tmp_path / "x")
+    result = run_zoo("compare", "--merge", str(tmp_path / "a"), str(tmp_path / "old"), "-o", str(tmp_path / "y"))
+    assert result.returncode == 1 and "cannot be merged" in result.stderr and "Traceback" not in result.stderr

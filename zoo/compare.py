@@ -1,0 +1,216 @@
+"""``zoo compare``: one table of backbones x tasks x modes x seeds, across modalities, with provenance.
+
+A compare spec (YAML) names backbones (registry patterns allowed), cells (task,
+data, mode and recipe keys) and seeds. Every (backbone, cell, seed) runs through
+the same engine as ``zoo run``, each in its own process (so one failure or crash
+cannot take the table down, and its peak memory is its own), into
+``OUTPUT/cells/ID/``. A cell whose ``cell.json`` already holds a result with the
+same recipe hash and library versions is reused, so an interrupted compare
+continues where it stopped and a second run with warm caches is quick. The
+table is written as ``table.md``, ``table.csv``, ``table.json`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.recipes import RecipeError, validate
+
+SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
+
+
+@dataclass
+class CompareSpec:
+    """What to compare: backbone patterns x cells x seeds; ``defaults`` are recipe keys for every cell."""
+
+    name: str
+    backbones: list[str]
+    cells: list[dict[str, Any]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    defaults: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = "results"
+    data_root: str | None = None
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareSpec:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"compare spec {path} not found")
+    values = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}
+    unknown = sorted(set(values) - SPEC_KEYS)
+    if unknown:
+        raise RecipeError(f"{path}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
+    for key in ("backbones", "cells"):
+        if not values.get(key) or not isinstance(values[key], list):
+            raise RecipeError(f"{path}: {key} must be a non-empty list")
+    return CompareSpec(**values)
+
+
+@dataclass
+class Cell:
+    backbone: str
+    recipe: dict[str, Any]
+    skip: str | None = None  # why the backbone cannot do this task
+
+    @property
+    def key(self) -> str:
+        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": _versions()}, sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata
+
+    out = {}
+    for name, dist in (("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
+                       ("open_clip", "open_clip_torch")):
+        try:
+            out[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def plan(spec: CompareSpec) -> list[Cell]:
+    """Every (backbone, cell, seed), in order; cells a backbone cannot do are marked skipped with the reason."""
+    from zoo.api import get_plugin_set
+
+    registry = get_plugin_set().registry
+    names: list[str] = []
+    for pattern in spec.backbones:
+        found = [s.name for s in registry.list_backbones(pattern)] if any(c in pattern for c in "*?[") else \
+            [registry.resolve_backbone(pattern)[0].name]
+        if not found:
+            raise RecipeError(f"compare spec {spec.name!r}: no backbone matches {pattern!r} (see zoo list)")
+        names += [n for n in found if n not in names]
+    cells = []
+    for index, raw in enumerate(spec.cells):
+        values = {**spec.defaults, **raw}
+        for seed in spec.seeds:
+            for name in names:
+                recipe = {**values, "model": name, "seed": seed, "data_root": spec.data_root}
+                validate(recipe, f"compare spec {spec.name!r}, cell {index + 1}")
+                task = registry.get("task", recipe["task"])
+                modality = registry.resolve_backbone(name)[0].modality
+                skip = None if modality in task.modalities else \
+                    f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
+                cells.append(Cell(name, recipe, skip))
+    return cells
+
+
+def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
+    """Run one cell in a fresh `zoo run` process; its result, or its failure, and its peak memory."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    recipe_file = directory / "recipe.yaml"
+    recipe_file.write_text(yaml.safe_dump({**cell.recipe, "name": "run", "output_dir": str(directory)},
+                                          sort_keys=False))
+    resume = ["--resume"] if (directory / "run" / "checkpoints" / "last.pt").exists() else []
+    started = time.perf_counter()
+    with open(directory / "stdout.log", "w") as out, open(directory / "stderr.log", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "zoo", "run", str(recipe_file), *resume],
+                                   stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+    record: dict[str, Any] = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key,
+                              "seconds": round(time.perf_counter() - started, 2),
+                              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    results_file = directory / "run" / "results.json"
+    if os.waitstatus_to_exitcode(status) == 0 and results_file.exists():
+        results = json.loads(results_file.read_text())
+        record.update(status="ok", metrics=results["metrics"], train=results["train"],
+                      provenance=results["provenance"])
+    else:
+        lines = [line for line in (directory / "stderr.log").read_text().splitlines()
+                 if line.startswith("zoo: error:")]
+        record.update(status="failed", error=lines[-1][len("zoo: error: "):] if lines else
+                      f"exit status {os.waitstatus_to_exitcode(status)}; see {directory / 'stderr.log'}")
+    return record
+
+
+def _write_json(path: Path, data: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temporary, path)
+
+
+def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
+    """Parameters, GFLOPs per sample and inference samples/s of each encoder (cached per versions)."""
+    key = hashlib.sha256(json.dumps([name, _versions(), platform.node()]).encode()).hexdigest()[:16]
+    path = cache / f"{name.replace('/', '--')}.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return stored
+    import zoo
+    from zoo.measure import measure_encoders
+
+    try:
+        model = zoo.load(name)
+        rows = measure_encoders(model, batch=16, seconds=1.0)
+        spec = model.spec
+        info = {"key": key, "params": model.num_params(), "family": spec.plugin, "modality": spec.modality,
+                "license": spec.license, "gflops": {r["input"]: round(r["gflops_per_sample"], 4) for r in rows},
+                "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows}}
+    except Exception as exc:  # noqa: BLE001 - a backbone that does not load fails its cells, not the table
+        spec = zoo.get_spec(name)
+        info = {"key": key, "params": spec.params, "family": spec.plugin, "modality": spec.modality,
+                "license": spec.license, "gflops": {}, "inference_per_s": {}, "error": str(exc).splitlines()[0]}
+    cache.mkdir(parents=True, exist_ok=True)
+    _write_json(path, info)
+    return info
+
+
+def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float]:
+    """The headline number of a cell: its test split's (else eval split's) primary metric."""
+    from zoo.tasks import get_task
+
+    split = recipe.get("test_split") or recipe.get("eval_split", "validation")
+    values = metrics.get(split) or next(iter(metrics.values()))
+    task = get_task(recipe["task"])
+    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in values]
+    name = preferred[0] if preferred else next(k for k, v in values.items() if isinstance(v, (int, float)))
+    return f"{split} {name}", values[name]
+
+
+def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
+    """Run (or reuse) every cell, then write the tables and plots; returns the table."""
+    out = Path(spec.output_dir)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    cells = plan(spec)
+    records = []
+    for number, cell in enumerate(cells, 1):
+        directory = out / "cells" / cell.key
+        previous = directory / "cell.json"
+        label = f"[{number}/{len(cells)}] {cell.backbone} {cell.recipe['task']} {cell.recipe['data']} " \
+                f"{cell.recipe.get('mode', 'finetune')} seed {cell.recipe['seed']}"
+        if cell.skip:
+            record = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
+                      "error": cell.skip}
+        elif previous.exists() and json.loads(previous.read_text()).get("status") == "ok":
+            record = json.loads(previous.read_text())
+            progress(f"{label}: reused")
+        else:
+            progress(f"{label}: running")
+            record = _run_cell(cell, directory)
+            _write_json(previous, record)
+            progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
+                     + (f" ({record['error']})" if record["status"] == "failed" else ""))
+        records.append(record)
+    backbones = {c.backbone: measure_backbone(c.backbone, out / "backbones") for c in cells if not c.skip}
+    from zoo.compare_report import build_table, write_outputs
+
+    table = build_table(spec.name, records, backbones)
+    write_outputs(table, out)
+    return table

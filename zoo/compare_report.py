@@ -1,0 +1,212 @@
+"""The comparison table: aggregation over seeds, Markdown / CSV / JSON, plots, and merging tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+SCHEMA = 1
+MISSING = "—"
+TASK_INPUT = {"text-classification": "text", "image-classification": "image", "zero-shot-classification": "image",
+              "retrieval": "text"}
+
+
+def _group(record: dict[str, Any]) -> str:
+    recipe = {k: v for k, v in record["recipe"].items() if k not in ("seed", "data_root")}
+    return json.dumps([record["backbone"], recipe], sort_keys=True)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One row per (backbone, cell) with metrics as mean and std over seeds, and the provenance of each."""
+    from zoo.compare import primary
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(_group(record), []).append(record)
+    rows = []
+    for members in groups.values():
+        first = members[0]
+        recipe, info = first["recipe"], backbones.get(first["backbone"], {})
+        done = [m for m in members if m["status"] == "ok"]
+        kind = TASK_INPUT.get(recipe["task"], "text")
+        row: dict[str, Any] = {
+            "backbone": first["backbone"], "family": info.get("family"), "modality": info.get("modality"),
+            "params": info.get("params"), "gflops_per_sample": info.get("gflops", {}).get(kind),
+            "task": recipe["task"], "data": recipe["data"], "mode": recipe.get("mode", "finetune"),
+            "seeds": sorted(m["recipe"]["seed"] for m in done), "license": info.get("license"),
+            "status": "ok" if done else members[0]["status"],
+            "error": None if done else members[0].get("error"),
+        }
+        if done:
+            metric, _ = primary(recipe, done[0]["metrics"])
+            values = [primary(recipe, m["metrics"])[1] for m in done]
+            row["metric"], (row["mean"], row["std"]) = metric, _mean_std(values)
+            split = metric.split(" ", 1)[0]
+            row["metrics"] = {k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
+                              for k, v in done[0]["metrics"][split].items() if isinstance(v, (int, float))}
+            train = [m["train"] for m in done]
+            row["train_seconds"] = round(statistics.fmean(t.get("train_seconds", 0) for t in train), 1)
+            rates = [t["train_samples_per_second"] for t in train if t.get("train_samples_per_second")]
+            row["train_samples_per_s"] = round(statistics.fmean(rates), 1) if rates else None
+            row["inference_samples_per_s"] = info.get("inference_per_s", {}).get(kind)
+            row["peak_rss_mb"] = max(m.get("peak_rss_mb", 0) for m in done)
+            prov = done[0]["provenance"]
+            row["provenance"] = {"versions": prov["versions"], "device": prov["device"], "precision": prov["precision"],
+                                 "seeds": row["seeds"], "data_fingerprint": prov["data_fingerprint"],
+                                 "recipe_hash": sorted({m["provenance"]["recipe_hash"] for m in done}),
+                                 "weights": prov["weights"]}
+        rows.append(row)
+    return {"schema": SCHEMA, "name": name, "rows": rows}
+
+
+def _cell(row: dict[str, Any]) -> str:
+    if row["status"] != "ok":
+        return f"{row['status']}: {row['error']}" if row["status"] == "skipped" else f"failed ({row['error']})"
+    return f"{row['mean']:.4f} ± {row['std']:.4f}" if len(row["seeds"]) > 1 else f"{row['mean']:.4f}"
+
+
+def markdown(table: dict[str, Any]) -> str:
+    rows = table["rows"]
+    columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
+    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
+    lookup = {(r["backbone"], f"{r['task']} / {r['data']} / {r['mode']}"): r for r in rows}
+    lines = [f"# {table['name']}", "", "Headline metric per cell (mean ± std over seeds); "
+             f"{MISSING} = not run. R@K = fraction of queries with at least one relevant item in the top K.", "",
+             "| backbone | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for backbone in backbones:
+        cells = []
+        for column in columns:
+            row = lookup.get((backbone, column))
+            cells.append(MISSING if row is None else ("skipped" if row["status"] == "skipped" else _cell(row)))
+        lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
+    lines += ["", "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
+              "train s | train samples/s | inference samples/s | peak RSS MB | license |",
+              "|---" * 15 + "|"]
+    for r in rows:
+        value = _cell(r)
+        params = _count(r.get("params"))
+        fields = [r["backbone"], r.get("family"), r.get("modality"), params, _fmt(r.get("gflops_per_sample")), r["task"],
+                  r["data"], r["mode"], r.get("metric", MISSING), value, _fmt(r.get("train_seconds")),
+                  _fmt(r.get("train_samples_per_s")), _fmt(r.get("inference_samples_per_s")),
+                  _fmt(r.get("peak_rss_mb")), r.get("license") or MISSING]
+        lines.append("| " + " | ".join(str(f) if f is not None else MISSING for f in fields) + " |")
+    provenances = [r["provenance"] for r in rows if r.get("provenance")]
+    if provenances:
+        p = provenances[0]
+        versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+        lines += ["", f"Provenance (each row's full record is in table.json): {versions}; {p['device']}, "
+                      f"{p['precision']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _count(value: int | None) -> str:
+    if not value:
+        return MISSING
+    return f"{value / 1e6:.1f}M" if value >= 1e5 else f"{value / 1e3:.1f}K"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def csv_text(table: dict[str, Any]) -> str:
+    columns = ["backbone", "family", "modality", "params", "gflops_per_sample", "task", "data", "mode", "metric",
+               "mean", "std", "seeds", "train_seconds", "train_samples_per_s", "inference_samples_per_s",
+               "peak_rss_mb", "license", "status", "error", "versions", "device", "precision", "data_fingerprint",
+               "recipe_hash"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in table["rows"]:
+        prov = row.get("provenance") or {}
+        writer.writerow({**row, "seeds": " ".join(map(str, row["seeds"])),
+                         "versions": json.dumps(prov.get("versions")) if prov else "", "device": prov.get("device"),
+                         "precision": prov.get("precision"), "data_fingerprint": prov.get("data_fingerprint"),
+                         "recipe_hash": " ".join(prov.get("recipe_hash", []))})
+    return buffer.getvalue()
+
+
+def plots(table: dict[str, Any], out: Path) -> list[Path]:
+    """metric vs parameters, metric vs inference throughput, and bars per task; PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in table["rows"] if r["status"] == "ok"]
+    written = []
+    for x_key, label, file in (("params", "parameters", "metric_vs_params.png"),
+                               ("inference_samples_per_s", "inference samples/s", "metric_vs_throughput.png")):
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        for column in dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows):
+            points = [r for r in rows if f"{r['task']} / {r['data']} / {r['mode']}" == column and r.get(x_key)]
+            axes.scatter([r[x_key] for r in points], [r["mean"] for r in points], label=column)
+            for r in points:
+                axes.annotate(r["backbone"].split("/")[-1], (r[x_key], r["mean"]), fontsize=7)
+        if any(r.get(x_key) for r in rows):
+            axes.set_xscale("log")
+        axes.set_xlabel(label)
+        axes.set_ylabel("headline metric")
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(out / file, dpi=120)
+        plt.close(figure)
+        written.append(out / file)
+    columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
+    figure, axes = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
+    for axis, column in zip(axes[:, 0], columns):
+        points = [r for r in rows if f"{r['task']} / {r['data']} / {r['mode']}" == column]
+        uniform = len({r["metric"] for r in points}) == 1
+        labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]
+        axis.barh(labels, [r["mean"] for r in points], xerr=[r["std"] for r in points])
+        axis.set_title(f"{column}: {points[0]['metric']}" if uniform else column, fontsize=9)
+        axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "per_task.png", dpi=120)
+    plt.close(figure)
+    return [*written, out / "per_task.png"]
+
+
+def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table.json": json.dumps(table, indent=2, default=str), "table.md": markdown(table),
+             "table.csv": csv_text(table)}
+    for name, text in files.items():
+        temporary = out / f".{name}.tmp"
+        temporary.write_text(text)
+        os.replace(temporary, out / name)
+    return [out / name for name in files] + plots(table, out)
+
+
+def merge(directories: list[str | Path], out: str | Path, name: str = "merged") -> dict[str, Any]:
+    """One table from the tables of several result directories (other machines, other sessions)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for directory in directories:
+        path = Path(directory) / "table.json"
+        if not path.is_file():
+            raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
+        table = json.loads(path.read_text())
+        if table.get("schema") != SCHEMA:
+            raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
+                           "re-run that compare with this zoo")
+        for row in table["rows"]:
+            key = json.dumps([row["backbone"], row["task"], row["data"], row["mode"]])
+            kept = rows.get(key)
+            if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):
+                rows[key] = row
+    merged = {"schema": SCHEMA, "name": name, "rows": list(rows.values())}
+    write_outputs(merged, Path(out))
+    return merged

@@ -1,0 +1,71 @@
+"""Speed and cost of a backbone's encoders: parameters, GFLOPs per sample, samples per second.
+
+Used by ``zoo compare`` and ``benchmarks/encode_throughput.py``, so both report the
+same quantities in the same way for text, image and multimodal backbones.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+
+def timed(fn: Callable[[], Any], device: torch.device, seconds: float) -> float:
+    """Calls of ``fn`` per second over about ``seconds``, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or runs < 3:
+        fn()
+        runs += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return runs / (time.perf_counter() - started)
+
+
+def example_inputs(model: Any, batch: int, seq_len: int = 128) -> dict[str, tuple[str, Any]]:
+    """For each encoder of ``model``: (shape note, a ready batch). Text at ``seq_len`` tokens, images at
+    the model's own input size."""
+    device = next(model.parameters()).device
+    out: dict[str, tuple[str, Any]] = {}
+    if model.modality in ("image", "multimodal"):
+        from zoo.data.images import image_settings
+
+        size = image_settings(model.preprocessing)["size"]
+        out["image"] = (f"{size[0]}px", torch.randn(batch, 3, *size, device=device))
+    if model.modality in ("text", "multimodal"):
+        text = " ".join(["the quick brown fox jumps over the lazy dog"] * (seq_len // 8 + 1))
+        tokenizer = getattr(getattr(model, "text_tower", model), "tokenizer", None)
+        if tokenizer is not None and hasattr(tokenizer, "pad_token_id"):  # transformers: exactly seq_len tokens
+            tokens = dict(tokenizer([text] * batch, padding="max_length", truncation=True, max_length=seq_len,
+                                    return_tensors="pt"))
+        else:  # open_clip: its own context length
+            tokens = model.tokenize([text] * batch)
+        tokens = {k: v.to(device) for k, v in tokens.items()}
+        out["text"] = (f"{tokens['input_ids'].shape[1]} tok", tokens)
+    return out
+
+
+def measure_encoders(model: Any, batch: int = 32, seq_len: int = 128, seconds: float = 2.0,
+                     autocast: Any = None) -> list[dict[str, Any]]:
+    """One row per encoder: input, shape, GFLOPs per sample (torch.utils.flop_counter), samples/s."""
+    from contextlib import nullcontext
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    rows = []
+    model.eval()
+    for kind, (shape, inputs) in example_inputs(model, batch, seq_len).items():
+        call = (lambda x=inputs: model.encode_image(x)) if kind == "image" else (lambda x=inputs: model.encode_text(x))
+        with torch.inference_mode(), (autocast or nullcontext()):
+            with FlopCounterMode(display=False) as counter:
+                call()
+            gflops = counter.get_total_flops() / batch / 1e9
+            rate = timed(call, device, seconds) * batch
+        rows.append({"input": kind, "shape": shape, "gflops_per_sample": gflops, "samples_per_second": rate})
+    return rows
