@@ -9,13 +9,22 @@ import pytest
 from conftest import REPO
 from zoo.recipes import RecipeError, load_recipe, parse_overrides
 
-RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "\ncells:" not in p.read_text())
+COMPARE_SPECS = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "\ncells:" in p.read_text())
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_shipped_recipe_validates(path):
     recipe = load_recipe(path)
     assert recipe.name == path.stem and recipe.model and recipe.task and recipe.data
+
+
+@pytest.mark.parametrize("path", COMPARE_SPECS, ids=lambda p: p.name)
+def test_every_shipped_compare_spec_plans(path):
+    from zoo.compare import load_spec, plan
+
+    cells = plan(load_spec(path))
+    assert cells and any(not cell.skip for cell in cells)
 
 
 def write(tmp_path: Path, text: str) -> Path:
