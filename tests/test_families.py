@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import random
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import DATA_ROOT, REPO
+from conftest import DATA_ROOT
 
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"
 

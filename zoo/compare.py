@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.engine import write_json as _write_json
 from zoo.recipes import RecipeError, validate
 
 SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
@@ -137,12 +138,6 @@ def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
         record.update(status="failed", error=lines[-1][len("zoo: error: "):] if lines else
                       f"exit status {os.waitstatus_to_exitcode(status)}; see {directory / 'stderr.log'}")
     return record
-
-
-def _write_json(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(temporary, path)
 
 
 def measure_backbone(name: str, cache: Path) -> dict[str, Any]:

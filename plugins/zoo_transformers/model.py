@@ -8,7 +8,6 @@ pooling and L2 normalisation for all-MiniLM-L6-v2.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 

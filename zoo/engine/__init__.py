@@ -90,7 +90,8 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     return task
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON to a temporary name, then rename: readers never see half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2, default=str))
     os.replace(temporary, path)
@@ -137,7 +138,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             model_dir = run_dir / "model"
             model_dir.mkdir(exist_ok=True)
             task.save(model, model_dir)
-            _write_json(run_dir / "results.json", results)
+            write_json(run_dir / "results.json", results)
         ctx.barrier()
         return results
     finally:
