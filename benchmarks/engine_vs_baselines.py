@@ -51,12 +51,12 @@ def batches(args, device):
     for start in range(0, len(order), args.batch):
         inputs, labels = task.collate([examples[i] for i in order[start:start + args.batch]])
         out.append(({k: v.to(device) for k, v in inputs.items()}, labels.to(device)))
-    return task, out
+    return task, out, [examples[i] for i in order]
 
 
 def plain_loop(args, device) -> float:
     """What a careful person writes by hand: forward, loss, backward, fused AdamW, no extras."""
-    task, data = batches(args, device)
+    task, data, _ = batches(args, device)
     model = Classifier(task.backbone, task.data.num_classes, "encode_text", dropout=0.0).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
@@ -87,9 +87,8 @@ def hf_trainer(args, device, defaults: bool) -> float:
     """transformers.Trainer on the same examples; ``defaults`` leaves its own settings (bf16 off)."""
     from transformers import Trainer, TrainingArguments
 
-    task, data = batches(args, torch.device("cpu"))
-    rows = [{**{k: v[i] for k, v in inputs.items()}, "labels": labels[i]}
-            for inputs, labels in data for i in range(len(labels))]
+    task, _, items = batches(args, torch.device("cpu"))
+    rows = [{**inputs, "labels": label} for inputs, label in items]  # the same examples, in the same order
     model = _ForTrainer(Classifier(task.backbone, task.data.num_classes, "encode_text", dropout=0.0))
     with tempfile.TemporaryDirectory() as directory:
         settings = TrainingArguments(

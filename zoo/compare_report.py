@@ -94,6 +94,8 @@ def markdown(table: dict[str, Any]) -> str:
               "train s | train samples/s | inference samples/s | peak RSS MB | license |",
               "|---" * 15 + "|"]
     for r in rows:
+        if r["status"] == "skipped":  # shown in the matrix above; the reason is in table.json
+            continue
         value = _cell(r)
         params = _count(r.get("params"))
         fields = [r["backbone"], r.get("family"), r.get("modality"), params, _fmt(r.get("gflops_per_sample")), r["task"],
