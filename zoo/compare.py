@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.engine import library_versions as _versions
 from zoo.engine import write_json as _write_json
 from zoo.recipes import RecipeError, validate
 
@@ -68,19 +69,6 @@ class Cell:
     def key(self) -> str:
         content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": _versions()}, sort_keys=True)
         return hashlib.sha256(content.encode()).hexdigest()[:16]
-
-
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata
-
-    out = {}
-    for name, dist in (("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
-                       ("open_clip", "open_clip_torch")):
-        try:
-            out[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def plan(spec: CompareSpec) -> list[Cell]:

@@ -24,11 +24,16 @@ from zoo.errors import ZooError
 from zoo.recipes import Recipe, RecipeError, load_recipe, validate
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of zoo and the model libraries (None where one is missing)."""
+    out: dict[str, str | None] = {}
+    for name, dist in (("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
+                       ("open_clip", "open_clip_torch")):
+        try:
+            out[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str, Any]:
@@ -36,9 +41,7 @@ def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str,
     weights = task.backbone.weights
     device = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.machine()
     return {
-        "versions": {name: _version(dist) for name, dist in (
-            ("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
-            ("open_clip", "open_clip_torch"))},
+        "versions": library_versions(),
         "device": f"{ctx.device.type} ({device})", "cpus": os.cpu_count(), "world_size": ctx.world_size,
         "precision": precision, "seed": recipe.seed, "recipe_hash": recipe.hash(),
         "backbone": task.backbone.name,
