@@ -13,7 +13,8 @@ from conftest import DATA_ROOT, REPO
 from zoo.data import DataError, Dataset, Split
 from zoo.engine import run
 from zoo.recipes import load_recipe
-from zoo.tasks.retrieval import Retrieval, info_nce
+from zoo.tasks.objectives import info_nce
+from zoo.tasks.retrieval import Retrieval
 from zoo.tasks.retrieval_metrics import relevant_ranks, summarize
 
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"

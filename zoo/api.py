@@ -112,7 +112,8 @@ def _load_saved(directory: str, **kwargs: Any):
 
     config = read_saved(directory)
     model = rebuild(config["spec"], {**config["options"], **kwargs}, directory)
-    if json.loads(json.dumps(model.preprocessing, default=list)) != config["preprocessing"]:
+    # explicit options (say max_length=64) change preprocessing on purpose; otherwise it must match
+    if not kwargs and json.loads(json.dumps(model.preprocessing, default=list)) != config["preprocessing"]:
         raise WeightsError(
             f"{directory}: the preprocessing in zoo.json {config['preprocessing']} differs from what the "
             f"rebuilt model uses {model.preprocessing}; refusing to pair weights with the wrong preprocessing"

@@ -57,9 +57,36 @@ class Backbone(torch.nn.Module):
         """Embed a list of PIL images (or a preprocessed [B, C, H, W] tensor) as a [B, D] tensor."""
         raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")
 
-    def pretrain_loss(self, batch: Any) -> torch.Tensor:
-        """The family's self-supervised objective on one batch (MLM, SimCLR, InfoNCE)."""
-        raise ZooError(f"backbone {self.name!r} has no pretraining objective")
+    def pretraining_head(self) -> torch.nn.Module | None:
+        """Modules the pretraining objective needs besides the backbone (an MLM head, a projector).
+
+        They train with the backbone but are not part of it: ``save`` leaves them out. The default
+        is SimCLR's projector for image backbones (embedding -> 512 -> ReLU -> 128), none otherwise."""
+        if self.modality != "image":
+            return None
+        width = self.embed_dim
+        return torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
+
+    def pretrain_loss(self, batch: Any, head: torch.nn.Module | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The family's self-supervised objective on one batch: the loss and per-example outputs.
+
+        ``batch`` is what the ``pretraining`` task builds for the modality: for image backbones two
+        augmented views ``(view1, view2)`` (the default here: SimCLR's NT-Xent on the projected
+        embeddings, with ``correct``: whether each view found its partner); for text backbones a
+        tokenised batch whose ``input_ids`` are masked and whose ``labels`` hold the original tokens
+        at masked positions (-100 elsewhere): a text family implements masked-language modelling."""
+        if self.modality == "image" and head is not None:
+            from zoo.tasks.objectives import nt_xent
+
+            view1, view2 = batch
+            projected = head(self.encode_image(torch.cat([view1, view2])))
+            loss, correct = nt_xent(*projected.chunk(2), temperature=0.2)
+            return loss, {"correct": correct.float()}
+        raise ZooError(f"backbone {self.name!r} has no pretraining objective for its {self.modality} modality")
+
+    def masking_vocabulary(self) -> tuple[int, int, list[int]]:
+        """For masked-language modelling: the mask token id, the vocabulary size, and the ids never masked."""
+        raise ZooError(f"backbone {self.name!r} has no tokenizer to mask")
 
     def build_options(self) -> dict[str, Any]:
         """Factory keyword arguments that rebuild this architecture (saved in ``zoo.json``)."""

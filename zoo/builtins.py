@@ -45,3 +45,7 @@ def register_tasks(register):
     register(TaskSpec(name="zero-shot-classification", factory="zoo.tasks.zero_shot:ZeroShotClassification",
                       modalities=("multimodal",), metrics=("accuracy", "macro_f1"),
                       description="class-name prompts (several templates averaged) against image embeddings"))
+    register(TaskSpec(name="pretraining", factory="zoo.tasks.pretraining:Pretraining",
+                      modalities=("text", "image", "multimodal"), metrics=("loss",),
+                      description="the family's self-supervised objective: MLM (text), SimCLR (image), "
+                                  "InfoNCE over image-caption pairs (CLIP-style)"))

@@ -33,7 +33,7 @@ class Recipe:
     model: str  # a registered backbone name, or a directory written by Backbone.save
     task: str  # a registered task: text-classification, image-classification, ...
     data: str  # a registered data set (sst2, cifar10, ...) or a file / folder
-    mode: str = "finetune"  # finetune | linear-probe (| the task's other modes)
+    mode: str | None = None  # the task's modes: finetune | linear-probe, zero-shot | contrastive, pretrain; None: its first
     name: str | None = None  # run name; default: the recipe file's stem
     output_dir: str = "runs"  # the run directory is output_dir/name
     pretrained: bool | str | None = None  # as zoo.load: None = default weights (random if the spec has none)

@@ -11,7 +11,7 @@ import zoo
 zoo_api = ">=1,<2"
 
 CLIP_TASKS = ("retrieval", "zero-shot-classification", "image-classification", "text-classification",
-              "contrastive-pretraining")
+              "pretraining")
 
 # open_clip architectures with one well-known pretrained tag each (hub download, online only).
 OPENCLIP = (

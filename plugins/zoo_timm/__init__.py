@@ -9,7 +9,7 @@ import zoo
 
 zoo_api = ">=1,<2"
 
-VISION_TASKS = ("image-classification", "simclr-pretraining")
+VISION_TASKS = ("image-classification", "pretraining")
 
 # timm's own pretrained config for tf_efficientnet_lite*: mean = std = 0.5, bicubic.
 LITE = (

@@ -9,7 +9,7 @@ import zoo
 
 zoo_api = ">=1,<2"
 
-TEXT_TASKS = ("text-classification", "retrieval", "mlm-pretraining")
+TEXT_TASKS = ("text-classification", "retrieval", "pretraining")
 
 # The BERT uncased WordPiece vocabulary that ships with the MiniLM weights; the
 # from-scratch configurations reuse it so no tokenizer download is ever needed.

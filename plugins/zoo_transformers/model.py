@@ -74,6 +74,29 @@ class TextBackbone(zoo.Backbone):
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1) if self.preprocessing["normalize"] else pooled
 
+    # -- masked-language modelling ----------------------------------------------------
+    def masking_vocabulary(self) -> tuple[int, int, list[int]]:
+        if self.tokenizer.mask_token_id is None:
+            raise ZooError(f"{self.name}: the tokenizer has no mask token, so it cannot do masked-language modelling")
+        return int(self.tokenizer.mask_token_id), len(self.tokenizer), list(self.tokenizer.all_special_ids)
+
+    def pretraining_head(self) -> torch.nn.Module:
+        """BERT's MLM head: dense + GELU + LayerNorm, then the (tied) input embeddings as the decoder."""
+        config = self.model.config
+        return MaskedLMHead(config.hidden_size, len(self.tokenizer), getattr(config, "layer_norm_eps", 1e-12))
+
+    def pretrain_loss(self, batch: Mapping[str, torch.Tensor],
+                      head: torch.nn.Module | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy on the masked positions only (about 15% of tokens: the vocabulary projection,
+        the costliest part of MLM, runs on those rows alone)."""
+        hidden = self.hidden_states(batch)
+        labels = batch["labels"].to(hidden.device)
+        rows = labels != -100
+        logits = head(hidden[rows], self.model.get_input_embeddings().weight)
+        targets = labels[rows]
+        loss = F.cross_entropy(logits.float(), targets)
+        return loss, {"correct": (logits.argmax(-1) == targets).float()}
+
     def build_options(self) -> dict[str, Any]:
         return {
             "source": "config",
@@ -85,6 +108,19 @@ class TextBackbone(zoo.Backbone):
 
     def save_assets(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
+
+
+class MaskedLMHead(torch.nn.Module):
+    """Predicts the token at each masked position; decodes with the encoder's own embeddings (tied)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, eps: float) -> None:
+        super().__init__()
+        self.transform = torch.nn.Sequential(torch.nn.Linear(hidden_size, hidden_size), torch.nn.GELU(),
+                                             torch.nn.LayerNorm(hidden_size, eps=eps))
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, hidden: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.transform(hidden) @ embeddings.T + self.bias
 
 
 def minilm_dir() -> Path:

@@ -87,3 +87,18 @@ def tensor_transform(preprocessing: Mapping[str, Any], train: bool):
         shorter_side = int(round(min(s["size"]) / s["crop_pct"]))  # as timm: resize, then centre-crop
         geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(s["size"])]
     return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(s["mean"], s["std"])])
+
+
+def augmentation_transform(preprocessing: Mapping[str, Any]):
+    """SimCLR's augmentations (random resized crop, flip, colour jitter, grayscale), then normalisation."""
+    from torchvision.transforms import v2
+
+    s = image_settings(preprocessing)
+    return v2.Compose([
+        v2.RandomResizedCrop(s["size"], scale=(0.2, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(s["mean"], s["std"]),
+    ])

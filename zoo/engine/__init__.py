@@ -88,7 +88,11 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     _limit(dataset, "train", recipe.train_limit, recipe.seed)
     _limit(dataset, recipe.eval_split, recipe.eval_limit, recipe.seed)
-    task = get_task(recipe.task)(backbone, dataset, recipe.mode, {**recipe.task_options, "eval_split": recipe.eval_split})
+    task_class = get_task(recipe.task)
+    recipe.mode = recipe.mode or task_class.modes[0]
+    options = {**recipe.task_options, "eval_split": recipe.eval_split, "data_root": recipe.data_root,
+               "seed": recipe.seed}
+    task = task_class(backbone, dataset, recipe.mode, options)
     task.prepare()
     return task
 
@@ -164,8 +168,11 @@ def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, An
 
 
 def pretrain(backbone: Any, data: str, **recipe: Any) -> dict[str, Any]:
-    """Self-supervised pretraining with the family's objective (MLM, SimCLR, InfoNCE)."""
-    raise ZooError(f"{backbone.name}: the pretraining objectives are not built yet; finetune and evaluate work")
+    """Self-supervised pretraining with the family's objective (MLM, SimCLR, InfoNCE) on ``data``'s
+    inputs (labels unused); the trained backbone is saved in the run's ``model/backbone``."""
+    values = {"model": backbone.name, "task": "pretraining", "data": data, "lr": 5e-4, "warmup": 0.05, **recipe}
+    values.setdefault("name", f"{backbone.name.replace('/', '-')}-pretrain-{data}")
+    return run(validate(values, "pretrain()"), backbone=backbone)
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:

@@ -129,10 +129,11 @@ def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Rec
     losses = []
     with torch.no_grad():
         for start in range(0, len(indices), recipe.eval_batch_size):
-            batch = task.collate([examples[i] for i in indices[start:start + recipe.eval_batch_size]])
+            chunk = indices[start:start + recipe.eval_batch_size]
+            batch = task.collate([examples[i] for i in chunk])
             with autocast:
                 loss, outputs = task.step(model, to_device(batch, ctx.device))
-            losses.append(float(loss) * len(next(iter(outputs.values()))))
+            losses.append(float(loss) * len(chunk))
             for key, value in outputs.items():
                 collected.setdefault(key, []).append(value.detach().cpu())
     shards = ctx.gather(({k: torch.cat(v) for k, v in collected.items()}, sum(losses)))

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zoo.data import DataError, fingerprint
@@ -23,19 +22,8 @@ from zoo.data.cache import cached
 from zoo.data.images import decode_all, tensor_transform
 from zoo.errors import ZooError
 from zoo.tasks.base import Task, to_device
+from zoo.tasks.objectives import info_nce
 from zoo.tasks.retrieval_metrics import DEFINITION, relevant_ranks, summarize
-
-MAX_LOGIT_SCALE = 4.6052  # log(100), CLIP's clamp on the learned temperature
-
-
-def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch of matched pairs (row i of ``a`` goes with row i of ``b``)."""
-    if len(a) < 2:
-        raise ZooError("a contrastive loss needs at least 2 pairs per batch (the other pairs are its negatives); "
-                       "raise batch_size")
-    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * a @ b.T
-    labels = torch.arange(len(a), device=a.device)
-    return (F.cross_entropy(logits.float(), labels) + F.cross_entropy(logits.T.float(), labels)) / 2
 
 
 class _Pairs(torch.utils.data.Dataset):

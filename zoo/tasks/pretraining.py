@@ -1,0 +1,194 @@
+"""Self-supervised pretraining on the shared engine: each family's own objective on unlabelled data.
+
+- text backbones: masked-language modelling (BERT's rule, `objectives.mask_tokens`) on the texts
+  of a text data set, or on the captions of an image-caption set;
+- image backbones: SimCLR, two augmented views of every image and NT-Xent;
+- CLIP-style backbones: symmetric InfoNCE over image-caption pairs, which is the retrieval
+  task's contrastive training (so the run reports R@K as it goes).
+
+Labels are never read. ``extra_data`` (task option) adds the training inputs of more data
+sets, e.g. SST-2 sentences and Flickr8k captions. The trained backbone is saved with the
+family's ``save`` in the run's ``model/backbone``, so ``finetune``, ``evaluate`` and
+``zoo run --set model=RUN/model/backbone`` take it like any other backbone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from zoo.data import DataError, fingerprint, load_dataset
+from zoo.data.cache import cached
+from zoo.data.images import augmentation_transform, decode_all
+from zoo.tasks.base import Task
+from zoo.tasks.classification import trim
+from zoo.tasks.objectives import mask_tokens, maskable_positions
+from zoo.tasks.retrieval import Retrieval
+
+
+class Pretrainer(nn.Module):
+    """The backbone and its pretraining head; ``forward`` is the family's ``pretrain_loss``."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module | None):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.backbone.pretrain_loss(batch, self.head)
+
+
+def unlabelled_inputs(dataset: Any, split: str, kind: str) -> list[Any]:
+    """The texts (or images) of ``split``, whatever kind of data set holds them."""
+    data = dataset.split(split)
+    if dataset.kind == "image-text":
+        return [text for _, text in data.captions] if kind == "text" else list(data.inputs)
+    if dataset.kind != f"{kind}-classification":
+        raise DataError(f"pretraining a {kind} backbone needs {kind}s; {dataset.name!r} is {dataset.kind}")
+    return list(data.inputs)
+
+
+def _fixed_seed(seed: int, index: int) -> int:
+    return seed * 1_000_003 + index
+
+
+class _Masked(torch.utils.data.Dataset):
+    """Token rows, masked afresh on each visit for training, identically on each visit for evaluation."""
+
+    def __init__(self, tokens: Mapping[str, torch.Tensor], vocabulary: tuple[int, int, list[int]], train: bool,
+                 seed: int, probability: float):
+        self.tokens, self.train, self.seed, self.probability = tokens, train, seed, probability
+        self.mask_id, self.vocab_size, self.special = vocabulary
+
+    def __len__(self) -> int:
+        return len(self.tokens["input_ids"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = {k: v[index] for k, v in self.tokens.items()}
+        generator = None if self.train else torch.Generator().manual_seed(_fixed_seed(self.seed, index))
+        maskable = maskable_positions(row["input_ids"], row["attention_mask"], self.special)
+        inputs, labels = mask_tokens(row["input_ids"], maskable, self.mask_id, self.vocab_size, self.probability,
+                                     generator)
+        return {**row, "input_ids": inputs, "labels": labels}
+
+
+class _Views(torch.utils.data.Dataset):
+    """Two augmentations of each image; fixed per image for evaluation, so evaluations compare."""
+
+    def __init__(self, images: list[torch.Tensor], transform: Any, train: bool, seed: int):
+        self.images, self.transform, self.train, self.seed = images, transform, train, seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        if self.train:
+            return self.transform(image), self.transform(image)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_fixed_seed(self.seed, index))
+            return self.transform(image), self.transform(image)
+
+
+class Pretraining(Task):
+    """The backbone family's self-supervised objective (MLM for text, SimCLR for images)."""
+
+    primary_metric = "loss"
+    higher_is_better = False
+    modes = ("pretrain",)
+    untrained_modes = ()
+    fresh_parameters = ("head",)
+
+    def __new__(cls, backbone: Any, *args: Any, **kwargs: Any):
+        # CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
+        # training, subclassed below so that one task name covers every modality.
+        if cls is Pretraining and getattr(backbone, "modality", None) == "multimodal":
+            cls = ImageTextPretraining
+        return super().__new__(cls)
+
+    def __init__(self, backbone, dataset, mode="pretrain", options=None):
+        super().__init__(backbone, dataset, mode, options)
+        self.kind = "text" if backbone.modality == "text" else "image"
+        self.seed = int(self.options.get("seed", 0))
+        self.corpora: dict[str, Any] = {}
+
+    def _extra(self) -> list[Any]:
+        names = self.options.get("extra_data") or []
+        return [load_dataset(name, self.options.get("data_root")) for name in ([names] if isinstance(names, str) else names)]
+
+    def _corpus(self, split: str) -> Any:
+        """Tokenised texts (a dict of [N, L] tensors) or decoded images of ``split``, cached."""
+        if split in self.corpora:
+            return self.corpora[split]
+        sources = [self.data, *(self._extra() if split == "train" else [])]
+        items = [item for source in sources for item in unlabelled_inputs(source, split, self.kind)]
+        key = fingerprint(*[source.fingerprint for source in sources], split, self.backbone.preprocessing)
+        if not items:
+            raise DataError(f"{self.data.name}: the {split} split is empty")
+        if self.kind == "text":
+            corpus = cached("tokens", key, lambda: dict(self.backbone.tokenize(items)))
+        else:
+            corpus, _ = decode_all(items, key, self.options.get("on_bad_image", "skip"))
+        self.corpora[split] = corpus
+        return corpus
+
+    def prepare(self) -> None:
+        for split in dict.fromkeys(["train", self.options.get("eval_split", "validation")]):
+            if split in self.data.splits:
+                self._corpus(split)
+
+    def model(self) -> nn.Module:
+        return Pretrainer(self.backbone, self.backbone.pretraining_head())
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        corpus = self._corpus(split)
+        if self.kind == "text":
+            probability = float(self.options.get("mask_probability", 0.15))
+            return _Masked(corpus, self.backbone.masking_vocabulary(), train, self.seed, probability)
+        return _Views(corpus, augmentation_transform(self.backbone.preprocessing), train, self.seed)
+
+    def collate(self, items: list[Any]) -> Any:
+        if self.kind == "text":
+            return trim({k: torch.stack([item[k] for item in items]) for k in items[0]})
+        return super().collate(items)
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return model(batch)
+
+    def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        if "correct" not in outputs:
+            return {}
+        name = "masked_token_accuracy" if self.kind == "text" else "partner_top1"
+        return {name: float(outputs["correct"].mean())}
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """The backbone (with the family's ``save``), and the pretraining head for re-evaluating the run."""
+        from safetensors.torch import save_file
+
+        module = getattr(model, "module", model)
+        module.backbone.save(directory / "backbone")
+        if module.head is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in module.head.state_dict().items()},
+                      str(directory / "pretraining_head.safetensors"))
+
+    def restore(self, model: nn.Module, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        path = directory / "pretraining_head.safetensors"
+        if model.head is not None and path.is_file():
+            model.head.load_state_dict(load_file(str(path)))
+
+    def describe(self) -> dict[str, Any]:
+        extra = self.options.get("extra_data") or []
+        return {**super().describe(), "extra_data": [extra] if isinstance(extra, str) else list(extra)}
+
+
+class ImageTextPretraining(Retrieval, Pretraining):
+    """CLIP-style pretraining: the retrieval task's contrastive InfoNCE training (Retrieval's methods
+    come first in the method order; Pretraining contributes only the task name and ``describe``)."""
+
+    modes = ("pretrain",)
+    untrained_modes = ()
+    higher_is_better = True  # R@1, not Pretraining's loss
