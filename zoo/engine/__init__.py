@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ZooError
 from zoo.recipes import Recipe, RecipeError, load_recipe, validate
 
 
