@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zoo
-from zoo.compare import load_spec, run_compare
-from zoo.compare_report import merge
+from zoo.comparison import load_spec, run_compare
+from zoo.comparison_report import merge
 from zoo.errors import ZooError
 from zoo.recipes import RecipeError
 
@@ -98,3 +98,46 @@ def test_merge_joins_tables_and_shows_missing_cells(tmp_path):
         merge([tmp_path / "a", tmp_path / "old"], tmp_path / "x")
     result = run_zoo("compare", "--merge", str(tmp_path / "a"), str(tmp_path / "old"), "-o", str(tmp_path / "y"))
     assert result.returncode == 1 and "cannot be merged" in result.stderr and "Traceback" not in result.stderr
+
+
+DIGITS = {"backbones": ["vision/example-convnet"], "seeds": [0, 1, 2],
+          "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
+          "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}]}
+
+
+def test_python_api_takes_a_dict_spec(tmp_path):
+    import zoo
+
+    lines: list[str] = []
+    table = zoo.compare({**DIGITS, "seeds": [0]}, output_dir=str(tmp_path / "api"), progress=lines.append)
+    (row,) = table["rows"]
+    assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
+    assert (tmp_path / "api" / "table.md").is_file() and any("running" in line for line in lines)
+    with pytest.raises(RecipeError, match="compare spec: cells must be a non-empty list"):
+        zoo.compare({**DIGITS, "cells": []})
+
+
+def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    spec = tmp_path / "digits.yaml"
+    spec.write_text(yaml.safe_dump({**DIGITS, "output_dir": str(tmp_path / "out")}))
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the compare and the cell it is running, mid-table
+    process.wait()
+    finished = list((tmp_path / "out" / "cells").glob("*/cell.json"))
+    assert 1 <= len(finished) < 3 and not (tmp_path / "out" / "table.md").exists()
+    resumed = run_zoo("compare", str(spec))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": running") == 3 - len(finished)
+    assert "| vision/example-convnet |" in resumed.stdout

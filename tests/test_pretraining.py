@@ -73,14 +73,14 @@ def tiny(recipe: str, tmp_path: Path, *extra: str):
 
 @pytest.mark.skipif(not HAS_DATA, reason="needs ../shared/data")
 def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
-    results = run(tiny("bert-mini-mlm-pretrain.yaml", tmp_path, "model=text/bert-tiny", "train_limit=600",
+    results = run(tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, "model=text/bert-tiny", "train_limit=600",
                        "eval_limit=64", "max_steps=24", "batch_size=32", "data_options.validation_fraction=0.05"))
     curve = train_losses(results["run_dir"])
     assert sum(curve[-3:]) < sum(curve[:3]), curve
     assert results["extra_data"] == ["flickr8k"] and results["mode"] == "pretrain"
     assert 0 <= results["metrics"]["validation"]["masked_token_accuracy"] <= 1
     backbone_dir = Path(results["run_dir"]) / "model" / "backbone"
-    finetune = run_zoo("run", str(REPO / "recipes" / "sst2-bert-mini-finetune.yaml"), "--set", f"model={backbone_dir}",
+    finetune = run_zoo("run", str(REPO / "recipes" / "sst2-bert-tiny-finetune.yaml"), "--set", f"model={backbone_dir}",
                        "--set", "train_limit=200", "--set", "eval_limit=50", "--set", "max_steps=3",
                        "--set", f"output_dir={tmp_path}", "--set", "name=finetuned", "--data-root", str(DATA_ROOT))
     assert finetune.returncode == 0, finetune.stderr

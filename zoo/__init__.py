@@ -7,7 +7,7 @@ One registry holds text, vision and CLIP-style backbones contributed by plugins
 
 from __future__ import annotations
 
-from zoo.api import get_spec, list_backbones, load, plugins
+from zoo.api import compare, get_spec, list_backbones, load, plugins
 from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
@@ -26,6 +26,7 @@ __all__ = [
     "Weights",
     "WeightsError",
     "ZooError",
+    "compare",
     "get_spec",
     "hookimpl",
     "list_backbones",

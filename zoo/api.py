@@ -122,3 +122,18 @@ def _load_saved(directory: str, **kwargs: Any):
     load_state_dict(model, read_state_dict(weights_file), weights_file, model.spec.name)
     model.weights = os.path.abspath(directory)
     return model
+
+
+def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, **overrides: Any) -> dict[str, Any]:
+    """Run a comparison, as ``zoo compare`` does, and return its table.
+
+    ``spec`` is a compare spec file (YAML) or a dict of its keys (``backbones``, ``cells``,
+    ``seeds``, ``defaults``, ``output_dir``, ``data_root``); ``overrides`` replace keys of
+    the file. The table's ``rows`` hold one entry per (backbone, cell) with metrics as mean
+    and std over seeds, and provenance; ``table.md``, ``table.csv``, ``table.json`` and
+    plots are written to the output directory. ``progress`` receives one line per cell.
+    """
+    from zoo.comparison import load_spec, run_compare, spec_from_dict
+
+    loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
+    return run_compare(loaded, progress=progress or (lambda line: None))

@@ -203,8 +203,8 @@ def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_ro
       zoo compare recipes/quickstart.yaml
       zoo compare --merge results/laptop results/gpu-box -o results/all
     """
-    from zoo.compare import load_spec, run_compare
-    from zoo.compare_report import markdown, merge
+    from zoo.comparison import load_spec, run_compare
+    from zoo.comparison_report import markdown, merge
 
     if merge_dirs:
         if not output:

@@ -62,6 +62,7 @@ class Recipe:
     seed: int = 0
     eval_every: int | None = None  # optimizer steps between evaluations; null: once per epoch
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    keep_best: bool = True  # end with the best evaluated weights; false: the last (when eval_split is a test split)
     checkpoint_every: int = 200  # optimizer steps between checkpoints
     log_every: int = 20  # optimizer steps between log lines
     num_workers: int = 0  # DataLoader workers; 0 keeps resumes exact

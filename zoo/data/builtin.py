@@ -108,11 +108,12 @@ def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float =
     return dataset
 
 
-def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None, seed: int = 0,
-             **_: Any) -> Dataset:
-    """Flickr8k image-caption pairs, split by image: ``test_images`` held out, seeded."""
+def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None, validation_images: int = 0,
+             seed: int = 0, **_: Any) -> Dataset:
+    """Flickr8k image-caption pairs, split by image: ``test_images`` held out, then ``validation_images``, seeded."""
     path = _folder(root, "image_text/flickr8k") / "captions.csv"
-    return read_caption_file(path, test_images, train_images, seed=seed, images_dir="images", name="flickr8k")
+    return read_caption_file(path, test_images, train_images, seed=seed, images_dir="images", name="flickr8k",
+                             validation_images=validation_images)
 
 
 def digits(root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,

@@ -161,20 +161,27 @@ def read_captions(path: Path, image_column: str = "image", caption_column: str =
 
 def read_caption_file(path: Path, test_images: int | None = None, train_images: int | None = None,
                       test_fraction: float = 0.25, seed: int = 0, image_column: str = "image",
-                      caption_column: str = "caption", images_dir: str | None = None, name: str | None = None) -> Dataset:
+                      caption_column: str = "caption", images_dir: str | None = None, name: str | None = None,
+                      validation_images: int = 0) -> Dataset:
     """An image-caption file split by image, seeded: ``test_images`` (else ``test_fraction``) held out as
-    test, then up to ``train_images`` of the rest for training."""
+    test, then ``validation_images`` for selecting weights, then up to ``train_images`` of the rest for training."""
     import random
 
     images, captions = read_captions(path, image_column, caption_column, images_dir)
     order = list(range(len(images)))
     random.Random(seed).shuffle(order)
     cut = test_images if test_images is not None else max(1, round(len(images) * test_fraction))
-    end = cut + train_images if train_images is not None else len(order)
+    held = cut + validation_images
+    end = held + train_images if train_images is not None else len(order)
+    if end > len(order) or held >= len(order):
+        raise DataError(f"{path}: {len(order)} images cannot give {cut} test + {validation_images} validation + "
+                        f"{train_images if train_images is not None else 'some'} train images")
     whole = Split(images, None, captions)
-    splits = {"train": whole.subset(sorted(order[cut:end])), "test": whole.subset(sorted(order[:cut]))}
+    splits = {"train": whole.subset(sorted(order[held:end])), "test": whole.subset(sorted(order[:cut]))}
+    if validation_images:
+        splits["validation"] = whole.subset(sorted(order[cut:held]))
     name = name or path.stem
-    return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, end))
+    return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, validation_images, end))
 
 
 def read_path(path: Path, **options: Any) -> Dataset:

@@ -281,7 +281,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     checkpoint()
     logger.close()
     best_path = run_dir / "checkpoints" / "best.pt"
-    if best_path.exists():  # finish with the best weights seen on the eval split
+    if recipe.keep_best and best_path.exists():  # finish with the best weights seen on the eval split
         ctx.barrier()
         _unwrap(model).load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
     return {
@@ -289,6 +289,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         "summary": {
             "steps": state["step"], "epochs": round(state["step"] * recipe.batch_size / len(train_set), 3),
             "best_step": state["best_step"], "best_" + task.primary_metric: state["best"],
+            "kept": "best" if recipe.keep_best else "last",
             "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
             "train_samples_per_second": round(samples / train_seconds, 2) if train_seconds else None,
             "data_wait_share": round(data_seconds / train_seconds, 4) if train_seconds else None,

@@ -26,17 +26,22 @@ def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Seque
     ``exclude[i]`` is a gallery index query ``i`` must not retrieve (itself, for text-to-text).
     """
     out: list[torch.Tensor] = []
+    gallery = gallery.float()
     for start in range(0, len(queries), chunk):
-        scores = queries[start:start + chunk].float() @ gallery.float().T  # [chunk, gallery]
+        scores = queries[start:start + chunk].float() @ gallery.T  # [chunk, gallery]
+        rows = torch.arange(scores.shape[0])
         if exclude is not None:
-            rows = torch.arange(scores.shape[0])
             scores[rows, torch.as_tensor(exclude[start:start + chunk])] = float("-inf")
-        for row, query in enumerate(range(start, start + scores.shape[0])):
-            mine = torch.as_tensor(relevant[query], dtype=torch.long)
-            own = scores[row, mine]
-            # rank = 1 + number of gallery items scored at least as high, other than the item itself
-            ranks = (scores[row].unsqueeze(0) >= own.unsqueeze(1)).sum(dim=1)
-            out.append(torch.sort(ranks).values)
+        mine = [torch.as_tensor(relevant[q], dtype=torch.long) for q in range(start, start + scores.shape[0])]
+        if any(len(m) == 0 for m in mine):
+            raise ValueError(f"query {start + next(i for i, m in enumerate(mine) if len(m) == 0)} has no relevant item")
+        width = max(len(m) for m in mine)
+        padded = torch.stack([torch.cat([m, m[:1].expand(width - len(m))]) for m in mine])  # repeat, never new items
+        own = scores.gather(1, padded)  # [chunk, width]
+        # rank = number of gallery items scored at least as high as the relevant item (itself included);
+        # one relevant column at a time keeps the temporary at chunk x gallery
+        ranks = torch.stack([(scores >= own[:, j:j + 1]).sum(dim=1) for j in range(width)], dim=1)
+        out.extend(torch.sort(ranks[i, :len(m)]).values for i, m in enumerate(mine))
     return out
 
 

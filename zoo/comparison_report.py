@@ -29,7 +29,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One row per (backbone, cell) with metrics as mean and std over seeds, and the provenance of each."""
-    from zoo.compare import primary
+    from zoo.comparison import primary
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:

@@ -44,19 +44,24 @@ class CompareSpec:
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareSpec:
+    """The compare spec in YAML file ``path``, with ``overrides`` (e.g. output_dir) applied."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"compare spec {path} not found")
-    values = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}
+    return spec_from_dict({"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}, path)
+
+
+def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -> CompareSpec:
+    """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``."""
     unknown = sorted(set(values) - SPEC_KEYS)
     if unknown:
-        raise RecipeError(f"{path}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
     for key in ("backbones", "cells"):
         if not values.get(key) or not isinstance(values[key], list):
-            raise RecipeError(f"{path}: {key} must be a non-empty list")
-    return CompareSpec(**values)
+            raise RecipeError(f"{where}: {key} must be a non-empty list")
+    return CompareSpec(**{"name": "compare", **values})
 
 
 @dataclass
@@ -192,7 +197,7 @@ def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
                      + (f" ({record['error']})" if record["status"] == "failed" else ""))
         records.append(record)
     backbones = {c.backbone: measure_backbone(c.backbone, out / "backbones") for c in cells if not c.skip}
-    from zoo.compare_report import build_table, write_outputs
+    from zoo.comparison_report import build_table, write_outputs
 
     table = build_table(spec.name, records, backbones)
     write_outputs(table, out)
