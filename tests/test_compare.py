@@ -109,9 +109,13 @@ def test_python_api_takes_a_dict_spec(tmp_path):
     import zoo
 
     lines: list[str] = []
-    table = zoo.compare({**DIGITS, "seeds": [0]}, output_dir=str(tmp_path / "api"), progress=lines.append)
-    (row,) = table["rows"]
+    cells = [*DIGITS["cells"], {"task": "image-classification", "data": "cifar10", "mode": "linear-probe"}]
+    table = zoo.compare({**DIGITS, "seeds": [0], "cells": cells, "data_root": str(tmp_path / "missing")},
+                        output_dir=str(tmp_path / "api"), progress=lines.append)
+    row, failed = table["rows"]
     assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
+    assert failed["status"] == "failed" and "is not a directory" in failed["error"]
+    assert lines[0].startswith("zoo: warning: data root") and "The cells on cifar10 will fail" in lines[0]
     assert (tmp_path / "api" / "table.md").is_file() and any("running" in line for line in lines)
     with pytest.raises(RecipeError, match="compare spec: cells must be a non-empty list"):
         zoo.compare({**DIGITS, "cells": []})

@@ -172,11 +172,29 @@ def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float
     return f"{split} {name}", values[name]
 
 
+def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any) -> None:
+    """One line up front when the named data sets have no data root, saying what to provide."""
+    from zoo.api import get_plugin_set
+    from zoo.data import DataError, data_root
+
+    registered = {spec.name: spec for spec in get_plugin_set().registry.datasets()}
+    needing = sorted({c.recipe["data"] for c in cells
+                      if not c.skip and c.recipe["data"] in registered and registered[c.recipe["data"]].needs_data_root})
+    if not needing:
+        return
+    try:
+        data_root(spec.data_root)
+    except DataError as exc:
+        progress(f"zoo: warning: {exc}. The cells on {', '.join(needing)} will fail; the rest (such as "
+                 "scikit-learn digits) still run")
+
+
 def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
     """Run (or reuse) every cell, then write the tables and plots; returns the table."""
     out = Path(spec.output_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     cells = plan(spec)
+    _warn_without_data_root(spec, cells, progress)
     records = []
     for number, cell in enumerate(cells, 1):
         directory = out / "cells" / cell.key
