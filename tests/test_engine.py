@@ -16,7 +16,7 @@ import zoo
 from conftest import REPO, run_zoo
 from zoo.data import DataError
 from zoo.engine import evaluate_run, run
-from zoo.engine.checkpoint import CheckpointError
+from zoo.engine.checkpoint import CheckpointError, read_checkpoint
 from zoo.engine.loop import TrainingError
 from zoo.recipes import load_recipe
 from zoo.tasks.metrics import classification_metrics
@@ -127,7 +127,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     with pytest.raises(TrainingError, match=r"loss is nan at step 7 \(epoch 0\); the last good checkpoint is "
                                             r".*last.pt. Lower lr or check the data"):
         run(recipe)
-    checkpoint = torch.load(tmp_path / recipe.name / "checkpoints" / "last.pt", weights_only=True)
+    checkpoint = read_checkpoint(tmp_path / recipe.name / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["step"] == 6
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
 

@@ -11,7 +11,13 @@ Environment:
 - ``ZOO_STRICT_PLUGINS=1``: a plugin failure raises `PluginError` instead.
 - ``ZOO_LOAD_PLUGINS=a,b``: load only these plugins (empty: load none).
 - ``ZOO_BLOCK_PLUGINS=a,b``: never load these plugins.
+- ``ZOO_PLUGIN_TIMEOUT=S``: a plugin whose import or hook takes longer than S seconds
+  (default 10) is quarantined and loading goes on; one slower than 2 s is reported.
 Plugins are named by entry-point name or distribution name.
+
+A plugin registers specs only through its hooks: one that replaces zoo's functions or
+edits the registry tables while loading is quarantined and the change undone, and the
+registry is read-only once loading ends.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -34,6 +41,7 @@ API_VERSION = "1.0"
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo"
 REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks")
+SLOW_SECONDS = 2.0  # a plugin slower than this to import and register is reported
 
 
 @dataclass
@@ -134,16 +142,38 @@ class PluginSet:
             elif only is not None and not keys & only:
                 info.status, info.error = "not loaded", "not in ZOO_LOAD_PLUGINS"
             else:
-                started = time.perf_counter()
-                try:
-                    module = ep.load()
-                except BaseException as exc:  # noqa: BLE001 - any import-time failure quarantines the plugin
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
-                    self._fail(info, f"import failed: {_first_line(exc)}", exc)
-                else:
-                    self.add_plugin(module, info)
-                info.load_seconds += time.perf_counter() - started
+                self._load_guarded(ep, info)
+        self.registry.close()
+
+    def _load_guarded(self, ep: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
+        """Import and register one plugin under a time limit, undoing any patching of zoo it does."""
+        objects, before = _guarded_objects(), self.registry.snapshot()
+        started = time.perf_counter()
+        try:
+            module = _with_timeout(ep.load, "its import")
+        except PluginTimeout as exc:
+            self._fail(info, str(exc), exc)
+        except BaseException as exc:  # noqa: BLE001 - any import-time failure quarantines the plugin
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._fail(info, f"import failed: {_first_line(exc)}", exc)
+        else:
+            self.add_plugin(module, info)
+        info.load_seconds += time.perf_counter() - started
+        patched = [f"{_dotted(owner)}.{name}" for (owner, name), value in objects.items()
+                   if getattr(owner, name, None) is not value]
+        for (owner, name), value in objects.items():
+            setattr(owner, name, value)
+        edited = [kind for kind, table in before[0].items()
+                  if sorted(self.registry.contents()[kind]) != sorted({*table, *getattr(info, kind + "s")})]
+        if patched or edited:
+            self.registry.restore(before)  # none of its registrations land, as for any quarantined plugin
+            info.backbones, info.datasets, info.tasks = [], [], []
+            what = ", ".join(patched + [f"the registry's {kind} table" for kind in edited])
+            self._fail(info, f"modified {what} while loading (undone); plugins register specs through hooks")
+        elif info.status == "ok" and info.load_seconds > SLOW_SECONDS:
+            warnings.warn(f"plugin {info.name!r} is slow to load: {info.load_seconds:.1f} s for its import and hooks "
+                          "(zoo plugins shows each plugin's time)", PluginWarning, stacklevel=2)
 
     def add_plugin(self, module: Any, info: PluginInfo) -> None:
         """Check, register and collect the registrations of one plugin module (or object)."""
@@ -172,11 +202,16 @@ class PluginSet:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not module:
                     continue
-                register = _stager(staged, hook_name)
+                mine: list[Any] = []  # a hook that times out may still call register later: it lands here
+                register = _stager(mine, hook_name)
                 try:
-                    impl.function(**{arg: register for arg in impl.argnames})
+                    _with_timeout(lambda: impl.function(**{arg: register for arg in impl.argnames}), f"hook {hook_name}")
+                except PluginTimeout as exc:
+                    return self._fail(info, str(exc), exc)
                 except Exception as exc:  # noqa: BLE001 - a plugin's bug must not break the host
                     return self._fail(info, f"hook {hook_name} raised {_first_line(exc)}", exc)
+                register.closed = True  # a register kept for later is refused
+                staged.extend(mine)
         committed: list[Any] = []
         for spec in staged:
             try:
@@ -199,15 +234,64 @@ class PluginSet:
         warnings.warn(message, PluginWarning, stacklevel=2)
 
 
+class PluginTimeout(Exception):
+    """A plugin's import or hook did not return in time."""
+
+
+def plugin_timeout() -> float:
+    return float(os.environ.get("ZOO_PLUGIN_TIMEOUT") or 10)
+
+
+def _with_timeout(function: Callable[[], Any], what: str) -> Any:
+    """``function()`` in a daemon thread; PluginTimeout if it has not returned in time (it is then
+    abandoned: a hung plugin costs the timeout, not the host)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"zoo plugin: {what}", daemon=True)
+    thread.start()
+    thread.join(plugin_timeout())
+    if thread.is_alive():
+        raise PluginTimeout(f"{what} did not return within {plugin_timeout():g} s (ZOO_PLUGIN_TIMEOUT)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _guarded_objects() -> dict[tuple[Any, str], Any]:
+    """zoo's functions and classes' methods that a plugin must not replace, as they are now."""
+    import zoo
+    import zoo.api
+
+    owners = [(zoo, ("load", "list_backbones", "get_spec", "plugins", "compare")),
+              (zoo.api, ("load", "list_backbones", "get_spec", "plugins", "compare", "import_object", "get_plugin_set")),
+              (Registry, tuple(n for n, v in vars(Registry).items() if callable(v) and not n.startswith("__"))),
+              (PluginSet, tuple(n for n, v in vars(PluginSet).items() if callable(v) and not n.startswith("__")))]
+    return {(owner, name): getattr(owner, name) for owner, names in owners for name in names}
+
+
+def _dotted(owner: Any) -> str:
+    return owner.__name__ if isinstance(owner, type(os)) else f"{owner.__module__}.{owner.__qualname__}"
+
+
 def _stager(staged: list[Any], hook_name: str) -> Callable[[Any], None]:
     expected = {"register_backbones": "BackboneSpec", "register_datasets": "DatasetSpec", "register_tasks": "TaskSpec"}
 
     def register(spec: Any) -> None:
+        if register.closed:
+            raise PluginError(f"register() of {hook_name} was called after the hook returned; "
+                              "register specs inside the hook")
         kind = type(spec).__name__
         if type(spec) not in SPEC_KINDS or kind != expected[hook_name]:
             raise TypeError(f"{hook_name} registered a {kind}; register() takes a zoo.{expected[hook_name]}")
         staged.append(spec)
 
+    register.closed = False
     return register
 
 

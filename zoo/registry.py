@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from types import MappingProxyType
 from dataclasses import replace
 from typing import Iterable, TypeVar
 
@@ -54,6 +55,30 @@ class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, dict[str, object]] = {kind: {} for kind in SPEC_KINDS.values()}
         self._aliases: dict[str, str] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Make the registry read-only: once plugins have loaded, nothing adds, removes or edits specs."""
+        self._specs = {kind: MappingProxyType(dict(table)) for kind, table in self._specs.items()}
+        self._aliases = MappingProxyType(dict(self._aliases))
+        self.closed = True
+
+    def contents(self) -> dict[str, list[str]]:
+        """The registered names of each kind."""
+        return {kind: sorted(table) for kind, table in self._specs.items()}
+
+    def snapshot(self) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
+        """Copies of the tables, for `restore` (when a plugin that edited them is quarantined)."""
+        return {kind: dict(table) for kind, table in self._specs.items()}, dict(self._aliases)
+
+    def restore(self, snapshot: tuple[dict[str, dict[str, object]], dict[str, str]]) -> None:
+        self._check_open()
+        self._specs = {kind: dict(table) for kind, table in snapshot[0].items()}
+        self._aliases = dict(snapshot[1])
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise SpecError("the registry is closed once plugins have loaded: register specs from a register_* hook")
 
     # -- building -------------------------------------------------------------------
     def owner_of(self, spec: BackboneSpec | DatasetSpec | TaskSpec) -> str | None:
@@ -68,6 +93,7 @@ class Registry:
 
     def add(self, spec: Spec, plugin: str) -> Spec:
         """Store ``spec`` as registered by ``plugin``; raise SpecError on a clash."""
+        self._check_open()
         if type(spec) not in SPEC_KINDS:
             raise SpecError(
                 f"register() takes zoo.BackboneSpec, zoo.DatasetSpec or zoo.TaskSpec, got {type(spec).__name__}"
@@ -84,6 +110,7 @@ class Registry:
 
     def remove(self, spec: Spec) -> None:
         """Take ``spec`` (and its aliases) out again, e.g. when its plugin is quarantined."""
+        self._check_open()
         self._specs[SPEC_KINDS[type(spec)]].pop(spec.name, None)
         for alias in getattr(spec, "aliases", ()):
             self._aliases.pop(alias, None)

@@ -20,13 +20,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo")
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Call ``write(file)`` on a temporary file in ``path``'s folder, flush it to disk, then rename it
+    over ``path``: readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
-            torch.save(obj, out)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -34,6 +35,11 @@ def atomic_save(obj: Any, path: Path) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through `atomic_write`."""
+    atomic_write(path, lambda out: torch.save(obj, out))
 
 
 def cached(kind: str, key: str, compute: Callable[[], Any]) -> Any:

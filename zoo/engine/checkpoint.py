@@ -1,11 +1,15 @@
 """Checkpoints that resume exactly: model, optimizer, scheduler, scaler, RNG states and data position.
 
 Written to a temporary file and renamed, so a crash (or a full disk) during a
-write leaves the previous checkpoint intact. Loaded with ``weights_only=True``.
+write leaves the previous checkpoint intact. The file starts with a SHA-256 of
+its payload, checked before loading (with ``weights_only=True``): a damaged
+checkpoint is refused, never half-trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -13,8 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.cache import atomic_save
+from zoo.data.cache import atomic_write
 from zoo.errors import ZooError
+
+
+MAGIC = b"ZOOCKPT1"  # then 32 bytes of SHA-256, then the torch.save payload
 
 
 class CheckpointError(ZooError):
@@ -43,21 +50,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save({**state, "rng": rng_state()}, buffer)
+    payload = buffer.getbuffer()
     try:
-        atomic_save({**state, "rng": rng_state()}, path)
+        atomic_write(path, lambda out: (out.write(MAGIC), out.write(hashlib.sha256(payload).digest()),
+                                        out.write(payload)))
     except OSError as exc:
         raise CheckpointError(f"could not write checkpoint {path} ({exc.strerror or exc}); "
                               "the previous checkpoint is intact") from None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The state in checkpoint ``path``, after its checksum is verified."""
+    data = path.read_bytes()
+    header = len(MAGIC) + 32
+    if data[:len(MAGIC)] != MAGIC:
+        raise CheckpointError(f"{path} is not a zoo checkpoint (it lacks the checksum header)")
+    payload = memoryview(data)[header:]
+    if hashlib.sha256(payload).digest() != data[len(MAGIC):header]:
+        raise CheckpointError(f"checkpoint {path} is damaged (its SHA-256 does not match its contents); "
+                              "refusing to resume from it")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - weights_only refuses code with several exception types
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
 def load_checkpoint(path: Path, recipe_hash: str, backbone: str) -> dict[str, Any]:
     """A checkpoint of this very recipe and backbone; anything else is refused with the reason."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint to resume at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    state = read_checkpoint(path)
     if state.get("backbone") != backbone:
         raise CheckpointError(f"checkpoint {path} was written for backbone {state.get('backbone')!r}, "
                               f"not {backbone!r}; start a new run (another name) instead of --resume")
