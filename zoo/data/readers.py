@@ -40,8 +40,9 @@ def read_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_table(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, str]]:
-    """Rows of a CSV (header), TSV (header, or ``columns`` when it has none) or JSONL file."""
+def read_table(path: Path, columns: Sequence[str] | None = None, delimiter: str | None = None) -> list[dict[str, str]]:
+    """Rows of a CSV (header), TSV (header, or ``columns`` when it has none) or JSONL file;
+    ``delimiter`` overrides the one the suffix implies (tab for .tsv/.txt, comma for .csv)."""
     lines = read_lines(path)
     if path.suffix == ".jsonl":
         rows = []
@@ -51,9 +52,14 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> list[dict[st
             except ValueError as exc:
                 raise DataError(f"{path}: line {number} is not JSON ({exc})") from None
         return rows
-    delimiter = "\t" if path.suffix in (".tsv", ".txt", "") else ","
+    delimiter = delimiter or ("\t" if path.suffix in (".tsv", ".txt", "") else ",")
     reader = csv.reader(lines, delimiter=delimiter)
     header = list(columns) if columns else next(reader)
+    if len(header) == 1 and not columns:
+        used = next((d for d in ("\t", ";", "|", ",") if d != delimiter and d in header[0]), None)
+        if used:
+            raise DataError(f"{path}: the header {header[0]!r} looks {used!r}-separated, but {path.suffix or 'this'} "
+                            f"files are read as {delimiter!r}-separated; pass data_options: {{delimiter: {used!r}}}")
     rows = []
     for number, values in enumerate(reader, 1 if columns else 2):
         if len(values) != len(header):
@@ -61,6 +67,8 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> list[dict[st
             raise DataError(f"{path}: line {number} has {len(values)} field(s), expected {len(header)} "
                             f"({', '.join(header)}){hint}")
         rows.append(dict(zip(header, values)))
+    if not rows:
+        raise DataError(f"{path}: a header ({', '.join(header)}) but no rows of data")
     return rows
 
 
@@ -104,11 +112,15 @@ def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list
 
 
 def read_text_file(path: Path, text_column: str = "text", label_column: str = "label",
-                   validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0) -> Dataset:
+                   validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0,
+                   delimiter: str | None = None) -> Dataset:
     """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns."""
-    first = read_lines(path)[0]
-    headerless = path.suffix == ".tsv" and text_column not in first.split("\t")
-    rows = read_table(path, columns=(text_column, label_column) if headerless else None)
+    first = read_lines(path)[0].split(delimiter or "\t")
+    headerless = path.suffix == ".tsv" and text_column not in first
+    if headerless and label_column in first:  # a header after all, naming the text column otherwise
+        raise DataError(f"{path}: the header names columns {', '.join(first)} but no {text_column!r}; pass "
+                        f"data_options: {{text_column: {next(c for c in first if c != label_column)}}}")
+    rows = read_table(path, columns=(text_column, label_column) if headerless else None, delimiter=delimiter)
     for column in (text_column, label_column):
         if column not in rows[0]:
             raise DataError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")

@@ -86,6 +86,24 @@ class Task:
         return {"task": self.name, "mode": self.mode, "data": self.data.name, "data_fingerprint": self.data.fingerprint}
 
 
+def tokenized(backbone: Any, texts: list[str], key: str) -> dict[str, torch.Tensor]:
+    """Token tensors of ``texts`` (cached under ``key``), with a warning that counts the texts
+    cut at the backbone's ``max_length``."""
+    import warnings
+
+    from zoo.data.cache import cached
+    from zoo.errors import PreprocessingWarning
+
+    tokens = cached("tokens", key, lambda: dict(backbone.tokenize(texts)))
+    limit = backbone.preprocessing.get("max_length")
+    if limit and "attention_mask" in tokens:
+        cut = int((tokens["attention_mask"].sum(dim=1) >= limit).sum())
+        if cut:
+            warnings.warn(f"{cut} of {len(texts)} texts fill max_length={limit} tokens; anything longer was truncated "
+                          "(raise model_options.max_length to keep more)", PreprocessingWarning, stacklevel=2)
+    return tokens
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` (tensors in dicts, lists and tuples) moved to ``device``."""
     if isinstance(batch, torch.Tensor):

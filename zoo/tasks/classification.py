@@ -21,7 +21,7 @@ from torch import nn
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all, image_settings, tensor_transform
-from zoo.tasks.base import Task, to_device
+from zoo.tasks.base import Task, to_device, tokenized
 from zoo.tasks.metrics import classification_metrics
 
 
@@ -99,8 +99,7 @@ class Classification(Task):
         labels = torch.tensor(data.labels)
         key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
         if self.kind == "text":
-            tokens = cached("tokens", key, lambda: dict(self.backbone.tokenize(data.inputs)))
-            return tokens, labels
+            return tokenized(self.backbone, data.inputs, key), labels
         images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
                                   self.options.get("on_bad_image", "skip"))
         return images, labels[kept]

@@ -21,9 +21,8 @@ import torch
 from torch import nn
 
 from zoo.data import DataError, fingerprint, load_dataset
-from zoo.data.cache import cached
 from zoo.data.images import augmentation_transform, decode_all
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, tokenized
 from zoo.tasks.classification import trim
 from zoo.tasks.objectives import mask_tokens, maskable_positions
 from zoo.tasks.retrieval import Retrieval
@@ -128,7 +127,7 @@ class Pretraining(Task):
         if not items:
             raise DataError(f"{self.data.name}: the {split} split is empty")
         if self.kind == "text":
-            corpus = cached("tokens", key, lambda: dict(self.backbone.tokenize(items)))
+            corpus = tokenized(self.backbone, items, key)
         else:
             corpus, _ = decode_all(items, key, self.options.get("on_bad_image", "skip"))
         self.corpora[split] = corpus

@@ -21,7 +21,7 @@ from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all, tensor_transform
 from zoo.errors import ZooError
-from zoo.tasks.base import Task, to_device
+from zoo.tasks.base import Task, to_device, tokenized
 from zoo.tasks.objectives import info_nce
 from zoo.tasks.retrieval_metrics import DEFINITION, relevant_ranks, summarize
 
@@ -86,7 +86,7 @@ class Retrieval(Task):
             raise DataError(f"{self.data.name} ({split}): {len(empty)} image(s) have no caption, first "
                             f"{data.inputs[empty[0]]}")
         key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
-        tokens = cached("tokens", key, lambda: dict(self.backbone.tokenize(texts)))
+        tokens = tokenized(self.backbone, texts, key)
         entry = {"tokens": tokens, "image_of": [image for image, _ in data.captions], "captions_of": captions_of}
         if not self.text_only:
             images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split, "images"), "fail")
