@@ -14,7 +14,6 @@ import torch
 
 import zoo
 from conftest import REPO, run_zoo
-from zoo.data import DataError
 from zoo.engine import evaluate_run, run
 from zoo.engine.checkpoint import CheckpointError, read_checkpoint
 from zoo.engine.loop import TrainingError
@@ -130,45 +129,6 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     checkpoint = read_checkpoint(tmp_path / recipe.name / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["step"] == 6
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
-
-
-def test_bad_data(tmp_path):
-    recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
-    one_class = tmp_path / "one.tsv"
-    one_class.write_text("".join(f"text number {i}\tpos\n" for i in range(20)))
-    empty = tmp_path / "empty.tsv"
-    empty.write_text("\n")
-    latin = tmp_path / "latin.tsv"
-    latin.write_bytes("caf\xe9 ok\tpos\nbad\tneg\n".encode("latin-1"))
-    semicolons = tmp_path / "semi.csv"
-    semicolons.write_text("text;label\na;b\n")
-    cases = [
-        (tmp_path / "missing.tsv", "data file .*missing.tsv not found"),
-        (one_class, "the train split has only one class"),
-        (empty, "data file .*empty.tsv is empty"),
-        (latin, r"latin.tsv: line 1 is not UTF-8 text \(byte 0xe9\)"),
-        (semicolons, r"no column 'text'; columns are text;label"),
-    ]
-    for data, message in cases:
-        with pytest.raises(DataError, match=message):
-            run(load_recipe(recipe, [f"data={data}", f"output_dir={tmp_path / 'runs'}", "name=x"]))
-
-
-def test_unreadable_images_are_skipped_and_counted_or_fatal(tmp_path):
-    from PIL import Image
-
-    for name in ("a", "b"):
-        (tmp_path / "imgs" / name).mkdir(parents=True)
-        for i in range(6):
-            Image.new("RGB", (16, 16), (40 * i, 0, 0 if name == "a" else 255)).save(tmp_path / "imgs" / name / f"{i}.png")
-    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
-    options = [f"data={tmp_path / 'imgs'}", "model=vision/example-convnet", "epochs=1", "batch_size=4",
-               f"output_dir={tmp_path / 'runs'}", "data_options.validation_fraction=0.3", "test_split=null"]
-    recipe = REPO / "recipes" / "cifar10-lite0-finetune.yaml"
-    with pytest.warns(UserWarning, match="skipped 1 unreadable image.s., first .*broken.png"):
-        run(load_recipe(recipe, [*options, "name=skip"]))
-    with pytest.raises(DataError, match="cannot read image .*broken.png"):
-        run(load_recipe(recipe, [*options, "name=fail", "task_options.on_bad_image=fail"]))
 
 
 def test_python_api_finetune_and_evaluate(tmp_path):

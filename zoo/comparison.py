@@ -19,9 +19,10 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from zoo.engine import library_versions as _versions
 from zoo.engine import write_json as _write_json
@@ -101,6 +102,20 @@ def plan(spec: CompareSpec) -> list[Cell]:
                     f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
                 cells.append(Cell(name, recipe, skip))
     return cells
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on ``directory`` (released if the process dies) while one process works on it."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
@@ -202,17 +217,19 @@ def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
         label = f"[{number}/{len(cells)}] {cell.backbone} {cell.recipe['task']} {cell.recipe['data']} " \
                 f"{cell.recipe.get('mode', 'finetune')} seed {cell.recipe['seed']}"
         if cell.skip:
-            record = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
-                      "error": cell.skip}
-        elif previous.exists() and json.loads(previous.read_text()).get("status") == "ok":
-            record = json.loads(previous.read_text())
-            progress(f"{label}: reused")
-        else:
-            progress(f"{label}: running")
-            record = _run_cell(cell, directory)
-            _write_json(previous, record)
-            progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
-                     + (f" ({record['error']})" if record["status"] == "failed" else ""))
+            records.append({"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
+                            "error": cell.skip})
+            continue
+        with _locked(directory):  # compares sharing an output directory run each cell once
+            if previous.exists() and json.loads(previous.read_text()).get("status") == "ok":
+                record = json.loads(previous.read_text())
+                progress(f"{label}: reused")
+            else:
+                progress(f"{label}: running")
+                record = _run_cell(cell, directory)
+                _write_json(previous, record)
+                progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
+                         + (f" ({record['error']})" if record["status"] == "failed" else ""))
         records.append(record)
     backbones = {c.backbone: measure_backbone(c.backbone, out / "backbones") for c in cells if not c.skip}
     from zoo.comparison_report import build_table, write_outputs

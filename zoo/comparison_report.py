@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
+from zoo.data.cache import atomic_write
 from zoo.errors import ZooError
 
 SCHEMA = 1
@@ -164,7 +164,7 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
         axes.set_ylabel("headline metric")
         axes.legend(fontsize=7)
         figure.tight_layout()
-        figure.savefig(out / file, dpi=120)
+        atomic_write(out / file, lambda handle, figure=figure: figure.savefig(handle, dpi=120, format="png"))
         plt.close(figure)
         written.append(out / file)
     columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
@@ -177,7 +177,7 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
         axis.set_title(f"{column}: {points[0]['metric']}" if uniform else column, fontsize=9)
         axis.tick_params(labelsize=7)
     figure.tight_layout()
-    figure.savefig(out / "per_task.png", dpi=120)
+    atomic_write(out / "per_task.png", lambda handle: figure.savefig(handle, dpi=120, format="png"))
     plt.close(figure)
     return [*written, out / "per_task.png"]
 
@@ -187,9 +187,7 @@ def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
     files = {"table.json": json.dumps(table, indent=2, default=str), "table.md": markdown(table),
              "table.csv": csv_text(table)}
     for name, text in files.items():
-        temporary = out / f".{name}.tmp"
-        temporary.write_text(text)
-        os.replace(temporary, out / name)
+        atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
     return [out / name for name in files] + plots(table, out)
 
 

@@ -13,8 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo")
@@ -39,11 +37,15 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` through `atomic_write`."""
+    import torch
+
     atomic_write(path, lambda out: torch.save(obj, out))
 
 
 def cached(kind: str, key: str, compute: Callable[[], Any]) -> Any:
     """The cached value of ``compute()`` for ``key`` (tensors, lists, dicts, numbers, strings)."""
+    import torch
+
     path = cache_dir() / kind / f"{key}.pt"
     if path.is_file():
         try:

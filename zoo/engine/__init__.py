@@ -98,9 +98,9 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON to a temporary name, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(temporary, path)
+    from zoo.data.cache import atomic_write
+
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode()))
 
 
 def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str, Any]:
