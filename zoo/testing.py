@@ -1,0 +1,220 @@
+"""The backbone contract as a pytest plugin, for plugin authors (and for zoo's own families).
+
+Installed with zoo (entry point ``pytest11``), it does nothing until a test class asks::
+
+    # tests/test_contract.py in your plugin's repository
+    from zoo.testing import BackboneContract
+
+    class TestMyBackbones(BackboneContract):
+        backbones = ["vision/my-net", "vision/my-net-large"]   # names or patterns
+        pretrained = None                                        # as zoo.load: default weights
+
+Every listed backbone then gets the same checks: its spec's metadata is complete and
+true, ``encode_*`` returns finite [B, embed_dim] float tensors, ``save`` -> ``zoo.load``
+gives identical embeddings with networking switched off, a few fine-tuning steps through
+the shared engine lower the loss, and ``evaluate`` returns the metrics its task declares.
+The data are generated on the spot (two classes of coloured images, two of words), so
+the checks need no data root and no network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MODALITIES = ("text", "image", "multimodal")
+WORDS = {"pos": "good great fine lovely superb", "neg": "bad awful poor dreadful grim"}
+
+
+def pytest_generate_tests(metafunc: Any) -> None:
+    """Parametrise a `BackboneContract` subclass's tests over its ``backbones`` (patterns expanded)."""
+    if metafunc.cls is None or not issubclass(metafunc.cls, BackboneContract) or "backbone_name" not in metafunc.fixturenames:
+        return
+    import zoo
+
+    names: list[str] = []
+    for pattern in metafunc.cls.backbones:
+        matched = zoo.list_backbones(pattern) if any(c in pattern for c in "*?[") else [pattern]
+        if not matched:
+            raise pytest.UsageError(f"{metafunc.cls.__name__}.backbones: no backbone matches {pattern!r}")
+        names += [name for name in matched if name not in names]
+    metafunc.parametrize("backbone_name", names, scope="class")
+
+
+def _images(root: Path, per_class: int = 12) -> Path:
+    """Two classes of 48-px noise images, one reddish, one bluish."""
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    for label, channel in (("red", 0), ("blue", 2)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = generator.integers(0, 90, (48, 48, 3), dtype=np.uint8)
+            pixels[..., channel] += 150
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+    return root
+
+
+def _captions(images: Path) -> Path:
+    """A caption file for the generated images: two captions each."""
+    rows = ["image,caption"]
+    for folder in sorted(p for p in images.iterdir() if p.is_dir()):
+        for image in sorted(folder.iterdir()):
+            rows += [f"{folder.name}/{image.name},a {folder.name} picture number {image.stem}",
+                     f"{folder.name}/{image.name},noise tinted {folder.name} in image {image.stem}"]
+    (images / "captions.csv").write_text("\n".join(rows) + "\n")
+    return images / "captions.csv"
+
+
+def _texts(path: Path, per_class: int = 24) -> Path:
+    """Two classes of short texts made of positive or negative words."""
+    import random
+
+    rows = []
+    generator = random.Random(0)
+    for label, words in WORDS.items():
+        for _ in range(per_class):
+            rows.append(f"{' '.join(generator.choices(words.split(), k=4))}\t{label}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+class BackboneContract:
+    """Subclass with ``backbones = [...]``; every backbone gets the contract's checks."""
+
+    backbones: list[str] = []
+    pretrained: Any = None  # passed to zoo.load
+    train_steps = 12
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backbone(cls, backbone_name: str):
+        import zoo
+
+        return zoo.load(backbone_name, pretrained=cls.pretrained)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_data(cls, tmp_path_factory: Any) -> dict[str, Path]:
+        root = tmp_path_factory.mktemp("zoo-contract")
+        images = _images(root / "images")
+        return {"image": images, "text": _texts(root / "texts.tsv"), "captions": _captions(images)}
+
+    @staticmethod
+    def _task(backbone: Any) -> str:
+        return "text-classification" if backbone.modality == "text" else "image-classification"
+
+    def _data(self, backbone: Any, contract_data: dict[str, Path]) -> str:
+        return str(contract_data["text" if backbone.modality == "text" else "image"])
+
+    def _inputs(self, backbone: Any) -> dict[str, Any]:
+        from PIL import Image
+
+        inputs: dict[str, Any] = {}
+        if backbone.modality in ("text", "multimodal"):
+            inputs["encode_text"] = ["a red square", "two blue circles on a table"]
+        if backbone.modality in ("image", "multimodal"):
+            inputs["encode_image"] = [Image.new("RGB", (64, 48), (200, 30, 30)), Image.new("RGB", (40, 40), (20, 20, 220))]
+        return inputs
+
+    def _embeddings(self, backbone: Any) -> dict[str, Any]:
+        import torch
+
+        backbone.eval()
+        with torch.inference_mode():
+            return {method: getattr(backbone, method)(value) for method, value in self._inputs(backbone).items()}
+
+    # -- the checks ------------------------------------------------------------------
+    def test_spec_metadata_is_complete_and_true(self, backbone_name: str, backbone: Any) -> None:
+        import zoo
+
+        spec = zoo.get_spec(backbone_name)
+        assert "/" in spec.name and spec.modality in MODALITIES, spec.name
+        assert spec.description and spec.license and spec.plugin, f"{spec.name}: description, license, plugin"
+        assert spec.embed_dim is None or spec.embed_dim == backbone.embed_dim, "embed_dim differs from the model"
+        if spec.params is not None and backbone.weights is not None:
+            assert spec.params == backbone.num_params(), f"{spec.name}: spec says {spec.params} parameters"
+        for weights in spec.weights:
+            assert weights.tag and weights.source and weights.preprocessing, f"{spec.name}:{weights.tag} metadata"
+        registered = {task.name for task in zoo.api.get_plugin_set().registry.tasks()}
+        assert set(spec.tasks) <= registered, f"{spec.name} declares unregistered tasks"
+        assert backbone.preprocessing, "a backbone carries its preprocessing"
+
+    def test_encoders_return_finite_embeddings(self, backbone: Any) -> None:
+        import torch
+
+        embeddings = self._embeddings(backbone)
+        assert embeddings, f"a {backbone.modality} backbone must encode something"
+        for method, vectors in embeddings.items():
+            assert isinstance(vectors, torch.Tensor) and vectors.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            assert tuple(vectors.shape) == (2, backbone.embed_dim), f"{method} gave {tuple(vectors.shape)}"
+            assert torch.isfinite(vectors).all(), f"{method} gave non-finite values"
+
+    def test_save_then_load_offline_gives_identical_embeddings(self, backbone: Any, tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+        import torch
+
+        import zoo
+
+        directory = backbone.save(tmp_path / "saved")
+        assert json.loads((directory / "zoo.json").read_text())["spec"]["name"] == backbone.name
+        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            monkeypatch.setenv(variable, "1")
+        monkeypatch.setattr("socket.socket.connect", _no_network)
+        restored = zoo.load(str(directory))
+        assert restored.name == backbone.name and restored.preprocessing == backbone.preprocessing
+        before, after = self._embeddings(backbone), self._embeddings(restored)
+        for method in before:
+            torch.testing.assert_close(after[method], before[method], rtol=1e-5, atol=1e-5, msg=method)
+
+    def test_a_few_training_steps_lower_the_loss(self, backbone: Any, contract_data: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+        import zoo
+
+        fresh = zoo.load(backbone.name, pretrained=self.pretrained)
+        results = fresh.finetune(self._task(backbone), self._data(backbone, contract_data), output_dir=str(tmp_path),
+                                 max_steps=self.train_steps, batch_size=8, lr=1e-3, head_lr=1e-2, warmup=0.0,
+                                 log_every=1, test_split=None, data_options={"validation_fraction": 0.25})
+        losses = _train_losses(results)
+        assert sum(losses[-3:]) < sum(losses[:3]), f"training loss did not fall: {losses}"
+
+    def test_the_pretraining_objective_trains(self, backbone: Any, contract_data: dict[str, Path],
+                                              tmp_path: Path) -> None:
+        import math
+
+        import zoo
+
+        if backbone.modality == "multimodal":
+            data, options = contract_data["captions"], {"eval_split": "test", "data_options": {"test_images": 6}}
+        else:
+            data, options = self._data(backbone, contract_data), {"data_options": {"validation_fraction": 0.25}}
+        results = zoo.load(backbone.name, pretrained=self.pretrained).pretrain(
+            str(data), output_dir=str(tmp_path), max_steps=4, batch_size=8, log_every=1, **options)
+        losses = _train_losses(results)
+        assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses), losses
+        assert zoo.load(str(Path(results["run_dir"]) / "model" / "backbone")).name == backbone.name
+
+    def test_evaluate_returns_the_declared_metrics(self, backbone: Any, contract_data: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+        import zoo
+
+        task = self._task(backbone)
+        metrics = backbone.evaluate(task, self._data(backbone, contract_data), output_dir=str(tmp_path), epochs=3.0,
+                                    data_options={"validation_fraction": 0.25}, test_split=None)
+        declared = zoo.api.get_plugin_set().registry.get("task", task).metrics
+        assert set(declared) <= set(metrics["validation"]), f"{task} declares {declared}"
+        assert all(0 <= metrics["validation"][name] <= 1 for name in declared)
+
+
+def _train_losses(results: dict[str, Any]) -> list[float]:
+    rows = [json.loads(line) for line in (Path(results["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    return [row["loss"] for row in rows if row["split"] == "train"]
+
+
+def _no_network(*args: Any, **kwargs: Any) -> None:
+    raise OSError("zoo.testing: network access during an offline load")
+
