@@ -165,7 +165,9 @@ def _from_directory(spec: zoo.BackboneSpec, weights: Any, directory: Path, trust
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True,
                                                   trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise WeightsError(f"{spec.name}: cannot load {directory}: {str(exc).splitlines()[0]}") from None
+        hint = ("; it ships its own model code, which zoo runs only with trust_remote_code=True "
+                "(model_options: {trust_remote_code: true}): read that code first") if "custom code" in str(exc) else ""
+        raise WeightsError(f"{spec.name}: cannot load {directory}: {str(exc).splitlines()[0]}{hint}") from None
     return TextBackbone(spec, weights, model.eval(), tokenizer, **{**_sentence_config(directory), **settings})
 
 
