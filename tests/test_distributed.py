@@ -47,3 +47,20 @@ def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
     written = sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*")
                              if p.is_file())
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="needs torchrun")
+@pytest.mark.skipif(not (REPO.parent / "shared" / "data" / "image_text").is_dir() and "ZOO_DATA" not in os.environ,
+                    reason="needs ../shared/data")
+def test_contrastive_retrieval_runs_under_torchrun(tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    options = ["model=text/bert-tiny", "data_options.train_images=32", "data_options.test_images=16", "max_steps=3",
+               "batch_size=16", "lr=1e-3", "log_every=1", f"output_dir={tmp_path}", "name=lit"]
+    command = [torchrun, "--nproc_per_node=2", "--master_port=29534", "-m", "zoo", "run",
+               str(REPO / "recipes" / "flickr8k-minilm-text2text.yaml"), *[f"--set={o}" for o in options]]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "lit" / "results.json").read_text())
+    assert results["provenance"]["world_size"] == 2 and results["train"]["steps"] == 3
+    assert 0 <= results["metrics"]["test"]["text->text R@1"] <= 1

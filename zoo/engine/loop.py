@@ -51,7 +51,7 @@ def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
         if not param.requires_grad:
             continue
         decay = 0.0 if param.ndim < 2 else recipe.weight_decay
-        is_head = name.split(".")[0] in fresh
+        is_head = any(name == part or name.startswith(part + ".") for part in fresh)
         lr = recipe.head_lr if (recipe.head_lr is not None and is_head) else recipe.lr
         groups.setdefault((lr, decay), []).append(param)
     if not groups:
@@ -183,7 +183,9 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # find_unused_parameters: encoders carry parts a task never calls (BERT's pooler under mean pooling)
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                              find_unused_parameters=True)
     if recipe.compile:
         train_model = torch.compile(train_model)
 

@@ -88,9 +88,12 @@ class Classification(Task):
         self.encode = f"encode_{self.kind}"
         self.splits: dict[str, tuple[Any, torch.Tensor]] = {}
         self.image_preprocessing = dict(backbone.preprocessing)
-        if self.options.get("image_size"):  # train and evaluate at another resolution than the weights' own
-            size = int(self.options["image_size"])
-            self.image_preprocessing = {**image_settings(backbone.preprocessing), "input_size": [3, size, size]}
+        if self.kind == "image" and (self.options.get("image_size") or self.options.get("crop_pct")):
+            # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
+            settings = image_settings(backbone.preprocessing)
+            size = int(self.options.get("image_size") or settings["size"][0])
+            self.image_preprocessing = {**settings, "input_size": [3, size, size],
+                                        "crop_pct": float(self.options.get("crop_pct") or settings["crop_pct"])}
 
     # -- preparation -------------------------------------------------------------------
     def _inputs(self, split: str) -> tuple[Any, torch.Tensor]:

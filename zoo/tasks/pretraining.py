@@ -104,6 +104,7 @@ class Pretraining(Task):
         # CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
         # training, subclassed below so that one task name covers every modality.
         if cls is Pretraining and getattr(backbone, "modality", None) == "multimodal":
+            ImageTextPretraining.spec = getattr(Pretraining, "spec", None)  # not Retrieval's, inherited first
             cls = ImageTextPretraining
         return super().__new__(cls)
 

@@ -44,12 +44,29 @@ class _Pairs(torch.utils.data.Dataset):
         return (self.transform(image) if self.transform else image), random.choice(options)
 
 
+class _Towers(nn.Module):
+    """The backbone behind one ``forward`` that embeds both sides of a batch, so that DDP (which
+    synchronises gradients through ``forward``) can wrap it."""
+
+    def __init__(self, backbone: nn.Module, frozen: Any, text_only: bool):
+        super().__init__()
+        self.backbone, self.frozen, self.text_only = backbone, frozen, text_only
+
+    def forward(self, first: Any, text: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        from zoo.tasks.classification import trim
+
+        b = self.backbone.encode_text(trim(text))
+        if self.text_only:
+            return self.backbone.encode_text(trim(first)), b
+        return (self.frozen[1](first) if self.frozen is not None else self.backbone.encode_image(first)), b
+
+
 class Retrieval(Task):
     """Image<->text retrieval for CLIP-style backbones; text->text for text backbones."""
 
     primary_metric = "R@1"
     modes = ("zero-shot", "contrastive")
-    fresh_parameters = ("image_proj", "text_proj", "logit_scale")
+    fresh_parameters = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
 
     def __init__(self, backbone, dataset, mode="zero-shot", options=None):
         super().__init__(backbone, dataset, mode, options)
@@ -118,7 +135,7 @@ class Retrieval(Task):
                 self._split(split)
 
     def model(self) -> nn.Module:
-        return self.backbone
+        return _Towers(self.backbone, self.frozen, self.text_only)
 
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         if not train:
@@ -141,24 +158,15 @@ class Retrieval(Task):
             return {k: v[torch.tensor(firsts)] for k, v in tokens.items()}, text
         return torch.stack(firsts), text
 
-    def _encode_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        if self.frozen is not None:
-            return self.frozen[1](images)
-        return model.encode_image(images)
-
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        first, text = batch
-        from zoo.tasks.classification import trim
-
-        b = model.encode_text(trim(text))
-        a = model.encode_text(trim(first)) if self.text_only else self._encode_images(model, first)
+        a, b = model(*batch)
         return info_nce(a, b, self._logit_scale(model)), {}
 
     def _logit_scale(self, model: nn.Module) -> torch.Tensor:
-        module = getattr(model, "module", model)
-        scale = getattr(module, "logit_scale", None)
+        backbone = getattr(model, "module", model).backbone
+        scale = getattr(backbone, "logit_scale", None)
         if scale is None:  # text backbones: a fixed temperature of 0.05
-            return torch.tensor(3.0, device=next(module.parameters()).device)
+            return torch.tensor(3.0, device=next(backbone.parameters()).device)
         return scale
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
@@ -166,7 +174,7 @@ class Retrieval(Task):
         from zoo.tasks.classification import trim
 
         entry = self._split(split)
-        module = getattr(model, "module", model)
+        module = getattr(model, "module", model).backbone
         module.eval()
         with torch.no_grad():
             tokens = entry["tokens"]
@@ -197,7 +205,7 @@ class Retrieval(Task):
 
     def save(self, model: nn.Module, directory: Path) -> None:
         if self.trains:
-            getattr(model, "module", model).save(directory / "backbone")
+            getattr(model, "module", model).backbone.save(directory / "backbone")
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         """Nothing to restore: the saved backbone is the whole result."""
