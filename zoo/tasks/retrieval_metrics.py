@@ -19,13 +19,16 @@ DEFINITION = ("R@K = fraction of queries with at least one relevant item in the 
               "relevant item; mAP = mean average precision over all relevant items")
 
 
+ROWS = 64  # queries compared against the gallery at once (temporaries: ROWS x gallery x 9 bytes)
+
+
 def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Sequence[Sequence[int]],
-                   chunk: int = 1024, exclude: Sequence[int] | None = None) -> list[torch.Tensor]:
-    """For each query, the 1-based ranks of its relevant gallery items under dot-product scoring.
+                   chunk: int = 1024, exclude: Sequence[int] | None = None) -> list[list[int]]:
+    """For each query, the sorted 1-based ranks of its relevant gallery items under dot-product scoring.
 
     ``exclude[i]`` is a gallery index query ``i`` must not retrieve (itself, for text-to-text).
     """
-    out: list[torch.Tensor] = []
+    out: list[list[int]] = []  # plain lists: 100,000 small tensors would fragment the heap chunk by chunk
     gallery = gallery.float()
     for start in range(0, len(queries), chunk):
         scores = queries[start:start + chunk].float() @ gallery.T  # [chunk, gallery]
@@ -40,16 +43,27 @@ def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Seque
         own = scores.gather(1, padded)  # [chunk, width]
         # rank = number of gallery items scored at least as high as the relevant item (itself included);
         # one relevant column at a time keeps the temporary at chunk x gallery
-        ranks = torch.stack([(scores >= own[:, j:j + 1]).sum(dim=1) for j in range(width)], dim=1)
-        out.extend(torch.sort(ranks[i, :len(m)]).values for i, m in enumerate(mine))
+        ranks = _count_at_least(scores, own)
+        out.extend(sorted(row[:len(m)]) for row, m in zip(ranks.tolist(), mine))
+        del scores, own  # before the next chunk's scores exist: one score matrix alive at a time
     return out
 
 
-def summarize(ranks: list[torch.Tensor], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """R@K, median rank and mAP from the ranks of each query's relevant items."""
-    first = torch.stack([r[0] for r in ranks]).float()
+def _count_at_least(scores: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """For each row and each of its ``own`` scores, how many of the row's scores are at least as high;
+    a few rows at a time, so the comparison's temporaries stay small."""
+    counts = torch.empty(own.shape, dtype=torch.long)
+    for row in range(0, len(own), ROWS):
+        for j in range(own.shape[1]):
+            counts[row:row + ROWS, j] = (scores[row:row + ROWS] >= own[row:row + ROWS, j:j + 1]).sum(dim=1)
+    return counts
+
+
+def summarize(ranks: list[list[int]], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """R@K, median rank and mAP from the sorted ranks of each query's relevant items."""
+    first = torch.tensor([r[0] for r in ranks], dtype=torch.float)
     metrics = {f"R@{k}": float((first <= k).float().mean()) for k in ks}
     metrics["median_rank"] = float(first.median())
-    precisions = [float((torch.arange(1, len(r) + 1, dtype=torch.float) / r.float()).mean()) for r in ranks]
+    precisions = [sum((hit + 1) / rank for hit, rank in enumerate(r)) / len(r) for r in ranks]
     metrics["mAP"] = sum(precisions) / len(precisions)
     return metrics
