@@ -166,6 +166,15 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
       zoo run recipes/sst2-minilm-finetune.yaml
       zoo run recipes/sst2-minilm-finetune.yaml --set epochs=0.5 --set name=short
       torchrun --nproc_per_node=2 -m zoo run recipes/sst2-minilm-finetune.yaml
+      zoo run recipes/bert-tiny-mlm-pretrain.yaml          # then --set model=runs/NAME/model/backbone
+
+    \b
+    Tasks and their modes (the first is the default; `zoo tasks` lists them):
+      text-/image-classification  finetune | linear-probe
+      retrieval                   zero-shot | contrastive
+      zero-shot-classification    zero-shot
+      pretraining                 pretrain (MLM, SimCLR or InfoNCE, by modality)
+    Every recipe key, its type and default: zoo/recipes.py (class Recipe).
     """
     from zoo.engine import run as run_recipe
     from zoo.recipes import load_recipe
