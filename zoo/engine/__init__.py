@@ -151,10 +151,15 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
         teardown()
 
 
+def _run_name(backbone: Any, what: str, data: str) -> str:
+    """A run directory name for the Python API: backbone, task and data set (a path's last part)."""
+    return f"{backbone.name.replace('/', '-')}-{what}-{Path(str(data)).stem or data}"
+
+
 def finetune(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
     """Train ``task``'s head (and the backbone, unless ``mode="linear-probe"``) on ``data``."""
     values = {"model": backbone.name, "task": task, "data": data, **recipe}
-    values.setdefault("name", f"{backbone.name.replace('/', '-')}-{task}-{data}")
+    values.setdefault("name", _run_name(backbone, task, data))
     return run(validate(values, "finetune()"), backbone=backbone)
 
 
@@ -162,7 +167,7 @@ def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, An
     """Metrics of ``backbone`` on ``task``: for classification, a linear probe on frozen features."""
     values = {"model": backbone.name, "task": task, "data": data, "mode": "linear-probe", "epochs": 30.0,
               "lr": 1e-3, "batch_size": 256, **recipe}
-    values.setdefault("name", f"{backbone.name.replace('/', '-')}-{task}-{data}-eval")
+    values.setdefault("name", _run_name(backbone, task, data) + "-eval")
     return run(validate(values, "evaluate()"), backbone=backbone)["metrics"]
 
 
@@ -170,7 +175,7 @@ def pretrain(backbone: Any, data: str, **recipe: Any) -> dict[str, Any]:
     """Self-supervised pretraining with the family's objective (MLM, SimCLR, InfoNCE) on ``data``'s
     inputs (labels unused); the trained backbone is saved in the run's ``model/backbone``."""
     values = {"model": backbone.name, "task": "pretraining", "data": data, "lr": 5e-4, "warmup": 0.05, **recipe}
-    values.setdefault("name", f"{backbone.name.replace('/', '-')}-pretrain-{data}")
+    values.setdefault("name", _run_name(backbone, "pretrain", data))
     return run(validate(values, "pretrain()"), backbone=backbone)
 
 
