@@ -154,3 +154,19 @@ def test_cli_run_and_evaluate(tmp_path):
     bad = run_zoo("run", str(recipe), "--set", "epoch=2")
     assert bad.returncode == 2 and "unknown key 'epoch'; did you mean 'epochs'?" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_flip_features_double_the_probe_training_set_and_average_at_evaluation(tmp_path):
+    from zoo.engine import prepare
+    from zoo.recipes import validate
+
+    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
+              "mode": "linear-probe", "output_dir": str(tmp_path)}
+    plain = prepare(validate(values, "test"))
+    flipped = prepare(validate({**values, "task_options": {"flip_features": True}}, "test"))
+    (train, labels), (both, doubled) = plain.splits["train"], flipped.splits["train"]
+    assert len(both) == 2 * len(train) and torch.equal(doubled, torch.cat([labels, labels]))
+    assert torch.equal(both[:len(train)], train) and not torch.equal(both[len(train):], train)
+    validation, mirrored = plain.splits["validation"][0], flipped.splits["validation"][0]
+    mirror_only = 2 * mirrored - validation  # the mean of the two encodings, undone
+    assert not torch.allclose(mirror_only, validation)

@@ -108,9 +108,21 @@ class Classification(Task):
         return images, labels[kept]
 
     def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen features of ``split`` (cached). With ``flip_features``, images are also encoded
+        mirrored: training gets both copies, evaluation the mean of the two (test-time augmentation)."""
         inputs, labels = self._inputs(split)
+        features = self._encode_all(inputs, labels, split, flipped=False)
+        if self.kind != "image" or not self.options.get("flip_features"):
+            return features, labels
+        mirrored = self._encode_all(inputs, labels, split, flipped=True)
+        if split == "train":
+            return torch.cat([features, mirrored]), torch.cat([labels, labels])
+        return (features + mirrored) / 2, labels
+
+    def _encode_all(self, inputs: Any, labels: torch.Tensor, split: str, flipped: bool) -> torch.Tensor:
         key = fingerprint("features", self.backbone.name, weights_fingerprint(self.backbone),
-                          self.backbone.preprocessing, self.image_preprocessing, self.data.fingerprint, split)
+                          self.backbone.preprocessing, self.image_preprocessing, self.data.fingerprint, split,
+                          *(["flipped"] if flipped else []))
         batch_size = int(self.options.get("feature_batch_size", 64))
 
         def compute() -> torch.Tensor:
@@ -130,12 +142,13 @@ class Classification(Task):
                         batch = trim({k: v[rows] for k, v in inputs.items()})
                     else:
                         batch = torch.stack([transform(inputs[i]) for i in rows.tolist()])
+                        batch = batch.flip(-1) if flipped else batch
                     out.append(getattr(self.backbone, self.encode)(to_device(batch, device)).float().cpu())
             features = torch.empty(len(labels), out[0].shape[1])
             features[order] = torch.cat(out)
             return features
 
-        return cached("features", key, compute), labels
+        return cached("features", key, compute)
 
     def prepare(self) -> None:
         needed = [s for s in ("train", self.options.get("eval_split", "validation")) if s in self.data.splits]
