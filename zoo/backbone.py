@@ -76,11 +76,12 @@ class Backbone(torch.nn.Module):
         tokenised batch whose ``input_ids`` are masked and whose ``labels`` hold the original tokens
         at masked positions (-100 elsewhere): a text family implements masked-language modelling."""
         if self.modality == "image" and head is not None:
+            from zoo.engine.distributed import gather_with_grad
             from zoo.tasks.objectives import nt_xent
 
             view1, view2 = batch
-            projected = head(self.encode_image(torch.cat([view1, view2])))
-            loss, correct = nt_xent(*projected.chunk(2), temperature=0.2)
+            z1, z2 = head(self.encode_image(torch.cat([view1, view2]))).chunk(2)
+            loss, correct = nt_xent(gather_with_grad(z1), gather_with_grad(z2), temperature=0.2)
             return loss, {"correct": correct.float()}
         raise ZooError(f"backbone {self.name!r} has no pretraining objective for its {self.modality} modality")
 

@@ -159,8 +159,10 @@ class Retrieval(Task):
         return torch.stack(firsts), text
 
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from zoo.engine.distributed import gather_with_grad
+
         a, b = model(*batch)
-        return info_nce(a, b, self._logit_scale(model)), {}
+        return info_nce(gather_with_grad(a), gather_with_grad(b), self._logit_scale(model)), {}
 
     def _logit_scale(self, model: nn.Module) -> torch.Tensor:
         backbone = getattr(model, "module", model).backbone
