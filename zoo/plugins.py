@@ -161,7 +161,7 @@ class PluginSet:
             self.add_plugin(module, info)
         info.load_seconds += time.perf_counter() - started
         patched = [f"{_dotted(owner)}.{name}" for (owner, name), value in objects.items()
-                   if getattr(owner, name, None) is not value]
+                   if (vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)) is not value]
         for (owner, name), value in objects.items():
             setattr(owner, name, value)
         edited = [kind for kind, table in before[0].items()
@@ -272,7 +272,9 @@ def _guarded_objects() -> dict[tuple[Any, str], Any]:
               (zoo.api, ("load", "list_backbones", "get_spec", "plugins", "compare", "import_object", "get_plugin_set")),
               (Registry, tuple(n for n, v in vars(Registry).items() if callable(v) and not n.startswith("__"))),
               (PluginSet, tuple(n for n, v in vars(PluginSet).items() if callable(v) and not n.startswith("__")))]
-    return {(owner, name): getattr(owner, name) for owner, names in owners for name in names}
+    # classes are read through __dict__, so a restore puts back the very descriptor (a staticmethod stays one)
+    return {(owner, name): (vars(owner)[name] if isinstance(owner, type) else getattr(owner, name))
+            for owner, names in owners for name in names}
 
 
 def _dotted(owner: Any) -> str:
