@@ -119,9 +119,10 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         import yaml
 
-        temporary = run_dir / ".recipe.yaml.tmp"
-        temporary.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        os.replace(temporary, run_dir / "recipe.yaml")
+        from zoo.data.cache import atomic_write
+
+        text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        atomic_write(run_dir / "recipe.yaml", lambda handle: handle.write(text.encode()))
     ctx.barrier()
     try:
         task = prepare(recipe, backbone, ctx.device)

@@ -20,7 +20,6 @@ import torch
 from zoo.data.cache import atomic_write
 from zoo.errors import ZooError
 
-
 MAGIC = b"ZOOCKPT1"  # then 32 bytes of SHA-256, then the torch.save payload
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.data.cache import remove_stale_temporaries
 from zoo.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.errors import ZooError
@@ -171,9 +172,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
     if resume:
         saved = load_checkpoint(checkpoint_path, recipe.hash(), task.backbone.name)
-        if ctx.is_main:  # temporaries of writes that a crash interrupted
-            for stale in checkpoint_path.parent.glob(f".{checkpoint_path.name}.*"):
-                stale.unlink(missing_ok=True)
+        if ctx.is_main:
+            remove_stale_temporaries(checkpoint_path)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

@@ -114,9 +114,12 @@ class Pretraining(Task):
         self.seed = int(self.options.get("seed", 0))
         self.corpora: dict[str, Any] = {}
 
-    def _extra(self) -> list[Any]:
+    def _extra_names(self) -> list[str]:
         names = self.options.get("extra_data") or []
-        return [load_dataset(name, self.options.get("data_root")) for name in ([names] if isinstance(names, str) else names)]
+        return [names] if isinstance(names, str) else list(names)
+
+    def _extra(self) -> list[Any]:
+        return [load_dataset(name, self.options.get("data_root")) for name in self._extra_names()]
 
     def _corpus(self, split: str) -> Any:
         """Tokenised texts (a dict of [N, L] tensors) or decoded images of ``split``, cached."""
@@ -181,8 +184,7 @@ class Pretraining(Task):
             model.head.load_state_dict(load_file(str(path)))
 
     def describe(self) -> dict[str, Any]:
-        extra = self.options.get("extra_data") or []
-        return {**super().describe(), "extra_data": [extra] if isinstance(extra, str) else list(extra)}
+        return {**super().describe(), "extra_data": self._extra_names()}
 
 
 class ImageTextPretraining(Retrieval, Pretraining):
