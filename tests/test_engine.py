@@ -77,7 +77,7 @@ def test_metrics_match_scikit_learn():
 
 def test_resume_after_kill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
     base = ["model=text/bert-tiny", "train_limit=96", "eval_limit=40", "batch_size=8", "epochs=2",
-            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32"]
+            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32", "group_by_length=true"]
     recipe = REPO / "recipes" / "sst2-minilm-finetune.yaml"
     straight = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'a'}", "name=r"]))
     command = [sys.executable, "-m", "zoo", "run", str(recipe), *[f"--set={o}" for o in base],
@@ -170,3 +170,42 @@ def test_flip_features_double_the_probe_training_set_and_average_at_evaluation(t
     validation, mirrored = plain.splits["validation"][0], flipped.splits["validation"][0]
     mirror_only = 2 * mirrored - validation  # the mean of the two encodings, undone
     assert not torch.allclose(mirror_only, validation)
+
+
+def test_flip_features_in_finetuning_average_each_image_with_its_mirror_at_evaluation(tmp_path):
+    import torch.nn.functional as F
+
+    from zoo.engine import prepare
+    from zoo.recipes import validate
+
+    task = prepare(validate({"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
+                             "task_options": {"flip_features": True}, "output_dir": str(tmp_path)}, "test"))
+    model = task.model().eval()
+    examples = task.examples("validation", train=False)
+    images, labels = task.collate([examples[i] for i in range(16)])
+    with torch.no_grad():
+        loss, _ = task.step(model, (images, labels))
+        averaged = (model(images) + model(images.flip(-1))) / 2
+        assert torch.allclose(loss, F.cross_entropy(averaged, labels))
+        assert not torch.allclose(loss, F.cross_entropy(model(images), labels))
+        model.train()
+        torch.manual_seed(0)
+        loss, _ = task.step(model, (images, labels))
+        torch.manual_seed(0)
+        assert torch.allclose(loss, F.cross_entropy(model(images), labels))  # training sees one copy
+
+
+def test_group_by_length_sorts_each_shuffled_run_and_keeps_every_example():
+    from zoo.engine.loop import epoch_order
+
+    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(1))
+    order = epoch_order(0, 3, 1000, lengths, group=128)
+    assert sorted(order.tolist()) == list(range(1000))
+    assert torch.equal(order, epoch_order(0, 3, 1000, lengths, group=128))
+    assert not torch.equal(order, epoch_order(0, 4, 1000, lengths, group=128))
+    for run in order.split(128):
+        assert torch.equal(lengths[run], lengths[run].sort(descending=True).values)
+    assert set(order[:128].tolist()) == set(epoch_order(0, 3, 1000)[:128].tolist())  # the shuffle's own runs
+    # a batch of 16 pads to its longest member: grouping cuts the padded tokens
+    padded = lambda o: sum(int(lengths[b].max()) * len(b) for b in o.split(16))
+    assert padded(order) < 0.8 * padded(epoch_order(0, 3, 1000))

@@ -124,3 +124,17 @@ def test_bad_retrieval_data(tmp_path):
     with pytest.raises(zoo.ZooError, match="task 'retrieval' needs a multimodal or text backbone; "
                                            "vision/example-convnet is an image backbone"):
         get_task("retrieval")(zoo.load("vision/example-convnet"), duplicated, "zero-shot")
+
+
+@pytest.mark.skipif(not FLICKR.is_dir(), reason="needs ../shared/data")
+def test_flip_features_give_a_locked_tower_mirrored_copies(tmp_path):
+    from zoo.engine import prepare
+
+    task = prepare(tiny("flickr8k-lit.yaml", tmp_path, "model_options.text_tower=text/bert-tiny",
+                        "pretrained=false", "task_options.flip_features=true"))
+    entry = task._split("train")
+    features, mirrored = entry["image_features"], entry["mirrored_features"]
+    assert features.shape == mirrored.shape and not torch.allclose(features, mirrored)
+    pairs = task.examples("train", train=True)
+    drawn = [pairs[0][0] for _ in range(40)]
+    assert any(torch.equal(d, features[0]) for d in drawn) and any(torch.equal(d, mirrored[0]) for d in drawn)

@@ -58,8 +58,9 @@ class Recipe:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model
-    channels_last: bool | None = None  # None: on for image models on CUDA
+    channels_last: bool | None = None  # None: on for image models
     seed: int = 0
+    group_by_length: bool = False  # text: each shuffled run of 50 batches sorted by length (less padding)
     eval_every: int | None = None  # optimizer steps between evaluations; null: once per epoch
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     keep_best: bool = True  # end with the best evaluated weights; false: the last (when eval_split is a test split)

@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,16 @@ def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
     return torch.optim.AdamW(param_groups, fused=device.type in ("cuda", "cpu"))
 
 
-def epoch_order(seed: int, epoch: int, size: int) -> torch.Tensor:
+def epoch_order(seed: int, epoch: int, size: int, lengths: torch.Tensor | None = None,
+                group: int = 1) -> torch.Tensor:
+    """A seeded shuffle of the training examples; with ``lengths``, each run of ``group`` shuffled
+    examples is sorted longest first, so consecutive batches pad to similar lengths (as
+    transformers' ``group_by_length``) while epochs stay shuffled."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(size, generator=generator)
+    order = torch.randperm(size, generator=generator)
+    if lengths is None:
+        return order
+    return torch.cat([run[torch.argsort(lengths[run], descending=True, stable=True)] for run in order.split(group)])
 
 
 class Logger:
@@ -156,7 +164,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     torch.manual_seed(recipe.seed)
     model = task.model().to(device)
     is_image = task.backbone.modality == "image"
-    if recipe.channels_last or (recipe.channels_last is None and is_image and device.type == "cuda"):
+    if recipe.channels_last or (recipe.channels_last is None and is_image):
+        # faster on CPU too: 1.8x per EfficientNet-Lite0 training step, 1.25x for ResNet (oneDNN, 2 cores)
         model = model.to(memory_format=torch.channels_last)
     train_set = task.examples("train", train=True)
     if len(train_set) == 0:
@@ -232,8 +241,11 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         patience = recipe.early_stopping_patience
         return patience is not None and state["bad_evals"] >= patience
 
+    lengths = task.lengths("train") if recipe.group_by_length else None
+    if recipe.group_by_length and lengths is None:
+        warnings.warn(f"group_by_length: the {task.name} task's examples have no lengths; batches are not grouped")
     while state["step"] < total_steps and not stop:
-        order = epoch_order(recipe.seed, state["epoch"], len(train_set))
+        order = epoch_order(recipe.seed, state["epoch"], len(train_set), lengths, 50 * micro)
         micro_index = state["position"]
         while micro_index < micro_per_epoch and state["step"] < total_steps:
             fetch_start = time.perf_counter()

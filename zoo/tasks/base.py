@@ -65,6 +65,10 @@ class Task:
     def collate(self, items: list[Any]) -> Any:
         return torch.utils.data.default_collate(items)
 
+    def lengths(self, split: str) -> torch.Tensor | None:
+        """Size of each training example (tokens), for ``group_by_length``; None: sizes do not vary."""
+        return None
+
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and per-example outputs (on CPU-able tensors) for one batch."""
         raise NotImplementedError

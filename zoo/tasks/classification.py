@@ -109,7 +109,8 @@ class Classification(Task):
 
     def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen features of ``split`` (cached). With ``flip_features``, images are also encoded
-        mirrored: training gets both copies, evaluation the mean of the two (test-time augmentation)."""
+        mirrored: training gets both copies, evaluation the mean of the two (test-time augmentation;
+        in fine-tuning, :meth:`step` averages the logits of each image and its mirror instead)."""
         inputs, labels = self._inputs(split)
         features = self._encode_all(inputs, labels, split, flipped=False)
         if self.kind != "image" or not self.options.get("flip_features"):
@@ -178,6 +179,10 @@ class Classification(Task):
             return _Items(_Rows(inputs), labels)
         return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train))
 
+    def lengths(self, split: str) -> torch.Tensor | None:
+        inputs = self._split(split)[0]
+        return inputs["attention_mask"].sum(dim=1) if self.mode == "finetune" and self.kind == "text" else None
+
     def collate(self, items: list[Any]) -> Any:
         if self.mode == "finetune" and self.kind == "text":
             rows, labels = zip(*items)
@@ -188,6 +193,8 @@ class Classification(Task):
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs, labels = batch
         logits = model(inputs)
+        if not model.training and self.kind == "image" and self.options.get("flip_features"):
+            logits = (logits + model(inputs.flip(-1))) / 2
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=float(self.options.get("label_smoothing", 0)))
         return loss, {"preds": logits.argmax(dim=-1), "targets": labels}
 

@@ -152,6 +152,9 @@ class Pretraining(Task):
             return _Masked(corpus, self.backbone.masking_vocabulary(), train, self.seed, probability)
         return _Views(corpus, augmentation_transform(self.backbone.preprocessing), train, self.seed)
 
+    def lengths(self, split: str) -> torch.Tensor | None:
+        return self._corpus(split)["attention_mask"].sum(dim=1) if self.kind == "text" else None
+
     def collate(self, items: list[Any]) -> Any:
         if self.kind == "text":
             return trim({k: torch.stack([item[k] for item in items]) for k in items[0]})

@@ -27,10 +27,13 @@ from zoo.tasks.retrieval_metrics import DEFINITION, relevant_ranks, summarize
 
 
 class _Pairs(torch.utils.data.Dataset):
-    """Training items: an image (or a caption) with one of its captions, drawn afresh each time."""
+    """Training items: an image (or a caption) with one of its captions, drawn afresh each time;
+    with ``mirrored`` (features of the flipped images), either copy of the image at random."""
 
-    def __init__(self, images: Any, captions_of: list[list[int]], transform=None, text_pairs: bool = False):
+    def __init__(self, images: Any, captions_of: list[list[int]], transform=None, text_pairs: bool = False,
+                 mirrored: Any = None):
         self.images, self.captions_of, self.transform, self.text_pairs = images, captions_of, transform, text_pairs
+        self.mirrored = mirrored
 
     def __len__(self) -> int:
         return len(self.captions_of)
@@ -40,7 +43,7 @@ class _Pairs(torch.utils.data.Dataset):
         if self.text_pairs:  # two different captions of one image
             first, second = random.sample(options, 2)
             return first, second
-        image = self.images[index]
+        image = self.images[index] if self.mirrored is None or random.random() < 0.5 else self.mirrored[index]
         return (self.transform(image) if self.transform else image), random.choice(options)
 
 
@@ -109,23 +112,32 @@ class Retrieval(Task):
             images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split, "images"), "fail")
             entry["images"] = images
             if self.frozen is not None:
-                entry["image_features"] = self._frozen_features(images, split)
+                entry["image_features"] = self._frozen_features(images, split, flipped=False)
+                if self.options.get("flip_features"):
+                    entry["mirrored_features"] = self._frozen_features(images, split, flipped=True)
         self.splits[split] = entry
         return entry
 
-    def _frozen_features(self, images: list[torch.Tensor], split: str) -> torch.Tensor:
-        """Features of a locked image tower, computed once per weights, preprocessing and data."""
+    def _frozen_features(self, images: list[torch.Tensor], split: str, flipped: bool) -> torch.Tensor:
+        """Features of a locked image tower, computed once per weights, preprocessing and data.
+        ``flipped``: of the mirrored images (``flip_features``: training draws either copy,
+        evaluation takes the mean of the two)."""
         from zoo.tasks.classification import weights_fingerprint
 
         tower, _ = self.frozen
         transform = tensor_transform(self.backbone.preprocessing, train=False)
-        key = fingerprint("tower", weights_fingerprint(tower), self.backbone.preprocessing, self.data.fingerprint, split)
+        key = fingerprint("tower", weights_fingerprint(tower), self.backbone.preprocessing, self.data.fingerprint, split,
+                          *(["flipped"] if flipped else []))
+
+        def batch(start: int) -> torch.Tensor:
+            pixels = torch.stack([transform(i) for i in images[start:start + 64]])
+            return pixels.flip(-1) if flipped else pixels
 
         def compute() -> torch.Tensor:
             device = next(tower.parameters()).device
             with torch.inference_mode():
-                return torch.cat([tower.encode_image(torch.stack([transform(i) for i in images[s:s + 64]]).to(device))
-                                  .float().cpu() for s in range(0, len(images), 64)])
+                return torch.cat([tower.encode_image(batch(s).to(device)).float().cpu()
+                                  for s in range(0, len(images), 64)])
 
         return cached("features", key, compute)
 
@@ -146,7 +158,7 @@ class Retrieval(Task):
             return _Pairs(None, usable, text_pairs=True)
         images = entry.get("image_features") if self.frozen is not None else entry["images"]
         transform = None if self.frozen is not None else tensor_transform(self.backbone.preprocessing, train=True)
-        return _Pairs(images, entry["captions_of"], transform)
+        return _Pairs(images, entry["captions_of"], transform, mirrored=entry.get("mirrored_features"))
 
     def collate(self, items: list[Any]) -> Any:
         """Items hold caption positions in the train split; their tokens are looked up here."""
@@ -190,6 +202,8 @@ class Retrieval(Task):
             else:
                 if self.frozen is not None:
                     source = entry["image_features"]
+                    if "mirrored_features" in entry:
+                        source = (source + entry["mirrored_features"]) / 2
                     images = torch.cat([self.frozen[1](source[s:s + 256].to(device)).float().cpu()
                                         for s in range(0, len(source), 256)])
                 else:
