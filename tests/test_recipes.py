@@ -81,3 +81,20 @@ def test_hash_ignores_names_and_paths_but_not_settings(tmp_path):
     base = load_recipe(path).hash()
     assert load_recipe(path, ["name=other", "output_dir=/x", "log_every=3"]).hash() == base
     assert load_recipe(path, ["lr=1e-3"]).hash() != base
+
+
+def test_an_unknown_task_option_is_named_with_the_nearest_and_zoo_tasks_lists_them(tmp_path):
+    import subprocess
+    import sys
+
+    from zoo.engine import prepare
+
+    recipe = load_recipe(REPO / "recipes" / "cifar10-lite0-probe.yaml",
+                         ["model=vision/example-convnet", "data=digits", "task_options.flip_feature=true",
+                          f"output_dir={tmp_path}"])
+    with pytest.raises(RecipeError, match=r"task_options: 'image-classification' has no option 'flip_feature'; "
+                                          r"did you mean 'flip_features'\?"):
+        prepare(recipe)
+    shown = subprocess.run([sys.executable, "-m", "zoo", "tasks", "image-classification"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "modes:        finetune, linear-probe" in shown and "  flip_features " in shown

@@ -145,11 +145,29 @@ def datasets() -> None:
 
 
 @cli.command()
-def tasks() -> None:
-    """List registered tasks."""
-    specs = api.get_plugin_set().registry.tasks()
-    click.echo(_table(("name", "modalities", "metrics", "plugin"),
-                      ((s.name, ",".join(s.modalities), ",".join(s.metrics), s.plugin) for s in specs)))
+@click.argument("name", required=False)
+def tasks(name: str | None) -> None:
+    """List registered tasks; with NAME, describe one: modes, metrics and its task_options."""
+    if name is None:
+        specs = api.get_plugin_set().registry.tasks()
+        click.echo(_table(("name", "modalities", "metrics", "plugin"),
+                          ((s.name, ",".join(s.modalities), ",".join(s.metrics), s.plugin) for s in specs)))
+        return
+    from zoo.tasks import get_task
+
+    task = get_task(name)
+    spec = task.spec
+    for key, value in (("name", spec.name), ("modes", ", ".join(task.modes) + f" (default {task.modes[0]})"),
+                       ("modalities", ", ".join(spec.modalities)), ("metrics", ", ".join(spec.metrics)),
+                       ("plugin", spec.plugin), ("description", spec.description)):
+        if value:
+            click.echo(f"{key + ':':13} {value}")
+    if task.option_help is None:
+        click.echo("task_options: not declared by the plugin (any key is passed on)")
+    else:
+        click.echo("task_options:" + ("" if task.option_help else " none"))
+        for option, text in task.option_help.items():
+            click.echo(f"  {option:19} {text}")
 
 
 @cli.command()

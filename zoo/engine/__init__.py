@@ -73,6 +73,22 @@ def _limit(dataset: Any, split: str, count: int | None, seed: int) -> None:
     dataset.fingerprint = fingerprint(dataset.fingerprint, split, count, seed)  # caches key on the subset
 
 
+def check_task_options(task: Any, options: dict[str, Any]) -> None:
+    """A RecipeError for a task_options key the task does not read (a typo would otherwise do nothing)."""
+    import difflib
+
+    known = type(task).option_help
+    if known is None:
+        return
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
+            hint = (f"did you mean {close[0]!r}?" if close else
+                    f"its options: {', '.join(known)}" if known else "it takes none")
+            raise RecipeError(f"task_options: {task.name!r} has no option {key!r}; {hint} "
+                              f"(zoo tasks {task.name} describes them)")
+
+
 def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None) -> Any:
     """The task of ``recipe``: backbone loaded, data read and limited, caches filled."""
     import zoo
@@ -92,6 +108,7 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     options = {**recipe.task_options, "eval_split": recipe.eval_split, "data_root": recipe.data_root,
                "seed": recipe.seed}
     task = task_class(backbone, dataset, recipe.mode, options)
+    check_task_options(task, recipe.task_options)
     task.prepare()
     return task
 

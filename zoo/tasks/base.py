@@ -25,6 +25,9 @@ class Task:
     modes: tuple[str, ...] = ("finetune",)
     untrained_modes: tuple[str, ...] = ("zero-shot",)  # modes that only evaluate
     fresh_parameters: tuple[str, ...] = ("head",)  # name prefixes of newly initialised parts (they get head_lr)
+    # the recipe's task_options this task reads, each with one line of help (`zoo tasks NAME` shows them);
+    # None: not declared, so any key passes
+    option_help: Mapping[str, str] | None = None
 
     def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None):
         if mode not in self.modes:

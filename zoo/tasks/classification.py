@@ -79,6 +79,16 @@ class Classification(Task):
 
     modes = ("finetune", "linear-probe")
     kind = ""  # "text" or "image"
+    option_help = {
+        "dropout": "dropout before the head (default 0.1)",
+        "label_smoothing": "label smoothing of the cross-entropy (default 0)",
+        "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
+        "image_size": "train and evaluate at this many pixels square instead of the weights' input size",
+        "crop_pct": "share of the image the evaluation centre crop keeps (1.0: the whole image)",
+        "flip_features": "images are also seen mirrored; evaluation averages both (a probe's head also "
+                         "trains on the mirrored features)",
+        "feature_batch_size": "batch size of the linear probe's frozen-feature pass (default 64)",
+    }
 
     def __init__(self, backbone, dataset, mode="finetune", options=None):
         super().__init__(backbone, dataset, mode, options)

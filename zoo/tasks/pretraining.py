@@ -99,6 +99,11 @@ class Pretraining(Task):
     modes = ("pretrain",)
     untrained_modes = ()
     fresh_parameters = ("head",)
+    option_help = {
+        "extra_data": "more data sets (names or paths) whose training inputs join the corpus",
+        "mask_probability": "share of the tokens masked-language modelling predicts (default 0.15)",
+        "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
+    }
 
     def __new__(cls, backbone: Any, *args: Any, **kwargs: Any):
         # CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
@@ -197,3 +202,4 @@ class ImageTextPretraining(Retrieval, Pretraining):
     modes = ("pretrain",)
     untrained_modes = ()
     higher_is_better = True  # R@1, not Pretraining's loss
+    option_help = Retrieval.option_help

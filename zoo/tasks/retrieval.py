@@ -69,6 +69,11 @@ class Retrieval(Task):
 
     primary_metric = "R@1"
     modes = ("zero-shot", "contrastive")
+    option_help = {
+        "direction": "image-text (CLIP-style backbones) or text-text (the default for text backbones)",
+        "flip_features": "a locked image tower also encodes mirrored images: training draws either copy, "
+                         "evaluation averages both",
+    }
     fresh_parameters = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
 
     def __init__(self, backbone, dataset, mode="zero-shot", options=None):

@@ -24,6 +24,10 @@ class ZeroShotClassification(Task):
     """Predicts the class whose averaged prompt embedding is closest to the image embedding."""
 
     modes = ("zero-shot",)
+    option_help = {
+        "templates": "prompt templates, {} standing for the class name (default: eight of CLIP's)",
+        "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
+    }
 
     def __init__(self, backbone, dataset, mode="zero-shot", options=None):
         super().__init__(backbone, dataset, mode, options)
