@@ -203,8 +203,8 @@ def test_group_by_length_sorts_each_shuffled_run_and_keeps_every_example():
     assert sorted(order.tolist()) == list(range(1000))
     assert torch.equal(order, epoch_order(0, 3, 1000, lengths, group=128))
     assert not torch.equal(order, epoch_order(0, 4, 1000, lengths, group=128))
-    for run in order.split(128):
-        assert torch.equal(lengths[run], lengths[run].sort(descending=True).values)
+    for group in order.split(128):
+        assert torch.equal(lengths[group], lengths[group].sort(descending=True).values)
     assert set(order[:128].tolist()) == set(epoch_order(0, 3, 1000)[:128].tolist())  # the shuffle's own runs
     # a batch of 16 pads to its longest member: grouping cuts the padded tokens
     padded = lambda o: sum(int(lengths[b].max()) * len(b) for b in o.split(16))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +79,7 @@ class Classification(Task):
 
     modes = ("finetune", "linear-probe")
     kind = ""  # "text" or "image"
-    option_help = {
+    option_help: ClassVar[dict[str, str]] = {
         "dropout": "dropout before the head (default 0.1)",
         "label_smoothing": "label smoothing of the cross-entropy (default 0)",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",

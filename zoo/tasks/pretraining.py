@@ -15,7 +15,7 @@ family's ``save`` in the run's ``model/backbone``, so ``finetune``, ``evaluate``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -99,7 +99,7 @@ class Pretraining(Task):
     modes = ("pretrain",)
     untrained_modes = ()
     fresh_parameters = ("head",)
-    option_help = {
+    option_help: ClassVar[dict[str, str]] = {
         "extra_data": "more data sets (names or paths) whose training inputs join the corpus",
         "mask_probability": "share of the tokens masked-language modelling predicts (default 0.15)",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",

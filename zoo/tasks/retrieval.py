@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -69,7 +69,7 @@ class Retrieval(Task):
 
     primary_metric = "R@1"
     modes = ("zero-shot", "contrastive")
-    option_help = {
+    option_help: ClassVar[dict[str, str]] = {
         "direction": "image-text (CLIP-style backbones) or text-text (the default for text backbones)",
         "flip_features": "a locked image tower also encodes mirrored images: training draws either copy, "
                          "evaluation averages both",

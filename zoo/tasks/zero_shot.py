@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ class ZeroShotClassification(Task):
     """Predicts the class whose averaged prompt embedding is closest to the image embedding."""
 
     modes = ("zero-shot",)
-    option_help = {
+    option_help: ClassVar[dict[str, str]] = {
         "templates": "prompt templates, {} standing for the class name (default: eight of CLIP's)",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
     }
