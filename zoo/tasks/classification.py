@@ -190,8 +190,9 @@ class Classification(Task):
         return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train))
 
     def lengths(self, split: str) -> torch.Tensor | None:
-        inputs = self._split(split)[0]
-        return inputs["attention_mask"].sum(dim=1) if self.mode == "finetune" and self.kind == "text" else None
+        if self.mode != "finetune" or self.kind != "text":
+            return None
+        return self._split(split)[0]["attention_mask"].sum(dim=1)
 
     def collate(self, items: list[Any]) -> Any:
         if self.mode == "finetune" and self.kind == "text":
