@@ -100,14 +100,19 @@ def _type_name(annotation: Any) -> str:
     return {type(None): "null", dict: "mapping"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def nearest_key_hint(key: str, known: Sequence[str], otherwise: str) -> str:
+    """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are)."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else otherwise
+
+
 def validate(values: Mapping[str, Any], where: str) -> Recipe:
     """A `Recipe` from a mapping; unknown keys, wrong types and missing keys are RecipeErrors."""
     hints = typing.get_type_hints(Recipe)
     known = [f.name for f in fields(Recipe)]
     for key, value in values.items():
         if key not in hints:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            hint = nearest_key_hint(key, known, f"known keys: {', '.join(known)}")
             raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
         if not _accepts(hints[key], value):
             raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from zoo.recipes import Recipe, RecipeError, load_recipe, validate
+from zoo.recipes import Recipe, RecipeError, load_recipe, nearest_key_hint, validate
 
 
 def library_versions() -> dict[str, str | None]:
@@ -75,16 +75,12 @@ def _limit(dataset: Any, split: str, count: int | None, seed: int) -> None:
 
 def check_task_options(task: Any, options: dict[str, Any]) -> None:
     """A RecipeError for a task_options key the task does not read (a typo would otherwise do nothing)."""
-    import difflib
-
     known = type(task).option_help
     if known is None:
         return
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
-            hint = (f"did you mean {close[0]!r}?" if close else
-                    f"its options: {', '.join(known)}" if known else "it takes none")
+            hint = nearest_key_hint(key, known, f"its options: {', '.join(known)}" if known else "it takes none")
             raise RecipeError(f"task_options: {task.name!r} has no option {key!r}; {hint} "
                               f"(zoo tasks {task.name} describes them)")
 
