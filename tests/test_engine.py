@@ -195,6 +195,28 @@ def test_flip_features_in_finetuning_average_each_image_with_its_mirror_at_evalu
         assert torch.allclose(loss, F.cross_entropy(model(images), labels))  # training sees one copy
 
 
+def test_trivial_augment_changes_training_images_only_and_a_bad_name_is_one_clear_error(tmp_path):
+    from zoo.data import DataError
+    from zoo.engine import prepare
+    from zoo.recipes import validate
+
+    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
+              "output_dir": str(tmp_path)}
+    light = prepare(validate(values, "test"))
+    trivial = prepare(validate({**values, "task_options": {"augment": "trivial"}}, "test"))
+
+    def images(task, split, train, seed=0):
+        torch.manual_seed(seed)
+        examples = task.examples(split, train=train)
+        return torch.stack([examples[i][0] for i in range(32)])
+
+    assert torch.equal(images(light, "validation", False), images(trivial, "validation", False))
+    assert torch.equal(images(trivial, "train", True), images(trivial, "train", True))  # seeded
+    assert not torch.equal(images(light, "train", True), images(trivial, "train", True))
+    with pytest.raises(DataError, match="augment must be one of light, trivial; got 'heavy'"):
+        prepare(validate({**values, "task_options": {"augment": "heavy"}}, "test")).examples("train", train=True)
+
+
 def test_group_by_length_sorts_each_shuffled_run_and_keeps_every_example():
     from zoo.engine.loop import epoch_order
 

@@ -73,9 +73,20 @@ def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
             "crop_pct": float(preprocessing.get("crop_pct", 1.0))}
 
 
-def tensor_transform(preprocessing: Mapping[str, Any], train: bool):
-    """uint8 [3, H, W] -> normalised float tensor: the eval transform, or a light augmentation for training."""
+AUGMENTATIONS = ("light", "trivial")
+
+
+def tensor_transform(preprocessing: Mapping[str, Any], train: bool, augment: str = "light"):
+    """uint8 [3, H, W] -> normalised float tensor: the eval transform, or an augmentation for training.
+
+    ``augment`` "light" is a random resized crop (60-100% of the area) and a mirror; "trivial" adds
+    TrivialAugmentWide (one random photometric or geometric operation of random strength per image,
+    Müller & Hutter 2021) after the crop, for fine-tunes that overfit the light one.
+    """
     from torchvision.transforms import InterpolationMode, v2
+
+    if augment not in AUGMENTATIONS:
+        raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}")
 
     s = image_settings(preprocessing)
     mode = InterpolationMode(s["interpolation"]) if s["interpolation"] in [m.value for m in InterpolationMode] \
@@ -83,6 +94,9 @@ def tensor_transform(preprocessing: Mapping[str, Any], train: bool):
     if train:
         geometry = [v2.RandomResizedCrop(s["size"], scale=(0.6, 1.0), interpolation=mode, antialias=True),
                     v2.RandomHorizontalFlip()]
+        if augment == "trivial":
+            # its shears and rotations are tensor affines, which take nearest or bilinear only
+            geometry.append(v2.TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR))
     else:
         shorter_side = int(round(min(s["size"]) / s["crop_pct"]))  # as timm: resize, then centre-crop
         geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(s["size"])]

@@ -87,6 +87,8 @@ class Classification(Task):
         "crop_pct": "share of the image the evaluation centre crop keeps (1.0: the whole image)",
         "flip_features": "images are also seen mirrored; evaluation averages both (a probe's head also "
                          "trains on the mirrored features)",
+        "augment": "training augmentation of a fine-tune: light (default: random crop and mirror) or trivial "
+                   "(adds TrivialAugmentWide)",
         "feature_batch_size": "batch size of the linear probe's frozen-feature pass (default 64)",
     }
 
@@ -187,7 +189,8 @@ class Classification(Task):
             return torch.utils.data.TensorDataset(inputs, labels)
         if self.kind == "text":
             return _Items(_Rows(inputs), labels)
-        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train))
+        augment = self.options.get("augment", "light")
+        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train, augment=augment))
 
     def lengths(self, split: str) -> torch.Tensor | None:
         if self.mode != "finetune" or self.kind != "text":
