@@ -77,7 +77,8 @@ def test_metrics_match_scikit_learn():
 
 def test_resume_after_kill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
     base = ["model=text/bert-tiny", "train_limit=96", "eval_limit=40", "batch_size=8", "epochs=2",
-            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32", "group_by_length=true"]
+            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32", "group_by_length=true",
+            "ema_decay=0.9"]  # the evaluated weights are the moving average, so it must resume exactly too
     recipe = REPO / "recipes" / "sst2-minilm-finetune.yaml"
     straight = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'a'}", "name=r"]))
     command = [sys.executable, "-m", "zoo", "run", str(recipe), *[f"--set={o}" for o in base],
@@ -215,6 +216,27 @@ def test_trivial_augment_changes_training_images_only_and_a_bad_name_is_one_clea
     assert not torch.equal(images(light, "train", True), images(trivial, "train", True))
     with pytest.raises(DataError, match="augment must be one of light, trivial; got 'heavy'"):
         prepare(validate({**values, "task_options": {"augment": "heavy"}}, "test")).examples("train", train=True)
+
+
+def test_ema_weights_are_the_ones_evaluated_and_kept(tmp_path):
+    from zoo.engine import prepare
+    from zoo.engine.distributed import Context
+    from zoo.engine.loop import train
+    from zoo.recipes import RecipeError, validate
+
+    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
+              "train_limit": 64, "eval_limit": 32, "batch_size": 16, "epochs": 2, "lr": 1e-2, "keep_best": False,
+              "ema_decay": 0.8, "output_dir": str(tmp_path)}
+    recipe = validate(values, "test")
+    trained = train(prepare(recipe), recipe, tmp_path, Context())
+    saved = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    average = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k.startswith("module.")}
+    final = trained["model"].state_dict()
+    assert int(saved["ema"]["n_averaged"]) == trained["summary"]["steps"] == 8
+    assert all(torch.equal(final[k], average[k]) for k in final)  # the run ends with the average ...
+    assert not all(torch.equal(saved["model"][k], average[k]) for k in average)  # ... not the last step's weights
+    with pytest.raises(RecipeError, match="ema_decay must be between 0 and 1"):
+        validate({**values, "ema_decay": 1.5}, "test")
 
 
 def test_group_by_length_sorts_each_shuffled_run_and_keeps_every_example():

@@ -55,6 +55,7 @@ class Recipe:
     weight_decay: float = 0.01
     warmup: float = 0.06  # fraction of the optimizer steps with a linear warm-up, then cosine decay
     clip_grad: float | None = 1.0  # max gradient norm; null disables clipping
+    ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights (e.g. 0.998)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model
@@ -125,6 +126,8 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
                           f"({recipe.grad_accum})")
     if recipe.precision not in ("auto", "fp32", "bf16"):
         raise RecipeError(f"{where}: precision must be auto, fp32 or bf16, got {recipe.precision!r}")
+    if recipe.ema_decay is not None and not 0 < recipe.ema_decay < 1:
+        raise RecipeError(f"{where}: ema_decay must be between 0 and 1 (say 0.998), got {recipe.ema_decay!r}")
     return recipe
 
 

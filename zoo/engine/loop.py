@@ -153,6 +153,16 @@ def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Rec
     return metrics
 
 
+def moving_average(model: nn.Module, decay: float | None) -> nn.Module | None:
+    """An exponential moving average of ``model``'s weights and buffers (torch's ``AveragedModel``),
+    updated after each optimizer step; None when ``decay`` is not set."""
+    if decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     model = getattr(model, "_orig_mod", model)  # torch.compile
     return getattr(model, "module", model)  # DDP
@@ -174,6 +184,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     micro_per_epoch = math.ceil(len(train_set) / micro)
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * micro_per_epoch / recipe.grad_accum))
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
+    average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
@@ -186,6 +197,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if average is not None:
+            average.load_state_dict(saved["ema"])
         state = saved["progress"]
         set_rng_state(saved["rng"])
     train_model = model
@@ -215,17 +228,19 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             save_checkpoint(checkpoint_path, {
                 "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": None, "progress": dict(state),
+                "ema": average.state_dict() if average is not None else None,
                 "recipe_hash": recipe.hash(), "backbone": task.backbone.name,
             })
         ctx.barrier()
 
     eval_seconds = 0.0
+    eval_model = train_model if average is None else average.module  # the weights evaluated and kept
 
     def run_eval() -> bool:
         """Evaluate, log, keep the best weights; True when early stopping says stop."""
         nonlocal eval_seconds
         eval_started = time.perf_counter()
-        metrics = evaluate(task, train_model, recipe.eval_split, ctx, recipe, autocast)
+        metrics = evaluate(task, eval_model, recipe.eval_split, ctx, recipe, autocast)
         eval_seconds += time.perf_counter() - eval_started
         logger.log({"step": state["step"], "epoch": state["epoch"], "split": recipe.eval_split, **metrics}, echo=True)
         value = metrics[task.primary_metric]
@@ -235,7 +250,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             if ctx.is_main:
                 from zoo.data.cache import atomic_save
 
-                atomic_save(_unwrap(model).state_dict(), run_dir / "checkpoints" / "best.pt")
+                atomic_save(_unwrap(eval_model).state_dict(), run_dir / "checkpoints" / "best.pt")
         else:
             state["bad_evals"] += 1
         patience = recipe.early_stopping_patience
@@ -273,6 +288,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update_parameters(model)
             state["step"] += 1
             logger.advance(loss_sum / max(1, loss_count))
             if state["step"] % recipe.log_every == 0 or state["step"] == total_steps:
@@ -301,6 +318,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     if recipe.keep_best and best_path.exists():  # finish with the best weights seen on the eval split
         ctx.barrier()
         _unwrap(model).load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+    elif average is not None:
+        _unwrap(model).load_state_dict(average.module.state_dict())
     return {
         "model": _unwrap(model), "train_model": train_model, "autocast": autocast,
         "summary": {
@@ -310,6 +329,6 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
             "train_samples_per_second": round(samples / train_seconds, 2) if train_seconds else None,
             "data_wait_share": round(data_seconds / train_seconds, 4) if train_seconds else None,
-            "early_stopped": stop, "precision": "bf16" if bf16 else "fp32",
+            "early_stopped": stop, "precision": "bf16" if bf16 else "fp32", "ema_decay": recipe.ema_decay,
         },
     }
