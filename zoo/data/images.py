@@ -85,9 +85,6 @@ def tensor_transform(preprocessing: Mapping[str, Any], train: bool, augment: str
     """
     from torchvision.transforms import InterpolationMode, v2
 
-    if augment not in AUGMENTATIONS:
-        raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}")
-
     s = image_settings(preprocessing)
     mode = InterpolationMode(s["interpolation"]) if s["interpolation"] in [m.value for m in InterpolationMode] \
         else InterpolationMode.BILINEAR

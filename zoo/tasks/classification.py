@@ -20,7 +20,7 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
-from zoo.data.images import decode_all, image_settings, tensor_transform
+from zoo.data.images import AUGMENTATIONS, decode_all, image_settings, tensor_transform
 from zoo.tasks.base import Task, to_device, tokenized
 from zoo.tasks.metrics import classification_metrics
 
@@ -100,6 +100,9 @@ class Classification(Task):
         self.encode = f"encode_{self.kind}"
         self.splits: dict[str, tuple[Any, torch.Tensor]] = {}
         self.image_preprocessing = dict(backbone.preprocessing)
+        self.augment = self.options.get("augment", "light")
+        if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
+            raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
         if self.kind == "image" and (self.options.get("image_size") or self.options.get("crop_pct")):
             # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
             settings = image_settings(backbone.preprocessing)
@@ -189,8 +192,7 @@ class Classification(Task):
             return torch.utils.data.TensorDataset(inputs, labels)
         if self.kind == "text":
             return _Items(_Rows(inputs), labels)
-        augment = self.options.get("augment", "light")
-        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train, augment=augment))
+        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train, augment=self.augment))
 
     def lengths(self, split: str) -> torch.Tensor | None:
         if self.mode != "finetune" or self.kind != "text":
