@@ -57,6 +57,22 @@ def test_a_delimiter_can_be_named(tmp_path):
     assert probe(tmp_path, path, "data_options.delimiter=;")["metrics"]["validation"]["accuracy"] >= 0
 
 
+@pytest.mark.parametrize("data, option, message", [
+    ("cifar10", "validaton_fraction", r"data set 'cifar10' has no data option 'validaton_fraction' \(its options: "
+                                      r"validation_fraction, test_fraction, seed\); did you mean 'validation_fraction'\?"),
+    ("sst2", "test_fraction", r"data set 'sst2' has no data option 'test_fraction' \(its options: validation_fraction, "
+                              r"seed\)"),  # sst2's test split is dev.tsv: the option is named, not dropped
+    ("FILE", "delimter", r"semi.csv \(read by read_text_file\) has no data option 'delimter' .*; "
+                         r"did you mean 'delimiter'\?"),
+])
+def test_an_unknown_data_option_is_an_error_not_ignored(tmp_path, data, option, message):
+    if data == "FILE":
+        data = tmp_path / "semi.csv"
+        data.write_text("text;label\na;b\n")
+    with pytest.raises(DataError, match=message):
+        probe(tmp_path, data, f"data_options.{option}=0.1")
+
+
 def test_labels_unseen_in_training_are_an_error():
     with pytest.raises(DataError, match=r"d \(test split\): labels \['c'\] are not among the known classes \['a', 'b'\]; "
                                         "a label unseen in training cannot be learned"):

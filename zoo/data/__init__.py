@@ -129,4 +129,22 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, **options: An
         return read_path(Path(name), **options)
     spec = get_plugin_set().registry.get("dataset", name)
     reader = import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
+    check_options(reader, options, f"data set {spec.name!r}")
     return reader(data_root(root) if spec.needs_data_root else None, **options)
+
+
+def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
+    """A data option the reader does not take is a DataError naming it, not silently dropped."""
+    import inspect
+
+    from zoo.recipes import nearest_key_hint
+
+    parameters = inspect.signature(reader).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return  # a plugin reader that takes any option checks its own
+    known = [n for n, p in list(parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in options:
+        if key not in known:
+            hint = nearest_key_hint(key, known, "")
+            raise DataError(f"{what} has no data option {key!r} (its options: {', '.join(known) or 'none'})"
+                            + (f"; {hint}" if hint else ""))

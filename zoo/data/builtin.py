@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from zoo.data import DataError, Dataset, Split
 from zoo.data.readers import (classification, encode_labels, read_caption_file, read_image_folder, read_lines,
@@ -29,7 +28,7 @@ def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, **_: Any) -> Dataset:
+def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0) -> Dataset:
     """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test."""
     folder = _folder(root, "text/sst2")
     names = {"0": "negative", "1": "positive"}
@@ -41,8 +40,7 @@ def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, **_: Any)
                           seed=seed, source=folder / "train.tsv")
 
 
-def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-            **_: Any) -> Dataset:
+def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """AG News (title + description): 20% test, 10% of the rest validation; stratified, seeded."""
     path = _folder(root, "text/ag_news") / "test.csv"
     rows = read_table(path)
@@ -75,18 +73,17 @@ def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Data
     return dataset
 
 
-def trec(root: Path, validation_fraction: float = 0.1, seed: int = 0, **_: Any) -> Dataset:
+def trec(root: Path, validation_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """TREC question types, 6 coarse classes: train_5500 (10% held out) and TREC_10 as test."""
     return _trec(root, False, validation_fraction, seed)
 
 
-def trec_fine(root: Path, validation_fraction: float = 0.1, seed: int = 0, **_: Any) -> Dataset:
+def trec_fine(root: Path, validation_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """TREC question types, 50 fine classes."""
     return _trec(root, True, validation_fraction, seed)
 
 
-def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-             **_: Any) -> Dataset:
+def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """UCI SMS Spam Collection: 20% test, 10% of the rest validation; stratified, seeded."""
     path = _folder(root, "text/sms_spam") / "SMSSpamCollection"
     texts, labels = [], []
@@ -100,8 +97,7 @@ def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float 
                           validation_fraction, test_fraction, seed, source=path)
 
 
-def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-            **_: Any) -> Dataset:
+def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """8,000 CIFAR-10 images in class folders: 20% test, 10% of the rest validation; stratified, seeded."""
     dataset = read_image_folder(_folder(root, "images/cifar10"), validation_fraction, test_fraction, seed)
     dataset.name = "cifar10"
@@ -109,15 +105,15 @@ def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float =
 
 
 def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None, validation_images: int = 0,
-             seed: int = 0, **_: Any) -> Dataset:
+             seed: int = 0) -> Dataset:
     """Flickr8k image-caption pairs, split by image: ``test_images`` held out, then ``validation_images``, seeded."""
     path = _folder(root, "image_text/flickr8k") / "captions.csv"
     return read_caption_file(path, test_images, train_images, seed=seed, images_dir="images", name="flickr8k",
                              validation_images=validation_images)
 
 
-def digits(root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-           **_: Any) -> Dataset:
+def digits(root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2,
+           seed: int = 0) -> Dataset:
     """scikit-learn's 1,797 hand-written digits (8x8): 20% test, 10% of the rest validation; no data root."""
     import numpy as np
     from sklearn.datasets import load_digits

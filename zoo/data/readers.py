@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from zoo.data import DataError, Dataset, Split, check_labels, fingerprint, stratified_split
+from zoo.data import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
@@ -199,12 +199,14 @@ def read_caption_file(path: Path, test_images: int | None = None, train_images: 
 def read_path(path: Path, **options: Any) -> Dataset:
     """Read a user's file or folder with the reader its form calls for."""
     if path.is_dir():
-        return read_image_folder(path, **options)
-    if not path.exists():
+        reader = read_image_folder
+    elif not path.exists():
         raise DataError(f"data file {path} not found")
-    if path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
+    elif path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
         raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl or a folder of images")
-    first = read_lines(path)[0]
-    if options.get("image_column", "image") in first and options.get("caption_column", "caption") in first:
-        return read_caption_file(path, **options)
-    return read_text_file(path, **options)
+    else:
+        first = read_lines(path)[0]
+        captioned = options.get("image_column", "image") in first and options.get("caption_column", "caption") in first
+        reader = read_caption_file if captioned else read_text_file
+    check_options(reader, options, f"{path} (read by {reader.__name__})")
+    return reader(path, **options)
