@@ -44,6 +44,18 @@ def test_every_text_gets_at_least_one_masked_token():
     assert labels.tolist() == [[-100, 7, -100, -100]]
 
 
+def test_sst2_without_phrases_keeps_only_whole_sentences(tmp_path):
+    folder = tmp_path / "text" / "sst2"
+    folder.mkdir(parents=True)
+    rows = ["a good film .", "a good film", "good", "film", "a bad film .", "bad", "the end of it all", "end of it"]
+    (folder / "train.tsv").write_text("".join(f"{text}\t{i // len(rows) % 2}\n" for i, text in enumerate(rows * 3)))
+    (folder / "dev.tsv").write_text("fine .\t1\npoor .\t0\n")
+    whole = zoo.data.load_dataset("sst2", tmp_path, phrases=False, validation_fraction=0.0)
+    assert sorted(set(whole.split("train").inputs)) == ["a bad film .", "a good film .", "the end of it all"]
+    assert len(whole.split("train").inputs) == 9  # repeated rows stay
+    assert len(zoo.data.load_dataset("sst2", tmp_path, validation_fraction=0.0).split("train").inputs) == 24
+
+
 def test_nt_xent_matches_a_brute_force_loop():
     generator = torch.Generator().manual_seed(1)
     z1, z2 = torch.randn(6, 8, generator=generator), torch.randn(6, 8, generator=generator)

@@ -28,16 +28,33 @@ def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0) -> Dataset:
-    """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test."""
+def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: bool = True) -> Dataset:
+    """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test.
+
+    train.tsv holds every phrase of each sentence's parse tree; ``phrases=False`` keeps only the
+    whole sentences (6,957 of its 65,328 rows), e.g. for a pretraining corpus without repeats.
+    """
     folder = _folder(root, "text/sst2")
     names = {"0": "negative", "1": "positive"}
     splits = {}
     for split, file in (("train", "train.tsv"), ("test", "dev.tsv")):
         texts, labels = _tsv_pairs(folder / file)
         splits[split] = (texts, [names.get(label, label) for label in labels])
+    if not phrases:
+        splits["train"] = _whole_sentences(*splits["train"])
     return classification("sst2", "text-classification", splits, ["negative", "positive"], validation_fraction,
                           seed=seed, source=folder / "train.tsv")
+
+
+def _whole_sentences(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+    """The rows that are not a part of another row (a contiguous run of its words)."""
+    parts = set()
+    for text in texts:
+        words = text.split()
+        parts.update(" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
+                     if j - i < len(words))
+    kept = [k for k, text in enumerate(texts) if " ".join(text.split()) not in parts]
+    return [texts[k] for k in kept], [labels[k] for k in kept]
 
 
 def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
