@@ -56,7 +56,7 @@ def test_tiny_version_of_every_recipe_learns_and_reports_true_metrics(path, tmp_
     assert saved["provenance"]["recipe_hash"] == recipe.hash() and saved["provenance"]["versions"]["torch"]
     # metrics recomputed from the saved model agree with scikit-learn on the same predictions
     again = evaluate_run(run_dir)
-    assert again["accuracy"] == pytest.approx(results["metrics"]["validation"]["accuracy"])
+    assert again["accuracy"] == pytest.approx(results["metrics"][recipe.eval_split]["accuracy"])
     assert {p.name for p in (run_dir / "model").iterdir()} >= {"head.json", "head.safetensors"}
     assert not list(run_dir.rglob(".*.tmp")) and not list(run_dir.rglob(".last.pt.*"))
 
