@@ -44,6 +44,13 @@ def test_info_shows_weights_and_preprocessing():
     assert json.loads(run_zoo("info", "vision/efficientnet-lite2", "--json", check=True).stdout)["params"] == 6_092_072
 
 
+def test_datasets_name_shows_the_data_options_a_recipe_can_set():
+    out = run_zoo("datasets", "sst2", check=True).stdout
+    for expected in ("kind:         text-classification", "validation_fraction default 0.05",
+                     "phrases             default True", "phrases=False"):
+        assert expected in out
+
+
 def test_plugins_table_json_and_requirements():
     table = run_zoo("plugins", check=True).stdout
     assert table.splitlines()[0].split()[:4] == ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS"]
@@ -62,6 +69,7 @@ def test_plugins_table_json_and_requirements():
         (("list", "vision/[x"), 2, "zoo: error: invalid pattern 'vision/[x': '[' is never closed"),
         (("list", "--modality", "smell"), 2, "Invalid value for '--modality'"),
         (("frobnicate",), 2, "No such command 'frobnicate'"),
+        (("datasets", "sst3"), 2, "zoo: error: unknown dataset 'sst3': did you mean"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, code, message):

@@ -11,7 +11,7 @@ from zoo.specs import DatasetSpec, TaskSpec
 
 DATASETS = (
     # name, kind, description, license
-    ("sst2", "text-classification", "SST-2 sentiment: 67k train / 872 dev sentences", "research use"),
+    ("sst2", "text-classification", "SST-2 sentiment: 65k train phrases / 872 dev sentences", "research use"),
     ("ag_news", "text-classification", "AG News topics, 4 classes, 7,600 (80/20 split)", "non-commercial"),
     ("trec", "text-classification", "TREC question types, 6 coarse classes; TREC_10 as test", "freely available"),
     ("trec-fine", "text-classification", "TREC question types, 50 fine classes; TREC_10 as test", "freely available"),

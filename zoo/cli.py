@@ -7,6 +7,7 @@ warnings (``zoo: warning: ...``) and never stop a command.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -137,11 +138,31 @@ def plugins(as_json: bool, requirements: bool) -> None:
 
 
 @cli.command()
-def datasets() -> None:
-    """List registered data sets."""
-    specs = api.get_plugin_set().registry.datasets()
-    click.echo(_table(("name", "kind", "license", "plugin", "description"),
-                      ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
+@click.argument("name", required=False)
+def datasets(name: str | None) -> None:
+    """List registered data sets; with NAME, describe one and the data_options its reader takes."""
+    if name is None:
+        specs = api.get_plugin_set().registry.datasets()
+        click.echo(_table(("name", "kind", "license", "plugin", "description"),
+                          ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
+        return
+    from zoo.data import reader_options
+
+    spec = api.get_plugin_set().registry.get("dataset", name)
+    reader = api.import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
+    for key, value in (("name", spec.name), ("kind", spec.kind), ("license", spec.license), ("plugin", spec.plugin),
+                       ("description", spec.description)):
+        if value:
+            click.echo(f"{key + ':':13} {value}")
+    options = reader_options(reader)
+    if options is None:
+        click.echo("data_options: not declared by the plugin (any key is passed on)")
+    else:
+        click.echo("data_options:" + ("" if options else " none"))
+        for option, default in options.items():
+            click.echo(f"  {option:19} default {default!r}")
+    if reader.__doc__:
+        click.echo("\n" + inspect.cleandoc(reader.__doc__))
 
 
 @cli.command()

@@ -133,16 +133,23 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, **options: An
     return reader(data_root(root) if spec.needs_data_root else None, **options)
 
 
-def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
-    """A data option the reader does not take is a DataError naming it, not silently dropped."""
+def reader_options(reader: Any) -> dict[str, Any] | None:
+    """The data options a reader takes, with their defaults; None when it takes any keyword."""
     import inspect
 
+    parameters = list(inspect.signature(reader).parameters.values())[1:]  # the first is the root or path
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name: p.default for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
+    """A data option the reader does not take is a DataError naming it, not silently dropped."""
     from zoo.recipes import nearest_key_hint
 
-    parameters = inspect.signature(reader).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return  # a plugin reader that takes any option checks its own
-    known = [n for n, p in list(parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    known = reader_options(reader)
+    if known is None:
+        return  # a reader that takes any keyword checks its own
     for key in options:
         if key not in known:
             hint = nearest_key_hint(key, known, "")
