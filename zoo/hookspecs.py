@@ -26,7 +26,12 @@ def register_backbones(register):
 
 @hookspec
 def register_datasets(register):
-    """Register named data sets: call ``register(zoo.DatasetSpec(...))`` for each."""
+    """Register named data sets: call ``register(zoo.DatasetSpec(...))`` for each.
+
+    The factory is called as ``factory(data_root, **data_options)``; its keyword parameters are
+    the options a recipe may set (``zoo datasets NAME`` lists them), and any other key is an
+    error, unless the factory takes ``**kwargs`` and checks them itself.
+    """
 
 
 @hookspec
