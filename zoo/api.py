@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Iterable
 
-from zoo.errors import FactoryError, UnknownNameError, WeightsError
+from zoo.errors import FactoryError, OptionError, UnknownNameError, WeightsError
 from zoo.plugins import PluginInfo, get_plugin_set
 from zoo.specs import BackboneSpec, Weights
 
@@ -92,7 +92,10 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
         kwargs = {spec.id_option: tag, **kwargs}
         tag = None
     weights = _choose_weights(spec, tag, pretrained)
+    from zoo.recipes import check_keywords
+
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
+    check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
     return factory(spec, weights, **{**spec.options, **kwargs})
 
 

@@ -146,7 +146,7 @@ def datasets(name: str | None) -> None:
         click.echo(_table(("name", "kind", "license", "plugin", "description"),
                           ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
         return
-    from zoo.data import reader_options
+    from zoo.recipes import keyword_options
 
     spec = api.get_plugin_set().registry.get("dataset", name)
     reader = api.import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
@@ -154,7 +154,7 @@ def datasets(name: str | None) -> None:
                        ("description", spec.description)):
         if value:
             click.echo(f"{key + ':':13} {value}")
-    options = reader_options(reader)
+    options = keyword_options(reader)
     if options is None:
         click.echo("data_options: not declared by the plugin (any key is passed on)")
     else:

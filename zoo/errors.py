@@ -29,6 +29,12 @@ class InvalidPatternError(ZooError, ValueError):
     exit_code = 2
 
 
+class OptionError(ZooError, TypeError):
+    """A keyword option (``zoo.load(name, **options)``, a recipe's model_options) the factory does not take."""
+
+    exit_code = 2
+
+
 class PluginError(ZooError):
     """A plugin failed to load or to register (raised only in strict mode)."""
 

@@ -107,6 +107,32 @@ def nearest_key_hint(key: str, known: Sequence[str], otherwise: str) -> str:
     return f"did you mean {close[0]!r}?" if close else otherwise
 
 
+def keyword_options(function: Any, skip: int = 1) -> dict[str, Any] | None:
+    """``function``'s keyword parameters after its first ``skip``, with their defaults; None if it takes **kwargs."""
+    import inspect
+
+    parameters = list(inspect.signature(function).parameters.values())[skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name: p.default for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_keywords(function: Any, given: Mapping[str, Any], what: str, kind: str, error: type[Exception],
+                   skip: int = 1) -> None:
+    """A keyword that ``function`` does not take raises ``error``, naming it, the nearest and those it takes.
+
+    A function that takes ``**kwargs`` checks its own (a plugin's factory or reader may).
+    """
+    known = keyword_options(function, skip)
+    if known is None:
+        return
+    for key in given:
+        if key not in known:
+            hint = nearest_key_hint(key, known, "")
+            raise error(f"{what} has no {kind} {key!r} (its {kind}s: {', '.join(known) or 'none'})"
+                        + (f"; {hint}" if hint else ""))
+
+
 def validate(values: Mapping[str, Any], where: str) -> Recipe:
     """A `Recipe` from a mapping; unknown keys, wrong types and missing keys are RecipeErrors."""
     hints = typing.get_type_hints(Recipe)

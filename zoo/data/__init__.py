@@ -133,25 +133,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, **options: An
     return reader(data_root(root) if spec.needs_data_root else None, **options)
 
 
-def reader_options(reader: Any) -> dict[str, Any] | None:
-    """The data options a reader takes, with their defaults; None when it takes any keyword."""
-    import inspect
-
-    parameters = list(inspect.signature(reader).parameters.values())[1:]  # the first is the root or path
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name: p.default for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
 def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
     """A data option the reader does not take is a DataError naming it, not silently dropped."""
-    from zoo.recipes import nearest_key_hint
+    from zoo.recipes import check_keywords
 
-    known = reader_options(reader)
-    if known is None:
-        return  # a reader that takes any keyword checks its own
-    for key in options:
-        if key not in known:
-            hint = nearest_key_hint(key, known, "")
-            raise DataError(f"{what} has no data option {key!r} (its options: {', '.join(known) or 'none'})"
-                            + (f"; {hint}" if hint else ""))
+    check_keywords(reader, options, what, "data option", DataError)
