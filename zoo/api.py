@@ -85,6 +85,8 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     weights tag of the spec or a local weights file or directory.
     Extra keyword arguments go to the family's factory.
     """
+    from zoo.recipes import check_keywords
+
     if isinstance(name, os.PathLike) or (isinstance(name, str) and os.path.isdir(name)):
         return _load_saved(os.fspath(name), **kwargs)
     spec, tag = get_plugin_set().registry.resolve_backbone(name)
@@ -92,8 +94,6 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
         kwargs = {spec.id_option: tag, **kwargs}
         tag = None
     weights = _choose_weights(spec, tag, pretrained)
-    from zoo.recipes import check_keywords
-
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
     check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
     return factory(spec, weights, **{**spec.options, **kwargs})

@@ -146,10 +146,10 @@ def datasets(name: str | None) -> None:
         click.echo(_table(("name", "kind", "license", "plugin", "description"),
                           ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
         return
+    from zoo.data import dataset_reader
     from zoo.recipes import keyword_options
 
-    spec = api.get_plugin_set().registry.get("dataset", name)
-    reader = api.import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
+    spec, reader = dataset_reader(name)
     for key, value in (("name", spec.name), ("kind", spec.kind), ("license", spec.license), ("plugin", spec.plugin),
                        ("description", spec.description)):
         if value:

@@ -121,16 +121,21 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> Dataset:
     """A registered data set by name, or a file or folder read by the generic readers."""
-    from zoo.api import get_plugin_set, import_object
-
     if os.path.exists(name) or os.sep in name:
         from zoo.data.readers import read_path
 
         return read_path(Path(name), **options)
-    spec = get_plugin_set().registry.get("dataset", name)
-    reader = import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
+    spec, reader = dataset_reader(name)
     check_options(reader, options, f"data set {spec.name!r}")
     return reader(data_root(root) if spec.needs_data_root else None, **options)
+
+
+def dataset_reader(name: str) -> tuple[Any, Any]:
+    """The registered spec of data set ``name`` and its imported reader (factory)."""
+    from zoo.api import get_plugin_set, import_object
+
+    spec = get_plugin_set().registry.get("dataset", name)
+    return spec, import_object(spec.factory, f"dataset {spec.name!r} (plugin {spec.plugin!r})")
 
 
 def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
