@@ -21,7 +21,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def register_backbones(register):
-    """Register backbones: call ``register(zoo.BackboneSpec(...))`` for each."""
+    """Register backbones: call ``register(zoo.BackboneSpec(...))`` for each.
+
+    The spec's factory is called as ``factory(spec, weights, **spec.options, **model_options)``;
+    a model option it does not take is an error naming its keyword parameters, unless it takes
+    ``**kwargs`` and checks them itself.
+    """
 
 
 @hookspec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import json
 import types
 import typing
@@ -109,8 +110,6 @@ def nearest_key_hint(key: str, known: Sequence[str], otherwise: str) -> str:
 
 def keyword_options(function: Any, skip: int = 1) -> dict[str, Any] | None:
     """``function``'s keyword parameters after its first ``skip``, with their defaults; None if it takes **kwargs."""
-    import inspect
-
     parameters = list(inspect.signature(function).parameters.values())[skip:]
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
