@@ -150,17 +150,10 @@ def datasets(name: str | None) -> None:
     from zoo.recipes import keyword_options
 
     spec, reader = dataset_reader(name)
-    for key, value in (("name", spec.name), ("kind", spec.kind), ("license", spec.license), ("plugin", spec.plugin),
-                       ("description", spec.description)):
-        if value:
-            click.echo(f"{key + ':':13} {value}")
     options = keyword_options(reader)
-    if options is None:
-        click.echo("data_options: not declared by the plugin (any key is passed on)")
-    else:
-        click.echo("data_options:" + ("" if options else " none"))
-        for option, default in options.items():
-            click.echo(f"  {option:19} default {default!r}")
+    _describe((("name", spec.name), ("kind", spec.kind), ("license", spec.license), ("plugin", spec.plugin),
+               ("description", spec.description)), "data_options",
+              None if options is None else {k: f"default {v!r}" for k, v in options.items()})
     if reader.__doc__:
         click.echo("\n" + inspect.cleandoc(reader.__doc__))
 
@@ -178,17 +171,22 @@ def tasks(name: str | None) -> None:
 
     task = get_task(name)
     spec = task.spec
-    for key, value in (("name", spec.name), ("modes", ", ".join(task.modes) + f" (default {task.modes[0]})"),
-                       ("modalities", ", ".join(spec.modalities)), ("metrics", ", ".join(spec.metrics)),
-                       ("plugin", spec.plugin), ("description", spec.description)):
+    _describe((("name", spec.name), ("modes", ", ".join(task.modes) + f" (default {task.modes[0]})"),
+               ("modalities", ", ".join(spec.modalities)), ("metrics", ", ".join(spec.metrics)),
+               ("plugin", spec.plugin), ("description", spec.description)), "task_options", task.option_help)
+
+
+def _describe(fields: Iterable[tuple[str, Any]], kind: str, options: dict[str, str] | None) -> None:
+    """``zoo tasks NAME`` and ``zoo datasets NAME``: the spec's fields, then the options a recipe may set."""
+    for key, value in fields:
         if value:
             click.echo(f"{key + ':':13} {value}")
-    if task.option_help is None:
-        click.echo("task_options: not declared by the plugin (any key is passed on)")
-    else:
-        click.echo("task_options:" + ("" if task.option_help else " none"))
-        for option, text in task.option_help.items():
-            click.echo(f"  {option:19} {text}")
+    if options is None:
+        click.echo(f"{kind}: not declared by the plugin (any key is passed on)")
+        return
+    click.echo(f"{kind}:" + ("" if options else " none"))
+    for option, text in options.items():
+        click.echo(f"  {option:19} {text}")
 
 
 @cli.command()
