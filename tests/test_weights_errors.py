@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,15 +15,64 @@ from safetensors.torch import save_file
 import zoo
 from conftest import REPO
 from zoo.errors import WeightsError, ZooError
+from zoo.hub import offline_unless_reachable, reachable
 
 
-def test_unknown_hub_id_offline_says_how_to_load_locally():
-    code = ("import zoo\ntry:\n    zoo.load('text/hf-hub:no-such-org/no-such-model')\n"
-            "except zoo.ZooError as e:\n    print('ERROR', e)\n")
+def test_unreachable_hubs_fail_at_once_with_how_to_load_locally():
+    """An unreachable hub (here: nothing listens at its address) is one probe and a cache lookup, not retries."""
+    code = ("import zoo\n"
+            "for name in ('text/hf-hub:no-such-org/no-such-model', 'vision/timm:resnet18.a1_in1k',\n"
+            "             'clip/open-clip:ViT-B-32/openai'):\n"
+            "    try:\n        zoo.load(name)\n"
+            "    except zoo.ZooError as e:\n        print('ERROR', e)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_OFFLINE") and "proxy" not in k.lower()}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert "ERROR cannot fetch 'no-such-org/no-such-model' from the Hugging Face hub" in result.stdout
-    assert "zoo.load('text/hf-hub', pretrained='DIR')" in result.stdout
+                            env={**env, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"})
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 3, result.stdout + result.stderr
+    assert errors[0].startswith("ERROR cannot fetch 'no-such-org/no-such-model' from the Hugging Face hub")
+    assert errors[0].endswith("zoo.load('text/hf-hub', pretrained='DIR')")
+    assert errors[1].startswith("ERROR cannot fetch timm weights for 'resnet18.a1_in1k'")
+    assert errors[2].startswith("ERROR cannot load open_clip ViT-B-32 weights 'openai'")
+    assert "Retrying" not in result.stderr  # huggingface_hub's minute of retries was skipped
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_reachable_probes_the_host_or_its_proxy(monkeypatch):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        open_port = server.getsockname()[1]
+        for variable in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(variable, raising=False)
+        reachable.cache_clear()
+        assert reachable(f"http://127.0.0.1:{open_port}/models")
+        assert not reachable(f"http://127.0.0.1:{closed_port()}/models")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{open_port}")
+        assert reachable("http://hub.invalid/models")  # through the proxy
+    reachable.cache_clear()
+
+
+def test_offline_switch_is_set_only_inside_the_block_and_only_when_unreachable():
+    class Library:
+        OFFLINE = False
+
+    reachable.cache_clear()
+    with offline_unless_reachable(f"http://127.0.0.1:{closed_port()}", Library, "OFFLINE"):
+        assert Library.OFFLINE
+    assert not Library.OFFLINE
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with offline_unless_reachable(f"http://127.0.0.1:{server.getsockname()[1]}", Library, "OFFLINE"):
+            assert not Library.OFFLINE
+    reachable.cache_clear()
 
 
 def test_hub_source_needs_an_id():

@@ -9,6 +9,7 @@ gradient and it stays in eval mode, so batch-norm statistics are kept too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,7 @@ from torch import nn
 import zoo
 from zoo.api import rebuild
 from zoo.errors import ZooError
+from zoo.hub import offline_unless_reachable
 
 INIT_TEMPERATURE = 0.07  # CLIP's initial softmax temperature; logit_scale = log(1 / T)
 
@@ -194,8 +196,13 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
                          "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
         return OpenCLIP(spec, weights, model, tokenizer, preprocessing, options)
     pretrained = weights if isinstance(weights, str) else weights.source.rsplit("/", 1)[-1] if weights else None
+    from huggingface_hub import constants
+
+    download = isinstance(weights, zoo.Weights)
     try:
-        model = open_clip.create_model(arch, pretrained=pretrained, weights_only=True)
+        with (offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE") if download
+              else contextlib.nullcontext()):
+            model = open_clip.create_model(arch, pretrained=pretrained, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - download failures come as many types
         raise ZooError(f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download the checkpoint where "

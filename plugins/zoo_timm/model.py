@@ -14,6 +14,7 @@ import torch
 
 import zoo
 from zoo.errors import WeightsError, ZooError
+from zoo.hub import offline_unless_reachable
 from zoo.saving import load_state_dict, read_state_dict
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -170,8 +171,11 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
         return VisionBackbone(spec, weights, model.eval(), weights.preprocessing, arch=arch,
                               class_names=_imagenet_names())
     if isinstance(weights, zoo.Weights):  # timm's hub weights: online only
+        from huggingface_hub import constants
+
         try:
-            model = timm.create_model(name, pretrained=True)
+            with offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE"):
+                model = timm.create_model(name, pretrained=True)
         except Exception as exc:  # noqa: BLE001 - download failures come as many types
             raise ZooError(f"cannot fetch timm weights for {name!r} ({type(exc).__name__}). Offline? Download them "
                            f"where there is network and load with zoo.load('{spec.name}', "

