@@ -56,17 +56,6 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     assert not any("running" in line for line in again) and sum("reused" in line for line in again) == 4
 
 
-def test_a_failing_cell_is_recorded_and_the_rest_completes(tmp_path):
-    (tmp_path / "empty-root").mkdir()
-    spec = SPEC.replace("seeds: [0, 1]", f"seeds: [0]\ndata_root: {tmp_path / 'empty-root'}")
-    table = run_compare(load_spec(write_spec(tmp_path, spec)), progress=lambda _: None)
-    rows = {(r["backbone"], r["data"]): r for r in table["rows"]}
-    failed = rows[("text/bert-tiny", "sst2")]
-    assert failed["status"] == "failed" and "must hold text/sst2/" in failed["error"]
-    assert rows[("vision/example-convnet", "digits")]["status"] == "ok"  # digits needs no data root
-    assert "failed (" in (tmp_path / "results" / "table.md").read_text()
-
-
 def test_bad_specs(tmp_path):
     with pytest.raises(ZooError, match="unknown backbone 'text/nope'"):
         run_compare(load_spec(write_spec(tmp_path, SPEC.replace("text/bert-tiny", "text/nope"))))
@@ -105,7 +94,7 @@ DIGITS = {"backbones": ["vision/example-convnet"], "seeds": [0, 1, 2],
           "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}]}
 
 
-def test_python_api_takes_a_dict_spec(tmp_path):
+def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_path):
     import zoo
 
     lines: list[str] = []
@@ -114,9 +103,9 @@ def test_python_api_takes_a_dict_spec(tmp_path):
                         output_dir=str(tmp_path / "api"), progress=lines.append)
     row, failed = table["rows"]
     assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
-    assert failed["status"] == "failed" and "is not a directory" in failed["error"]
+    assert failed["status"] == "failed" and "is not a directory" in failed["error"]  # the rest still completes
     assert lines[0].startswith("zoo: warning: data root") and "The cells on cifar10 will fail" in lines[0]
-    assert (tmp_path / "api" / "table.md").is_file() and any("running" in line for line in lines)
+    assert "failed (" in (tmp_path / "api" / "table.md").read_text() and any("running" in line for line in lines)
     with pytest.raises(RecipeError, match="compare spec: cells must be a non-empty list"):
         zoo.compare({**DIGITS, "cells": []})
 
@@ -131,7 +120,7 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
     import yaml
 
     spec = tmp_path / "digits.yaml"
-    spec.write_text(yaml.safe_dump({**DIGITS, "output_dir": str(tmp_path / "out")}))
+    spec.write_text(yaml.safe_dump({**DIGITS, "seeds": [0, 1], "output_dir": str(tmp_path / "out")}))
     process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
@@ -140,8 +129,8 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)  # the compare and the cell it is running, mid-table
     process.wait()
     finished = list((tmp_path / "out" / "cells").glob("*/cell.json"))
-    assert 1 <= len(finished) < 3 and not (tmp_path / "out" / "table.md").exists()
+    assert len(finished) == 1 and not (tmp_path / "out" / "table.md").exists()
     resumed = run_zoo("compare", str(spec))
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": running") == 3 - len(finished)
+    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": running") == 1
     assert "| vision/example-convnet |" in resumed.stdout

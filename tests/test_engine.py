@@ -147,7 +147,7 @@ def test_python_api_finetune_and_evaluate(tmp_path):
 def test_cli_run_and_evaluate(tmp_path):
     recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
     result = run_zoo("run", str(recipe), "--set", "train_limit=40", "--set", "eval_limit=20", "--set", "epochs=2",
-                     "--set", f"output_dir={tmp_path}", check=True)
+                     "--set", "test_split=null", "--set", f"output_dir={tmp_path}", check=True)
     out = json.loads(result.stdout)
     assert out["metrics"]["validation"]["accuracy"] > 0
     again = json.loads(run_zoo("evaluate", out["run_dir"], check=True).stdout)

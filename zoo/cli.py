@@ -213,11 +213,13 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
       pretraining                 pretrain (MLM, SimCLR or InfoNCE, by modality)
     Every recipe key, its type and default: zoo/recipes.py (class Recipe).
     """
-    from zoo.engine import run as run_recipe
     from zoo.recipes import load_recipe
 
     extra = [*overrides, *([f"data_root={data_root}"] if data_root else [])]
-    results = run_recipe(load_recipe(recipe, extra), resume=resume)
+    checked = load_recipe(recipe, extra)  # a bad recipe is reported before torch is imported
+    from zoo.engine import run as run_recipe
+
+    results = run_recipe(checked, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(json.dumps({"run_dir": results["run_dir"], "metrics": results["metrics"],
                                "train": results["train"]}, indent=2))
@@ -229,6 +231,9 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
 def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
     """Evaluate the model a finished run saved in RUN_DIR."""
+    from zoo.recipes import load_finished_run
+
+    load_finished_run(run_dir)  # a folder that holds no finished run is reported before torch is imported
     from zoo.engine import evaluate_run
 
     _echo_json(evaluate_run(run_dir, split, data_root))

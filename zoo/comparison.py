@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from zoo.engine import library_versions as _versions
-from zoo.engine import write_json as _write_json
 from zoo.recipes import RecipeError, validate
+from zoo.records import library_versions, write_json
 
 SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
 
@@ -73,7 +72,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": _versions()}, sort_keys=True)
+        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()}, sort_keys=True)
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -150,7 +149,7 @@ def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
 
 def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
     """Parameters, GFLOPs per sample and inference samples/s of each encoder (cached per versions)."""
-    key = hashlib.sha256(json.dumps([name, _versions(), platform.node()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([name, library_versions(), platform.node()]).encode()).hexdigest()[:16]
     path = cache / f"{name.replace('/', '--')}.json"
     if path.exists():
         stored = json.loads(path.read_text())
@@ -171,7 +170,7 @@ def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
         info = {"key": key, "params": spec.params, "family": spec.plugin, "modality": spec.modality,
                 "license": spec.license, "gflops": {}, "inference_per_s": {}, "error": str(exc).splitlines()[0]}
     cache.mkdir(parents=True, exist_ok=True)
-    _write_json(path, info)
+    write_json(path, info)
     return info
 
 
@@ -227,7 +226,7 @@ def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
             else:
                 progress(f"{label}: running")
                 record = _run_cell(cell, directory)
-                _write_json(previous, record)
+                write_json(previous, record)
                 progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
                          + (f" ({record['error']})" if record["status"] == "failed" else ""))
         records.append(record)

@@ -216,3 +216,11 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
 
 def _fix_numbers(value: Any) -> Any:
     return float(value) if isinstance(value, str) and _looks_numeric(value) and "e" in value.lower() else value
+
+
+def load_finished_run(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Recipe:
+    """The recipe of a finished run in ``run_dir`` (one that saved its model), with ``overrides`` applied."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "model").is_dir():
+        raise RecipeError(f"{run_dir} is not a finished run (it needs recipe.yaml and model/)")
+    return load_recipe(run_dir / "recipe.yaml", overrides)

@@ -8,8 +8,6 @@ the family's ``save``) and ``results.json``, every file written atomically.
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
 import os
 import platform
 import random
@@ -20,19 +18,8 @@ from typing import Any
 
 import torch
 
-from zoo.recipes import Recipe, RecipeError, load_recipe, nearest_key_hint, validate
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of zoo and the model libraries (None where one is missing)."""
-    out: dict[str, str | None] = {}
-    for name, dist in (("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
-                       ("open_clip", "open_clip_torch")):
-        try:
-            out[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+from zoo.recipes import Recipe, RecipeError, load_finished_run, nearest_key_hint, validate
+from zoo.records import library_versions, write_json
 
 
 def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str, Any]:
@@ -107,13 +94,6 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     check_task_options(task, recipe.task_options)
     task.prepare()
     return task
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name, then rename: readers never see half a file."""
-    from zoo.data.cache import atomic_write
-
-    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode()))
 
 
 def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str, Any]:
@@ -200,10 +180,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str |
     from zoo.engine.loop import evaluate as evaluate_split
 
     run_dir = Path(run_dir)
-    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "model").is_dir():
-        raise RecipeError(f"{run_dir} is not a finished run (it needs recipe.yaml and model/)")
-    overrides = {"data_root": data_root} if data_root else {}
-    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = load_finished_run(run_dir, {"data_root": data_root} if data_root else {})
     backbone_dir = run_dir / "model" / "backbone"
     backbone = zoo.load(str(backbone_dir)) if backbone_dir.is_dir() else None
     ctx = setup(recipe.device)
