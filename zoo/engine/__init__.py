@@ -79,11 +79,11 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     from zoo.tasks import get_task
 
     seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
+    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights load
     if backbone is None:
         backbone = zoo.load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
     if device is not None:
         backbone.to(device)
-    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     _limit(dataset, "train", recipe.train_limit, recipe.seed)
     _limit(dataset, recipe.eval_split, recipe.eval_limit, recipe.seed)
     task_class = get_task(recipe.task)
