@@ -10,6 +10,7 @@ gradient and it stays in eval mode, so batch-norm statistics are kept too.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -167,6 +168,23 @@ def _openclip_preprocessing(model: nn.Module) -> dict[str, Any]:
             "std": list(config.get("std")), "interpolation": config.get("interpolation", "bicubic")}
 
 
+@contextlib.contextmanager
+def _no_implicit_log_setup():
+    """open_clip logs through the root logger; where the application has set up no logging, that would
+    install a handler for the whole process (logging.basicConfig) and print, among others, the download
+    failure that zoo's own error already reports. Its records are dropped unless logging is set up."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)
+    try:
+        yield
+    finally:
+        root.removeHandler(quiet)
+
+
 def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, arch: str | None = None,
                    arch_config: Mapping[str, Any] | None = None, model_id: str | None = None,
                    saved_dir: str | None = None) -> OpenCLIP:
@@ -198,10 +216,11 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
     pretrained = weights if isinstance(weights, str) else weights.source.rsplit("/", 1)[-1] if weights else None
     from huggingface_hub import constants
 
-    download = isinstance(weights, zoo.Weights)
     try:
-        with (offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE") if download
-              else contextlib.nullcontext()):
+        with contextlib.ExitStack() as stack:
+            if isinstance(weights, zoo.Weights):  # a download
+                stack.enter_context(offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE"))
+            stack.enter_context(_no_implicit_log_setup())
             model = open_clip.create_model(arch, pretrained=pretrained, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - download failures come as many types
         raise ZooError(f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
