@@ -72,7 +72,8 @@ class Cell:
 
     @property
     def key(self) -> str:
-        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()}, sort_keys=True)
+        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()},
+                             sort_keys=True)
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
