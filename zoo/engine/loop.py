@@ -275,8 +275,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
                 # the mean over the global batch: each rank's shard is weighted by its share
                 (loss * len(shard) / len(chunk) * ctx.world_size / recipe.grad_accum).backward()
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss is {float(loss.detach())} at step {state['step'] + 1} (epoch {state['epoch']}); "
-                                    f"{last_good()}. Lower lr or check the data")
+                raise TrainingError(f"loss is {float(loss.detach())} at step {state['step'] + 1} "
+                                    f"(epoch {state['epoch']}); {last_good()}. Lower lr or check the data")
             loss_sum, loss_count = loss_sum + float(loss.detach()) * len(shard), loss_count + len(shard)
             samples += len(chunk)
             micro_index += 1
