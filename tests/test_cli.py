@@ -70,6 +70,7 @@ def test_plugins_table_json_and_requirements():
         (("list", "--modality", "smell"), 2, "Invalid value for '--modality'"),
         (("frobnicate",), 2, "No such command 'frobnicate'"),
         (("datasets", "sst3"), 2, "zoo: error: unknown dataset 'sst3': did you mean"),
+        (("compare", "recipes/quickstart.yaml", "--jobs", "0"), 2, "Invalid value for '--jobs' / '-j': 0 is not"),
         (("run", "recipes/sst2-bert-tiny-finetune.yaml", "--set", "model_options.max_lenght=32"), 2,
          "zoo: error: backbone 'text/bert-tiny' has no model option 'max_lenght' (its model options: "),
     ],

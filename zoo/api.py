@@ -127,16 +127,18 @@ def _load_saved(directory: str, **kwargs: Any):
     return model
 
 
-def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, **overrides: Any) -> dict[str, Any]:
+def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs: int = 1,
+            **overrides: Any) -> dict[str, Any]:
     """Run a comparison, as ``zoo compare`` does, and return its table.
 
     ``spec`` is a compare spec file (YAML) or a dict of its keys (``backbones``, ``cells``,
     ``seeds``, ``defaults``, ``output_dir``, ``data_root``); ``overrides`` replace keys of
     the file. The table's ``rows`` hold one entry per (backbone, cell) with metrics as mean
     and std over seeds, and provenance; ``table.md``, ``table.csv``, ``table.json`` and
-    plots are written to the output directory. ``progress`` receives one line per cell.
+    plots are written to the output directory. ``progress`` receives one line per cell;
+    ``jobs`` cells run at once (each in its own process).
     """
     from zoo.comparison import load_spec, run_compare, spec_from_dict
 
     loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
-    return run_compare(loaded, progress=progress or (lambda line: None))
+    return run_compare(loaded, progress=progress or (lambda line: None), jobs=jobs)

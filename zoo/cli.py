@@ -244,7 +244,9 @@ def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
 @click.option("--merge", "merge_dirs", is_flag=True, help="SPEC... are result directories to join into one table.")
 @click.option("--output", "-o", help="Results directory (default: the spec's output_dir; required with --merge).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
-def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_root: str | None) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells to run at once, each in its own process with an equal share of the CPU cores.")
+def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_root: str | None, jobs: int) -> None:
     """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json and plots.
 
     \b
@@ -252,6 +254,7 @@ def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_ro
     so an interrupted compare continues, and a second run is quick.
     Examples:
       zoo compare recipes/quickstart.yaml
+      zoo compare recipes/quickstart.yaml -j 2        two cells at a time
       zoo compare --merge results/laptop results/gpu-box -o results/all
     """
     from zoo.comparison import load_spec, run_compare
@@ -267,7 +270,7 @@ def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_ro
             raise click.UsageError("give one compare spec (or --merge with result directories)")
         overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
         loaded = load_spec(spec[0], overrides)
-        table = run_compare(loaded, progress=lambda line: click.echo(line, err=True))
+        table = run_compare(loaded, progress=lambda line: click.echo(line, err=True), jobs=jobs)
         out = loaded.output_dir
     click.echo(markdown(table))
     click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png",

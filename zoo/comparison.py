@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,7 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
+def _run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one cell in a fresh `zoo run` process; its result, or its failure, and its peak memory."""
     import yaml
 
@@ -130,13 +131,14 @@ def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
     started = time.perf_counter()
     with open(directory / "stdout.log", "w") as out, open(directory / "stderr.log", "w") as err:
         process = subprocess.Popen([sys.executable, "-m", "zoo", "run", str(recipe_file), *resume],
-                                   stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+                                   stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)  # wait4: the child's own peak memory
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped: subprocess must not wait on the pid again
     record: dict[str, Any] = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key,
                               "seconds": round(time.perf_counter() - started, 2),
                               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     results_file = directory / "run" / "results.json"
-    if os.waitstatus_to_exitcode(status) == 0 and results_file.exists():
+    if process.returncode == 0 and results_file.exists():
         results = json.loads(results_file.read_text())
         record.update(status="ok", metrics=results["metrics"], train=results["train"],
                       provenance=results["provenance"])
@@ -144,7 +146,7 @@ def _run_cell(cell: Cell, directory: Path) -> dict[str, Any]:
         lines = [line for line in (directory / "stderr.log").read_text().splitlines()
                  if line.startswith("zoo: error:")]
         record.update(status="failed", error=lines[-1][len("zoo: error: "):] if lines else
-                      f"exit status {os.waitstatus_to_exitcode(status)}; see {directory / 'stderr.log'}")
+                      f"exit status {process.returncode}; see {directory / 'stderr.log'}")
     return record
 
 
@@ -204,33 +206,49 @@ def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any)
                  "scikit-learn digits) still run")
 
 
-def run_compare(spec: CompareSpec, progress: Any = print) -> dict[str, Any]:
-    """Run (or reuse) every cell, then write the tables and plots; returns the table."""
+def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict[str, Any]:
+    """Run (or reuse) every cell, ``jobs`` at a time, then write the tables and plots; returns the table.
+
+    With ``jobs`` > 1 each cell's process gets an equal share of the CPU cores (``OMP_NUM_THREADS``,
+    unless already set), and the cells' wall times in the table were measured side by side.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise RecipeError(f"jobs must be a whole number of at least 1, got {jobs!r}")
     out = Path(spec.output_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     cells = plan(spec)
     _warn_without_data_root(spec, cells, progress)
-    records = []
-    for number, cell in enumerate(cells, 1):
+    env = None
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+
+    def record_of(number: int, cell: Cell) -> dict[str, Any]:
         directory = out / "cells" / cell.key
         previous = directory / "cell.json"
         label = f"[{number}/{len(cells)}] {cell.backbone} {cell.recipe['task']} {cell.recipe['data']} " \
                 f"{cell.recipe.get('mode', 'finetune')} seed {cell.recipe['seed']}"
         if cell.skip:
-            records.append({"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
-                            "error": cell.skip})
-            continue
+            return {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
+                    "error": cell.skip}
         with _locked(directory):  # compares sharing an output directory run each cell once
             if previous.exists() and json.loads(previous.read_text()).get("status") == "ok":
-                record = json.loads(previous.read_text())
                 progress(f"{label}: reused")
-            else:
-                progress(f"{label}: running")
-                record = _run_cell(cell, directory)
-                write_json(previous, record)
-                progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
-                         + (f" ({record['error']})" if record["status"] == "failed" else ""))
-        records.append(record)
+                return json.loads(previous.read_text())
+            progress(f"{label}: running")
+            record = _run_cell(cell, directory, env)
+            write_json(previous, record)
+            progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
+                     + (f" ({record['error']})" if record["status"] == "failed" else ""))
+            return record
+
+    if jobs == 1:
+        records = [record_of(number, cell) for number, cell in enumerate(cells, 1)]
+    else:
+        pool = ThreadPoolExecutor(jobs)  # threads only wait: each cell runs in its own process
+        try:
+            records = list(pool.map(record_of, range(1, len(cells) + 1), cells))
+        finally:
+            pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts
     backbones = {c.backbone: measure_backbone(c.backbone, out / "backbones") for c in cells if not c.skip}
     from zoo.comparison_report import build_table, write_outputs
 

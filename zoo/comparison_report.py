@@ -63,6 +63,7 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             row["peak_rss_mb"] = max(m.get("peak_rss_mb", 0) for m in done)
             prov = done[0]["provenance"]
             row["provenance"] = {"versions": prov["versions"], "device": prov["device"], "precision": prov["precision"],
+                                 "threads": prov.get("threads"),  # torch's CPU threads (fewer with compare --jobs)
                                  "seeds": row["seeds"], "data_fingerprint": prov["data_fingerprint"],
                                  "recipe_hash": sorted({m["provenance"]["recipe_hash"] for m in done}),
                                  "weights": prov["weights"]}

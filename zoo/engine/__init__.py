@@ -28,7 +28,8 @@ def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str,
     device = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.machine()
     return {
         "versions": library_versions(),
-        "device": f"{ctx.device.type} ({device})", "cpus": os.cpu_count(), "world_size": ctx.world_size,
+        "device": f"{ctx.device.type} ({device})", "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "world_size": ctx.world_size,
         "precision": precision, "seed": recipe.seed, "recipe_hash": recipe.hash(),
         "backbone": task.backbone.name,
         "weights": weights if isinstance(weights, (str, type(None))) else {"tag": weights.tag, "source": weights.source},
