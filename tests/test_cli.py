@@ -119,3 +119,16 @@ def test_help_answers_questions():
     for word in ("list", "info", "plugins", "ZOO_STRICT_PLUGINS", "zoo list 'vision/*lite*'"):
         assert word in out
     assert "--requirements" in run_zoo("plugins", "--help", check=True).stdout
+
+
+def test_bad_recipe_spec_or_run_folder_is_answered_before_torch_is_imported():
+    code = ("import sys\nfrom zoo.cli import main\n"
+            "codes = [main(['run', 'recipes/sst2-minilm-probe.yaml', '--set', 'epoch=2']),\n"
+            "         main(['compare', 'no-such-spec.yaml']), main(['evaluate', 'no-such-run'])]\n"
+            "print(codes, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.stdout.strip() == "[2, 2, 2] False", result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "zoo: error: recipes/sst2-minilm-probe.yaml: unknown key 'epoch'; did you mean 'epochs'?",
+        "zoo: error: compare spec no-such-spec.yaml not found",
+        "zoo: error: no-such-run is not a finished run (it needs recipe.yaml and model/)"]
