@@ -52,19 +52,16 @@ def test_reachable_probes_the_host_or_its_proxy(monkeypatch):
         open_port = server.getsockname()[1]
         for variable in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
             monkeypatch.delenv(variable, raising=False)
-        reachable.cache_clear()
         assert reachable(f"http://127.0.0.1:{open_port}/models")
         assert not reachable(f"http://127.0.0.1:{closed_port()}/models")
         monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{open_port}")
         assert reachable("http://hub.invalid/models")  # through the proxy
-    reachable.cache_clear()
 
 
 def test_offline_switch_is_set_only_inside_the_block_and_only_when_unreachable():
     class Library:
         OFFLINE = False
 
-    reachable.cache_clear()
     with offline_unless_reachable(f"http://127.0.0.1:{closed_port()}", Library, "OFFLINE"):
         assert Library.OFFLINE
     assert not Library.OFFLINE
@@ -73,7 +70,6 @@ def test_offline_switch_is_set_only_inside_the_block_and_only_when_unreachable()
         server.listen()
         with offline_unless_reachable(f"http://127.0.0.1:{server.getsockname()[1]}", Library, "OFFLINE"):
             assert not Library.OFFLINE
-    reachable.cache_clear()
 
 
 def test_hub_source_needs_an_id():

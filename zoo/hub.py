@@ -13,7 +13,6 @@ is no, loads from its local cache only or says at once how to load a local copy:
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
 import urllib.request
 from urllib.parse import urlsplit
@@ -21,11 +20,10 @@ from urllib.parse import urlsplit
 TIMEOUT_S = 3.0
 
 
-@functools.lru_cache(maxsize=None)
 def reachable(url: str, timeout: float = TIMEOUT_S) -> bool:
     """True when a TCP connection to ``url``'s host (or its proxy) opens within ``timeout`` seconds.
 
-    The answer is kept for the life of the process: one probe per host, not one per file.
+    Asked afresh each time (once per load, not per file), so a machine that comes back online is noticed.
     """
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
