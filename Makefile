@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml examples/zoo-example-plugin/pyproject.toml Makefile
 
 # The main job: every built-in pretrained backbone on SST-2, CIFAR-10 and Flickr8k, one table.
 demo: install
-	$(BIN)/zoo compare recipes/quickstart.yaml
+	$(BIN)/zoo compare recipes/quickstart.yaml --jobs 2
 
 test: install
 	$(BIN)/python -m pytest -q
