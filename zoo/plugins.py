@@ -77,11 +77,10 @@ def strict_mode() -> bool:
     return os.environ.get("ZOO_STRICT_PLUGINS", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _requirement(dist: importlib.metadata.Distribution | None) -> str | None:
-    """A pip requirement that reinstalls ``dist`` as it is installed now (PEP 610 aware)."""
+def _requirement(dist: importlib.metadata.Distribution | None, name: str, version: str) -> str | None:
+    """A pip requirement that reinstalls ``dist`` (``name`` ``version``) as it is installed now (PEP 610 aware)."""
     if dist is None:
         return None
-    name, version = dist.metadata["Name"], dist.version
     direct = dist.read_text("direct_url.json")
     if direct:
         try:
@@ -115,20 +114,26 @@ class PluginSet:
         """Load every entry point of the ``zoo`` group, one at a time, built-ins first."""
         only, blocked = _env_names("ZOO_LOAD_PLUGINS"), _env_names("ZOO_BLOCK_PLUGINS") or set()
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        dist_of = {ep: getattr(ep, "dist", None) for ep in entry_points}
-        ordered = sorted(
-            entry_points,
-            key=lambda ep: (dist_of[ep] is None or dist_of[ep].metadata["Name"] != CORE_DISTRIBUTION, ep.name),
-        )
+        # Each access to dist.metadata parses the METADATA file again, and that file holds the
+        # distribution's whole README: read name and version once per distribution.
+        name_version: dict[Any, tuple[str | None, str | None]] = {None: (None, None)}
+        dist_of = {}
+        for ep in entry_points:
+            dist = dist_of[ep] = getattr(ep, "dist", None)
+            if dist not in name_version:
+                metadata = dist.metadata
+                name_version[dist] = (metadata["Name"], metadata["Version"])
+        ordered = sorted(entry_points, key=lambda ep: (name_version[dist_of[ep]][0] != CORE_DISTRIBUTION, ep.name))
         for ep in ordered:
             dist = dist_of[ep]
+            distribution, version = name_version[dist]
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
-                distribution=dist.metadata["Name"] if dist else None,
-                version=dist.version if dist else None,
-                builtin=bool(dist) and dist.metadata["Name"] == CORE_DISTRIBUTION,
-                requirement=_requirement(dist),
+                distribution=distribution,
+                version=version,
+                builtin=distribution == CORE_DISTRIBUTION,
+                requirement=_requirement(dist, distribution, version),
             )
             keys = {ep.name.lower(), (info.distribution or "").lower()}
             if ep.name in self.infos:
