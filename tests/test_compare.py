@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zoo
-from zoo.comparison import load_spec, run_compare
+from zoo.comparison import cell_environments, load_spec, run_compare
 from zoo.comparison_report import merge
 from zoo.errors import ZooError
 from zoo.recipes import RecipeError
@@ -57,6 +57,16 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     again: list[str] = []  # one at a time now: the same cells, so all reused and the same table
     assert run_compare(load_spec(write_spec(tmp_path)), progress=again.append)["rows"] == table["rows"]
     assert not any("running" in line for line in again) and sum("reused" in line for line in again) == 4
+
+
+def test_concurrent_cells_share_the_cores_and_get_a_gpu_each_where_there_are_several():
+    assert cell_environments(1, {"PATH": "/bin"}, 16, ["0", "1"]) == [None]  # one at a time: this process's own
+    four = cell_environments(4, {"PATH": "/bin"}, 16, ["GPU-a1", "3"])  # entries as CUDA_VISIBLE_DEVICES lists them
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in four] == ["GPU-a1", "3", "GPU-a1", "3"]
+    assert {env["OMP_NUM_THREADS"] for env in four} == {"4"} and all(env["PATH"] == "/bin" for env in four)
+    one_gpu = cell_environments(3, {"OMP_NUM_THREADS": "2"}, 2, ["0"])  # a user's thread count is kept
+    assert one_gpu == [{"OMP_NUM_THREADS": "2"}] * 3
+    assert cell_environments(4, {}, 2, []) == [{"OMP_NUM_THREADS": "1"}] * 4
 
 
 def test_bad_specs(tmp_path):

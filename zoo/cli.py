@@ -245,7 +245,8 @@ def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
 @click.option("--output", "-o", help="Results directory (default: the spec's output_dir; required with --merge).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells to run at once, each in its own process with an equal share of the CPU cores.")
+              help="Cells to run at once, each in its own process with an equal share of the CPU cores "
+                   "and, with several GPUs, one GPU each.")
 def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_root: str | None, jobs: int) -> None:
     """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json and plots.
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
 import time
@@ -206,11 +207,41 @@ def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any)
                  "scikit-learn digits) still run")
 
 
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` entries; [] without CUDA."""
+    import torch
+
+    count = torch.cuda.device_count()  # leaves torch's CUDA state uninitialised
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [entry.strip() for entry in listed.split(",")] if listed else [str(i) for i in range(count)]
+    return ids[:count]
+
+
+def cell_environments(jobs: int, base: dict[str, str], cores: int, gpus: list[str]) -> list[dict[str, str] | None]:
+    """The environment of each of ``jobs`` concurrent cell processes (None: inherit this process's).
+
+    Each gets ``cores // jobs`` CPU threads unless ``OMP_NUM_THREADS`` is already set, and, with more
+    than one GPU visible, one GPU (``CUDA_VISIBLE_DEVICES``), dealt round-robin so that jobs beyond
+    the GPU count share them evenly. One GPU, or none, is left as it is.
+    """
+    if jobs == 1:
+        return [None]
+    environments = []
+    for slot in range(jobs):
+        env = dict(base)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))
+        if len(gpus) > 1:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        environments.append(env)
+    return environments
+
+
 def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict[str, Any]:
     """Run (or reuse) every cell, ``jobs`` at a time, then write the tables and plots; returns the table.
 
     With ``jobs`` > 1 each cell's process gets an equal share of the CPU cores (``OMP_NUM_THREADS``,
-    unless already set), and the cells' wall times in the table were measured side by side.
+    unless already set) and, where several GPUs are visible, a GPU of its own (see `cell_environments`);
+    the cells' wall times in the table were then measured side by side.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise RecipeError(f"jobs must be a whole number of at least 1, got {jobs!r}")
@@ -218,9 +249,9 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict
     (out / "cells").mkdir(parents=True, exist_ok=True)
     cells = plan(spec)
     _warn_without_data_root(spec, cells, progress)
-    env = None
-    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    environments: queue.SimpleQueue = queue.SimpleQueue()  # a running cell holds one; no two hold the same
+    for env in cell_environments(jobs, dict(os.environ), os.cpu_count() or 1, visible_gpus() if jobs > 1 else []):
+        environments.put(env)
 
     def record_of(number: int, cell: Cell) -> dict[str, Any]:
         directory = out / "cells" / cell.key
@@ -235,7 +266,11 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict
                 progress(f"{label}: reused")
                 return json.loads(previous.read_text())
             progress(f"{label}: running")
-            record = _run_cell(cell, directory, env)
+            env = environments.get()
+            try:
+                record = _run_cell(cell, directory, env)
+            finally:
+                environments.put(env)
             write_json(previous, record)
             progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
                      + (f" ({record['error']})" if record["status"] == "failed" else ""))
