@@ -96,6 +96,10 @@ def test_resume_after_kill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
     resumed = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'b'}", "name=r"]), resume=True)
     assert resumed["metrics"] == straight["metrics"]
     assert losses(tmp_path / "b" / "r") == losses(tmp_path / "a" / "r")
+    made_by_open = tmp_path / "made-by-open"
+    made_by_open.touch()
+    for name in ("recipe.yaml", "metrics.jsonl", "results.json"):  # written atomically, with open()'s permissions
+        assert (tmp_path / "b" / "r" / name).stat().st_mode & 0o777 == made_by_open.stat().st_mode & 0o777, name
 
 
 def test_resume_refuses_another_recipe_or_backbone(tmp_path):

@@ -28,12 +28,24 @@ def remove_stale_temporaries(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def _new_file_mode() -> int:
+    """The permissions ``open()`` would give a new file (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()  # read once, at import: setting the umask is process-wide
+
+
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s folder, flush it to disk, then rename it
-    over ``path``: readers see the old file or the new one, never half of one."""
+    over ``path``: readers see the old file or the new one, never half of one. The file gets the
+    permissions ``open()`` would give it (``mkstemp``'s own are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), dir=path.parent)
     try:
+        os.fchmod(handle, _NEW_FILE_MODE)
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()

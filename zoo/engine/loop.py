@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.data.cache import remove_stale_temporaries
+from zoo.data.cache import atomic_write, remove_stale_temporaries
 from zoo.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.errors import ZooError
@@ -86,7 +86,7 @@ class Logger:
             return
         if resume_step and self.path.exists():  # drop what the interrupted run logged after its checkpoint
             rows = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(row + "\n" for row in rows))
+            atomic_write(self.path, lambda out: out.write("".join(row + "\n" for row in rows).encode()))
         elif not resume_step:
             self.path.write_text("")
         try:
