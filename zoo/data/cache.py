@@ -30,12 +30,17 @@ def remove_stale_temporaries(path: Path) -> None:
 
 def _new_file_mode() -> int:
     """The permissions ``open()`` would give a new file (0o666 less the umask)."""
-    umask = os.umask(0)
+    try:  # Linux tells the umask without changing it
+        status = Path("/proc/self/status").read_text()
+        return 0o666 & ~int(next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8)
+    except (OSError, StopIteration):
+        pass
+    umask = os.umask(0)  # elsewhere: set it and put it back (process-wide, so only once, at import)
     os.umask(umask)
     return 0o666 & ~umask
 
 
-_NEW_FILE_MODE = _new_file_mode()  # read once, at import: setting the umask is process-wide
+_NEW_FILE_MODE = _new_file_mode()
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
