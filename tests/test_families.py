@@ -156,3 +156,41 @@ def test_torchvision_specs_declare_their_weights_own_transforms():
         actual = {"input_size": (3, *t.crop_size * 2), "mean": t.mean, "std": t.std,
                   "interpolation": t.interpolation.value, "crop_pct": t.crop_size[0] / t.resize_size[0]}
         assert normalise_preprocessing(weights.preprocessing) == normalise_preprocessing(actual), name
+
+
+def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_path):
+    from zoo.errors import WeightsError, ZooError
+    from zoo_transformers.vocabulary import main, train_tokenizer
+
+    animals = [f"the {a} {v} the {b}" for a in ("zebra", "okapi", "gnu") for b in ("tapir", "quokka")
+               for v in ("chases", "follows", "ignores")] * 20
+    fitted = train_tokenizer(animals, 200, tmp_path / "animals")
+    model = zoo.load("text/bert-tiny", tokenizer=str(fitted))
+    default = zoo.load("text/bert-tiny")
+    assert len(model.tokenizer) == model.preprocessing["vocab_size"] <= 200 < default.preprocessing["vocab_size"]
+    assert model.model.get_input_embeddings().weight.shape[0] == len(model.tokenizer)
+    assert model.tokenizer.tokenize("The Okapi IGNORES the quokka") == ["the", "okapi", "ignores", "the", "quokka"]
+    # a vocabulary of the same size fitted to other words (same letters) is told apart: it keys the token cache
+    other = train_tokenizer([text.replace("okapi", "ipako") for text in animals], len(model.tokenizer),
+                            tmp_path / "other")
+    other = zoo.load("text/bert-tiny", tokenizer=str(other)).preprocessing
+    assert other["vocab_size"] == model.preprocessing["vocab_size"]
+    assert other["vocabulary"] != model.preprocessing["vocabulary"] != default.preprocessing["vocabulary"]
+
+    saved = model.save(tmp_path / "saved")
+    again = zoo.load(str(saved))
+    assert again.preprocessing == model.preprocessing
+    assert torch.equal(again.encode_text(animals[:3]), model.eval().encode_text(animals[:3]))
+    with pytest.raises(ZooError, match="a saved model keeps the tokenizer it was trained with"):
+        zoo.load(str(saved), tokenizer=str(fitted))
+    with pytest.raises(ZooError, match="a tokenizer of your own is for models trained from scratch"):
+        zoo.load("text/minilm-l6", tokenizer=str(fitted))
+    with pytest.raises(WeightsError, match="tokenizer 'nowhere' is not a directory"):
+        zoo.load("text/bert-tiny", tokenizer="nowhere")
+
+    texts = tmp_path / "texts.tsv"
+    texts.write_text("text\tlabel\n" + "".join(f"{text}\t{i % 2}\n" for i, text in enumerate(animals)))
+    main([str(tmp_path / "from-file"), "--data", str(texts), "--size", "150"])
+    assert len(zoo.load("text/bert-tiny", tokenizer=str(tmp_path / "from-file")).tokenizer) <= 150
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "from-file"), "--data", str(texts)])  # refuses to overwrite a tokenizer

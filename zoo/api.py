@@ -116,7 +116,9 @@ def _load_saved(directory: str, **kwargs: Any):
     config = read_saved(directory)
     model = rebuild(config["spec"], {**config["options"], **kwargs}, directory)
     # explicit options (say max_length=64) change preprocessing on purpose; otherwise it must match
-    if not kwargs and json.loads(json.dumps(model.preprocessing, default=list)) != config["preprocessing"]:
+    # (in the keys zoo.json records: a key a newer family adds is not a mismatch with an older save)
+    rebuilt, recorded = json.loads(json.dumps(model.preprocessing, default=list)), config["preprocessing"]
+    if not kwargs and {key: rebuilt.get(key) for key in recorded} != recorded:
         raise WeightsError(
             f"{directory}: the preprocessing in zoo.json {config['preprocessing']} differs from what the "
             f"rebuilt model uses {model.preprocessing}; refusing to pair weights with the wrong preprocessing"

@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -42,14 +43,28 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_backbone(backbone: Any, path: str | os.PathLike) -> Path:
-    """Write ``backbone`` to directory ``path`` atomically (replacing an older save there)."""
-    from safetensors.torch import save_file
-
+@contextmanager
+def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of directory ``path`` to fill; it replaces ``path`` (and whatever was
+    there) only when the block ends without an error, and is removed otherwise."""
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def save_backbone(backbone: Any, path: str | os.PathLike) -> Path:
+    """Write ``backbone`` to directory ``path`` atomically (replacing an older save there)."""
+    from safetensors.torch import save_file
+
+    with staged_directory(path) as staging:
         # safetensors refuses tensors that share memory; tied weights are re-tied by the architecture
         state = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt", "zoo_format": str(FORMAT_VERSION)})
@@ -63,13 +78,7 @@ def save_backbone(backbone: Any, path: str | os.PathLike) -> Path:
             "sha256": sha256(staging / WEIGHTS_FILE),
         }
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return Path(path).resolve()
 
 
 def _describe(weights: Any) -> Any:

