@@ -217,13 +217,14 @@ def _scratch_tokenizer(spec: zoo.BackboneSpec, saved_dir: str | None, tokenizer:
         directory = Path(tokenizer)
         if not directory.is_dir():
             raise WeightsError(f"{spec.name}: tokenizer {tokenizer!r} is not a directory; name a local tokenizer "
-                               "folder (one written by save_pretrained, e.g. by examples/train_tokenizer.py)")
+                               "folder (one written by save_pretrained, e.g. by python -m zoo_transformers.vocabulary)")
     else:
         directory = minilm_dir()
     try:
         return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise WeightsError(f"{spec.name}: cannot load a tokenizer from {directory}: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).splitlines()[0]
+        raise WeightsError(f"{spec.name}: cannot load a tokenizer from {directory}: {reason}") from None
 
 
 def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "config",

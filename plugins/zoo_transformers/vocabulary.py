@@ -5,8 +5,8 @@ small corpus spends most of an MLM step projecting onto it, and most of its rows
 corpus never shows. A vocabulary fitted to the corpus itself keeps BERT's pipeline (lower-casing,
 accent stripping, punctuation splitting, special tokens) and only re-learns the word pieces::
 
-    python -m zoo_transformers.vocabulary runs/tokenizer-8k --data sst2 --data flickr8k --size 8192
-    zoo run recipes/bert-tiny-mlm-pretrain.yaml --set model_options.tokenizer=runs/tokenizer-8k
+    python -m zoo_transformers.vocabulary runs/vocab-8k --data sst2 --data flickr8k --size 8192
+    zoo run recipes/bert-tiny-mlm-pretrain.yaml --set model_options.tokenizer=runs/vocab-8k
 """
 
 from __future__ import annotations
