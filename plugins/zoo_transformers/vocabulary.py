@@ -7,6 +7,10 @@ accent stripping, punctuation splitting, special tokens) and only re-learns the 
 
     python -m zoo_transformers.vocabulary runs/vocab-8k --data sst2 --data flickr8k --size 8192
     zoo run recipes/bert-tiny-mlm-pretrain.yaml --set model_options.tokenizer=runs/vocab-8k
+
+Keep the folder as you would a checkpoint: fitting it again on the same texts may not give the
+same vocabulary, because the trainer breaks ties between equally frequent pieces in hash-map
+order (huggingface/tokenizers#1794). A saved backbone carries its own copy.
 """
 
 from __future__ import annotations
