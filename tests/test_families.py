@@ -178,6 +178,9 @@ def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_p
     assert other["vocabulary"] != model.preprocessing["vocabulary"] != default.preprocessing["vocabulary"]
 
     saved = model.save(tmp_path / "saved")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert {fitted.stat().st_mode, saved.stat().st_mode} == {plain.stat().st_mode}  # not mkdtemp's 0700
     again = zoo.load(str(saved))
     assert again.preprocessing == model.preprocessing
     assert torch.equal(again.encode_text(animals[:3]), model.eval().encode_text(animals[:3]))

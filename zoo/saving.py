@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from zoo.data.cache import NEW_DIRECTORY_MODE
 from zoo.errors import WeightsError
 
 FORMAT_VERSION = 1
@@ -51,6 +52,7 @@ def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        os.chmod(staging, NEW_DIRECTORY_MODE)
         yield staging
         if target.exists():
             shutil.rmtree(target)

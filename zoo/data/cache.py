@@ -28,19 +28,21 @@ def remove_stale_temporaries(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _new_file_mode() -> int:
-    """The permissions ``open()`` would give a new file (0o666 less the umask)."""
+def _umask() -> int:
+    """The process's umask."""
     try:  # Linux tells the umask without changing it
         status = Path("/proc/self/status").read_text()
-        return 0o666 & ~int(next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8)
+        return int(next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8)
     except (OSError, StopIteration):
         pass
     umask = os.umask(0)  # elsewhere: set it and put it back (process-wide, so only once, at import)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
-_NEW_FILE_MODE = _new_file_mode()
+_UMASK = _umask()
+_NEW_FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file
+NEW_DIRECTORY_MODE = 0o777 & ~_UMASK  # what mkdir() gives a new folder (mkdtemp's own is owner-only)
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
