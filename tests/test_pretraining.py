@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import zoo
 from conftest import DATA_ROOT, REPO, run_zoo
 from zoo.data import DataError
-from zoo.engine import run
+from zoo.engine import prepare, run
 from zoo.recipes import load_recipe
 from zoo.tasks.objectives import mask_tokens, maskable_positions, nt_xent
 
@@ -99,6 +99,13 @@ def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
     finetuned = json.loads((tmp_path / "finetuned" / "results.json").read_text())
     assert finetuned["provenance"]["weights"] == str(backbone_dir.resolve())
     assert 0 <= finetuned["metrics"]["test"]["accuracy"] <= 1
+    # continued pretraining of the saved backbone starts from the MLM head saved beside it
+    from safetensors.torch import load_file
+
+    again = prepare(tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, f"model={backbone_dir}", "train_limit=64",
+                         "eval_limit=16"))
+    saved, head = load_file(str(backbone_dir.parent / "pretraining_head.safetensors")), again.model().head.state_dict()
+    assert saved.keys() == head.keys() and all(torch.equal(head[k], saved[k]) for k in saved)
 
 
 def test_simclr_pretrain_learns_and_the_backbone_probes(tmp_path):

@@ -148,7 +148,13 @@ class Pretraining(Task):
                 self._corpus(split)
 
     def model(self) -> nn.Module:
-        return Pretrainer(self.backbone, self.backbone.pretraining_head())
+        model = Pretrainer(self.backbone, self.backbone.pretraining_head())
+        if isinstance(self.backbone.weights, str):
+            # continued pretraining of an earlier run's model/backbone: its head (saved beside it) goes
+            # on too, as transformers' *ForMaskedLM checkpoints carry theirs; otherwise a fresh head's
+            # first noisy gradients would pass into the pretrained encoder
+            self.restore(model, Path(self.backbone.weights).parent)
+        return model
 
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         corpus = self._corpus(split)
