@@ -149,7 +149,7 @@ class Pretraining(Task):
 
     def model(self) -> nn.Module:
         model = Pretrainer(self.backbone, self.backbone.pretraining_head())
-        if isinstance(self.backbone.weights, str):
+        if isinstance(self.backbone.weights, str) and Path(self.backbone.weights).is_dir():
             # continued pretraining of an earlier run's model/backbone: its head (saved beside it) goes
             # on too, as transformers' *ForMaskedLM checkpoints carry theirs; otherwise a fresh head's
             # first noisy gradients would pass into the pretrained encoder
