@@ -56,6 +56,23 @@ def test_sst2_without_phrases_keeps_only_whole_sentences(tmp_path):
     assert len(zoo.data.load_dataset("sst2", tmp_path, validation_fraction=0.0).split("train").inputs) == 24
 
 
+def test_sst2_sentence_validation_holds_out_whole_sentences_and_their_own_phrases(tmp_path):
+    folder = tmp_path / "text" / "sst2"
+    folder.mkdir(parents=True)
+    rows = {"a good film .": 1, "good film": 1, "a good": 1, "a fine cast .": 1, "fine cast": 1, "fine": 1,
+            "a bad film .": 0, "bad film": 0, "bad": 0, "a dull plot .": 0, "dull plot": 0, "a": 1, ".": 1}
+    (folder / "train.tsv").write_text("".join(f"{text}\t{label}\n" for text, label in rows.items()))
+    (folder / "dev.tsv").write_text("fine .\t1\npoor .\t0\n")
+    data = zoo.data.load_dataset("sst2", tmp_path, validation="sentences", validation_fraction=0.5)
+    held, train = data.split("validation"), data.split("train").inputs
+    sentences = {"a good film .", "a fine cast .", "a bad film .", "a dull plot ."}
+    assert len(held.inputs) == 2 and set(held.inputs) < sentences and sorted(held.labels) == [0, 1]
+    kept = sentences - set(held.inputs)
+    assert set(train) == {row for row in rows if any(f" {row} " in f" {sentence} " for sentence in kept)}
+    with pytest.raises(zoo.data.DataError, match="validation='whole' is not a choice; use phrases or sentences"):
+        zoo.data.load_dataset("sst2", tmp_path, validation="whole")
+
+
 def test_nt_xent_matches_a_brute_force_loop():
     generator = torch.Generator().manual_seed(1)
     z1, z2 = torch.randn(6, 8, generator=generator), torch.randn(6, 8, generator=generator)

@@ -61,7 +61,7 @@ def test_a_delimiter_can_be_named(tmp_path):
     ("cifar10", "validaton_fraction", r"data set 'cifar10' has no data option 'validaton_fraction' \(its data options: "
                                       r"validation_fraction, test_fraction, seed\); did you mean 'validation_fraction'\?"),
     ("sst2", "test_fraction", r"data set 'sst2' has no data option 'test_fraction' \(its data options: validation_fraction, "
-                              r"seed, phrases\)"),  # sst2's test split is dev.tsv: the option is named, not dropped
+                              r"seed, phrases, validation\)"),  # sst2's test split is dev.tsv: the option is named, not dropped
     ("FILE", "delimter", r"semi.csv \(read by read_text_file\) has no data option 'delimter' .*; "
                          r"did you mean 'delimiter'\?"),
 ])

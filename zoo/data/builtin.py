@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.data import DataError, Dataset, Split
+from zoo.data import DataError, Dataset, Split, stratified_split
 from zoo.data.readers import (classification, encode_labels, read_caption_file, read_image_folder, read_lines,
                               read_table)
 
@@ -28,33 +28,70 @@ def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: bool = True) -> Dataset:
+def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: bool = True,
+         validation: str = "phrases") -> Dataset:
     """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test.
 
     train.tsv holds every phrase of each sentence's parse tree; ``phrases=False`` keeps only the
     whole sentences (6,957 of its 65,328 rows), e.g. for a pretraining corpus without repeats.
+    ``validation="sentences"`` holds out whole sentences, as dev.tsv is, instead of random rows
+    (mostly short phrases whose sentences still train), and takes out of training every phrase
+    found only in the held-out sentences: validation then measures what dev.tsv measures.
     """
+    if validation not in ("phrases", "sentences"):
+        raise DataError(f"sst2: validation={validation!r} is not a choice; use phrases or sentences")
     folder = _folder(root, "text/sst2")
     names = {"0": "negative", "1": "positive"}
     splits = {}
     for split, file in (("train", "train.tsv"), ("test", "dev.tsv")):
         texts, labels = _tsv_pairs(folder / file)
         splits[split] = (texts, [names.get(label, label) for label in labels])
+    if validation == "sentences" and validation_fraction:
+        splits["train"], splits["validation"] = _hold_out_sentences(*splits["train"], validation_fraction, seed)
     if not phrases:
         splits["train"] = _whole_sentences(*splits["train"])
     return classification("sst2", "text-classification", splits, ["negative", "positive"], validation_fraction,
                           seed=seed, source=folder / "train.tsv")
 
 
+def _parts(text: str, proper: bool) -> set[str]:
+    """Every contiguous run of ``text``'s words, single-spaced (without the whole text if ``proper``)."""
+    words = text.split()
+    return {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
+            if not proper or j - i < len(words)}
+
+
+def _sentence_rows(texts: list[str]) -> list[int]:
+    """Indices of the rows that are not a part of another row (a contiguous run of its words).
+
+    Longest first: a part of a part is a part, so only the whole sentences' parts are ever listed."""
+    parts: set[str] = set()
+    whole = []
+    for k in sorted(range(len(texts)), key=lambda k: -len(texts[k].split())):
+        text = " ".join(texts[k].split())
+        if text not in parts:
+            whole.append(k)
+            parts |= _parts(text, proper=True)
+    return sorted(whole)
+
+
 def _whole_sentences(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
-    """The rows that are not a part of another row (a contiguous run of its words)."""
-    parts = set()
-    for text in texts:
-        words = text.split()
-        parts.update(" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
-                     if j - i < len(words))
-    kept = [k for k, text in enumerate(texts) if " ".join(text.split()) not in parts]
+    kept = _sentence_rows(texts)
     return [texts[k] for k in kept], [labels[k] for k in kept]
+
+
+def _hold_out_sentences(texts: list[str], labels: list[str], fraction: float,
+                        seed: int) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """(train, validation): ``fraction`` of the whole sentences (stratified, seeded) as validation;
+    training keeps the rows that are a part of a remaining sentence."""
+    sentences = _sentence_rows(texts)
+    kept, held = stratified_split([labels[k] for k in sentences], fraction, seed, salt="validation")
+    held_out = {" ".join(texts[sentences[k]].split()) for k in held}
+    training_parts = set().union(*(_parts(texts[sentences[k]], proper=False) for k in kept)) - held_out
+    train = [k for k, text in enumerate(texts) if " ".join(text.split()) in training_parts]
+    validation = [sentences[k] for k in held]
+    return ([texts[k] for k in train], [labels[k] for k in train]), ([texts[k] for k in validation],
+                                                                    [labels[k] for k in validation])
 
 
 def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
