@@ -125,6 +125,24 @@ def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
     assert saved.keys() == head.keys() and all(torch.equal(head[k], saved[k]) for k in saved)
 
 
+def test_a_plain_text_file_is_an_unlabelled_corpus(tmp_path):
+    corpus, more = tmp_path / "corpus.txt", tmp_path / "more.txt"
+    corpus.write_text("".join(f"a short text number {i} about a good film\n\n" for i in range(8)))
+    more.write_text("good: having desirable or positive qualities\nbad: having undesirable qualities\n")
+    dataset = zoo.data.load_dataset(str(corpus), validation_fraction=0.25)
+    assert dataset.kind == "text" and len(dataset.split("train")) == 6 and len(dataset.split("validation")) == 2
+    assert sorted(dataset.split("train").inputs + dataset.split("validation").inputs) == sorted(
+        corpus.read_text().split("\n")[::2][:8])  # blank lines skipped, nothing lost or repeated
+    recipe = tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, "model=text/bert-tiny", f"data={corpus}",
+                  "data_options={validation_fraction: 0.25}", f"task_options.extra_data=[{more}]", "max_steps=2",
+                  "batch_size=4")
+    assert len(prepare(recipe)._corpus("train")["input_ids"]) == 6 + 2
+    results = run(recipe)
+    assert results["extra_data"] == [str(more)] and 0 <= results["metrics"]["validation"]["masked_token_accuracy"] <= 1
+    with pytest.raises(DataError, match="needs a text-classification data set; 'corpus' is text"):
+        zoo.load("text/bert-tiny").finetune("text-classification", str(corpus), output_dir=str(tmp_path), max_steps=1)
+
+
 def test_simclr_pretrain_learns_and_the_backbone_probes(tmp_path):
     backbone = zoo.load("vision/example-convnet")
     results = backbone.pretrain("digits", output_dir=str(tmp_path), max_steps=30, batch_size=64, lr=3e-3,

@@ -131,6 +131,24 @@ def read_text_file(path: Path, text_column: str = "text", label_column: str = "l
                           source=path)
 
 
+def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0) -> Dataset:
+    """Unlabelled text, one text a line (a ``.txt`` file whose first line has no tab): a corpus for
+    pretraining, as a recipe's data or in ``task_options.extra_data``."""
+    import random
+
+    texts = read_lines(path)
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    cut = round(len(texts) * validation_fraction)
+    if validation_fraction and not 0 < cut < len(texts):
+        raise DataError(f"{path}: validation_fraction {validation_fraction} of {len(texts)} lines leaves a split empty")
+    whole = Split(texts)
+    splits = {"train": whole.subset(sorted(order[cut:]))}
+    if cut:
+        splits["validation"] = whole.subset(sorted(order[:cut]))
+    return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, cut))
+
+
 def read_image_folder(path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0,
                       seed: int = 0) -> Dataset:
     """Images in class folders: ``root/CLASS/*.jpg``."""
@@ -203,10 +221,11 @@ def read_path(path: Path, **options: Any) -> Dataset:
     elif not path.exists():
         raise DataError(f"data file {path} not found")
     elif path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl or a folder of images")
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl, .txt or a folder of images")
     else:
         first = read_lines(path)[0]
         captioned = options.get("image_column", "image") in first and options.get("caption_column", "caption") in first
-        reader = read_caption_file if captioned else read_text_file
+        plain = path.suffix == ".txt" and "\t" not in first and options.get("delimiter") is None
+        reader = read_caption_file if captioned else read_plain_text if plain else read_text_file
     check_options(reader, options, f"{path} (read by {reader.__name__})")
     return reader(path, **options)

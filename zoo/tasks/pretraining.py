@@ -44,7 +44,7 @@ def unlabelled_inputs(dataset: Any, split: str, kind: str) -> list[Any]:
     data = dataset.split(split)
     if dataset.kind == "image-text":
         return [text for _, text in data.captions] if kind == "text" else list(data.inputs)
-    if dataset.kind != f"{kind}-classification":
+    if dataset.kind not in (kind, f"{kind}-classification"):
         raise DataError(f"pretraining a {kind} backbone needs {kind}s; {dataset.name!r} is {dataset.kind}")
     return list(data.inputs)
 
