@@ -127,7 +127,8 @@ def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
 
 def test_a_plain_text_file_is_an_unlabelled_corpus(tmp_path):
     corpus, more = tmp_path / "corpus.txt", tmp_path / "more.txt"
-    corpus.write_text("".join(f"a short text number {i} about a good film\n\n" for i in range(8)))
+    # the words "image" and "caption" in a first line do not make it an image-caption file
+    corpus.write_text("".join(f"a caption of image number {i} about a good film\n\n" for i in range(8)))
     more.write_text("good: having desirable or positive qualities\nbad: having undesirable qualities\n")
     dataset = zoo.data.load_dataset(str(corpus), validation_fraction=0.25)
     assert dataset.kind == "text" and len(dataset.split("train")) == 6 and len(dataset.split("validation")) == 2

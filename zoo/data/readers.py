@@ -221,11 +221,12 @@ def read_path(path: Path, **options: Any) -> Dataset:
     elif not path.exists():
         raise DataError(f"data file {path} not found")
     elif path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl, .txt or a folder of images")
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; "
+                        "use .tsv, .csv, .jsonl, .txt or a folder of images")
     else:
         first = read_lines(path)[0]
         captioned = options.get("image_column", "image") in first and options.get("caption_column", "caption") in first
         plain = path.suffix == ".txt" and "\t" not in first and options.get("delimiter") is None
-        reader = read_caption_file if captioned else read_plain_text if plain else read_text_file
+        reader = read_plain_text if plain else read_caption_file if captioned else read_text_file
     check_options(reader, options, f"{path} (read by {reader.__name__})")
     return reader(path, **options)
