@@ -134,19 +134,14 @@ def read_text_file(path: Path, text_column: str = "text", label_column: str = "l
 def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0) -> Dataset:
     """Unlabelled text, one text a line (a ``.txt`` file whose first line has no tab): a corpus for
     pretraining, as a recipe's data or in ``task_options.extra_data``."""
-    import random
-
-    texts = read_lines(path)
-    order = list(range(len(texts)))
-    random.Random(seed).shuffle(order)
-    cut = round(len(texts) * validation_fraction)
-    if validation_fraction and not 0 < cut < len(texts):
-        raise DataError(f"{path}: validation_fraction {validation_fraction} of {len(texts)} lines leaves a split empty")
-    whole = Split(texts)
-    splits = {"train": whole.subset(sorted(order[cut:]))}
-    if cut:
-        splits["validation"] = whole.subset(sorted(order[:cut]))
-    return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, cut))
+    texts = Split(read_lines(path))
+    splits = {"train": texts}
+    if validation_fraction:
+        kept, held_out = stratified_split([0] * len(texts), validation_fraction, seed, salt="validation")
+        if not held_out or not kept:
+            raise DataError(f"{path}: {len(texts)} lines are too few to hold out a validation split")
+        splits = {"train": texts.subset(kept), "validation": texts.subset(held_out)}
+    return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, validation_fraction))
 
 
 def read_image_folder(path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0,
