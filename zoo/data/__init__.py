@@ -3,7 +3,8 @@
 A recipe names its data as a registered data set (``sst2``, ``cifar10``, ...,
 from any plugin's ``register_datasets`` hook) or as a file or folder, read by
 the generic readers (TSV/CSV/JSONL text, plain-text corpora, class-folder
-images, image-caption CSV/JSONL). Either way the result is a `Dataset`: named splits of examples.
+images, image-caption CSV/JSONL). Either way the result is a `Dataset`: named
+splits of examples.
 """
 
 from __future__ import annotations
