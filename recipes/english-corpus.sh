@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds an unlabelled English corpus for MLM pretraining from two Debian packages (no hub needed):
 # WordNet 3.0's glosses and example sentences ("word: gloss; "example"") and the fortune cookies
-# of the `fortunes` package, one text a line. About 1.9M words; zoo reads a .txt file with no tabs
+# of the `fortunes` package, one text a line. About 2.0M words (132k texts); zoo reads a .txt file with no tabs
 # as unlabelled text, e.g. --set "task_options.extra_data=[flickr8k,runs/corpus/english.txt]".
 # Usage: recipes/english-corpus.sh [output file, default runs/corpus/english.txt]
 set -euo pipefail
