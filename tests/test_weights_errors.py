@@ -16,6 +16,7 @@ import zoo
 from conftest import REPO
 from zoo.errors import WeightsError, ZooError
 from zoo.hub import offline_unless_reachable, reachable
+from zoo.validation import FileError
 
 
 def test_unreachable_hubs_fail_at_once_with_how_to_load_locally():
@@ -152,7 +153,7 @@ def test_saved_directory_checksum_and_preprocessing_are_verified(tmp_path):
         zoo.load(str(saved))
     del config["preprocessing"]
     (saved / "zoo.json").write_text(json.dumps(config))
-    with pytest.raises(WeightsError, match="missing 'preprocessing'"):
+    with pytest.raises(FileError, match="zoo.json: the top level: 'preprocessing' is a required property"):
         zoo.load(str(saved))
 
 

@@ -67,6 +67,10 @@ def _choose_weights(spec: BackboneSpec, tag: str | None, pretrained: bool | str 
         if os.path.sep in pretrained or os.path.exists(pretrained):
             if not os.path.exists(pretrained):
                 raise UnknownNameError(f"pretrained={pretrained!r}: no such file or directory")
+            if os.path.isdir(pretrained):
+                from zoo.validation import check_folder
+
+                check_folder(pretrained)  # a model folder handed over: no link or file name out of it
             return os.path.abspath(pretrained)
         return spec.get_weights(pretrained.lower())
     if pretrained is None and not spec.weights:
@@ -99,22 +103,77 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     return factory(spec, weights, **{**spec.options, **kwargs})
 
 
-def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike) -> Any:
+def registered_factory(spec_dict: Any, where: str, install_hint: str = "") -> tuple[BackboneSpec, Any]:
+    """The registered spec and factory that a saved ``spec_dict`` (read from a file) names.
+
+    The file only names the backbone: the factory comes from the installed plugins'
+    registrations, never from the file. A factory, modality or option that disagrees
+    with the registration is refused, naming the field.
+    """
+    from zoo.validation import SPEC_SCHEMA, FileError, check
+
+    saved = check(spec_dict, SPEC_SCHEMA, where)
+    registry = get_plugin_set().registry
+    try:
+        spec = registry.get("backbone", saved["name"])
+    except UnknownNameError:
+        spec = None
+    if spec is None or spec.name != saved["name"]:
+        raise FileError(f"{where}: backbone {saved['name']!r} is not registered by any installed plugin; "
+                        f"{install_hint or 'install the plugin that provides it'} "
+                        "(zoo never imports code that a saved folder names)")
+    registered = json.loads(json.dumps({"factory": spec.factory, "modality": spec.modality,
+                                        "options": dict(spec.options)}, default=list))
+    for field, value in registered.items():
+        if saved.get(field, {} if field == "options" else None) != value:
+            raise FileError(f"{where}: spec.{field} {saved.get(field)!r} differs from what plugin {spec.plugin!r} "
+                            f"registers for {spec.name!r} ({value!r}); refusing it: a saved folder cannot choose code")
+    return spec, import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
+
+
+def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike,
+            **kwargs: Any) -> Any:
     """The architecture of a saved backbone, with its assets but untrained parameters.
 
-    Families that compose others (the joined CLIP towers) use it to rebuild their parts.
+    ``spec_dict`` and ``options`` come from the saved folder's ``zoo.json``: the spec must
+    be registered (see `registered_factory`) and the options must be keyword parameters of
+    its factory, never one that grants trust (``trust_remote_code``); ``kwargs`` are the
+    caller's own options. Families that compose others (the joined CLIP towers) use it to
+    rebuild their parts.
     """
-    spec = BackboneSpec.from_dict(spec_dict)
-    factory = import_object(spec.factory, f"saved backbone {os.fspath(saved_dir)!r} ({spec.name})")
-    return factory(spec, None, saved_dir=os.fspath(saved_dir), **options)
+    return _rebuild(spec_dict, options, saved_dir, kwargs)
+
+
+def _rebuild(spec_dict: Any, options: dict[str, Any], saved_dir: str | os.PathLike, kwargs: dict[str, Any],
+             install_hint: str = "") -> Any:
+    from zoo.recipes import check_keywords
+    from zoo.validation import TRUST_OPTIONS, FileError
+
+    where = f"saved backbone {os.fspath(saved_dir)!r}"
+    spec, factory = registered_factory(spec_dict, where, install_hint)
+    granted = [key for key in options if key in TRUST_OPTIONS or key == "saved_dir"]
+    if granted:
+        raise FileError(f"{where}: zoo.json sets {granted[0]!r}; that is the caller's choice alone "
+                        f"(zoo.load(..., {granted[0]}=...) where you trust the folder), never a file's")
+    check_keywords(factory, options, where, "model option", FileError, skip=2)
+    check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
+    return factory(spec, None, saved_dir=os.fspath(saved_dir), **{**options, **kwargs})
 
 
 def _load_saved(directory: str, **kwargs: Any):
-    """Rebuild a saved backbone: its factory builds the architecture, then the saved tensors load strictly."""
+    """Rebuild a saved backbone: its registered factory builds the architecture, then the saved tensors
+    load strictly. Nothing in the folder chooses code: see `rebuild`."""
     from zoo.saving import WEIGHTS_FILE, load_state_dict, read_saved, read_state_dict
+    from zoo.validation import check_folder
 
+    check_folder(directory)
     config = read_saved(directory)
-    model = rebuild(config["spec"], {**config["options"], **kwargs}, directory)
+    plugin = config.get("plugin") or {}
+    hint = ""
+    if plugin.get("distribution"):  # validated as a distribution name and version: safe to show
+        pin = f"=={plugin['version']}" if plugin.get("version") else ""
+        hint = f"it was saved with plugin {plugin.get('name')!r}: pip install '{plugin['distribution']}{pin}'"
+    model = _rebuild(config["spec"], config["options"], directory, kwargs, hint)
     # explicit options (say max_length=64) change preprocessing on purpose; otherwise it must match
     # (in the keys zoo.json records: a key a newer family adds is not a mismatch with an older save)
     rebuilt, recorded = json.loads(json.dumps(model.preprocessing, default=list)), config["preprocessing"]

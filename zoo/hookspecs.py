@@ -25,7 +25,9 @@ def register_backbones(register):
 
     The spec's factory is called as ``factory(spec, weights, **spec.options, **model_options)``;
     a model option it does not take is an error naming its keyword parameters, unless it takes
-    ``**kwargs`` and checks them itself.
+    ``**kwargs`` and checks them itself. A saved backbone is rebuilt with the factory registered
+    under its name (never one its ``zoo.json`` names) as ``factory(spec, None, saved_dir=DIR,
+    **build_options)``, the saved options checked the same way.
     """
 
 

@@ -78,9 +78,19 @@ def save_backbone(backbone: Any, path: str | os.PathLike) -> Path:
             "preprocessing": backbone.preprocessing,
             "weights_from": _describe(backbone.weights),
             "sha256": sha256(staging / WEIGHTS_FILE),
+            "plugin": _plugin_of(backbone.spec),
         }
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list))
     return Path(path).resolve()
+
+
+def _plugin_of(spec: Any) -> dict[str, str | None]:
+    """The plugin that registered ``spec`` and its distribution: what to install to load the save elsewhere."""
+    from zoo.plugins import get_plugin_set
+
+    info = get_plugin_set().infos.get(spec.plugin) if spec.plugin else None
+    return {"name": spec.plugin, "distribution": info.distribution if info else None,
+            "version": info.version if info else None}
 
 
 def _describe(weights: Any) -> Any:
@@ -92,18 +102,15 @@ def _describe(weights: Any) -> Any:
 
 
 def read_saved(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``zoo.json`` of a saved backbone, checked for format and weights checksum."""
+    """The ``zoo.json`` of a saved backbone, checked against its schema (types, sizes, no unknown
+    keys), for format, and against the weights' checksum. It is data: see `zoo.api.rebuild`."""
+    from zoo.validation import SAVED_SCHEMA, read_json_file
+
     directory = Path(path)
-    try:
-        config = json.loads((directory / CONFIG_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"{directory / CONFIG_FILE}: not a readable zoo config ({exc})") from None
-    if config.get("zoo_format") != FORMAT_VERSION:
-        raise WeightsError(f"{directory}: saved with zoo format {config.get('zoo_format')!r}; "
+    config = read_json_file(directory / CONFIG_FILE, SAVED_SCHEMA, "a saved backbone's zoo.json")
+    if config["zoo_format"] != FORMAT_VERSION:
+        raise WeightsError(f"{directory}: saved with zoo format {config['zoo_format']!r}; "
                            f"this zoo reads format {FORMAT_VERSION}")
-    for key in ("spec", "options", "preprocessing", "sha256"):
-        if key not in config:
-            raise WeightsError(f"{directory / CONFIG_FILE}: missing {key!r}; the directory is not a complete save")
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise WeightsError(f"{directory}: {WEIGHTS_FILE} is missing")
