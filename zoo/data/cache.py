@@ -2,12 +2,16 @@
 
 Entries are keyed by a fingerprint of everything that determines them, written
 to a temporary file and renamed into place, so concurrent processes sharing the
-directory never see half an entry. The directory is ``ZOO_CACHE`` or
-``~/.cache/zoo``.
+directory never see half an entry. Each entry starts with a SHA-256 of its key
+and payload: a truncated, damaged or swapped entry is recomputed, never trusted,
+and an entry is read with ``torch.load(weights_only=True)``, so none runs code.
+The directory is ``ZOO_CACHE`` or ``~/.cache/zoo``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -64,23 +68,47 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through `atomic_write`."""
+class ChecksumError(ValueError):
+    """A checksummed file whose header or digest does not match its contents."""
+
+
+def save_checksummed(obj: Any, path: Path, magic: bytes, salt: bytes = b"") -> None:
+    """``torch.save(obj)`` behind ``magic`` and the SHA-256 of ``salt`` + payload, through `atomic_write`."""
     import torch
 
-    atomic_write(path, lambda out: torch.save(obj, out))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getbuffer()
+    digest = hashlib.sha256(salt + bytes(payload)).digest()
+    atomic_write(path, lambda out: (out.write(magic), out.write(digest), out.write(payload)))
+
+
+def load_checksummed(path: Path, magic: bytes, salt: bytes = b"") -> Any:
+    """What `save_checksummed` wrote, after its digest is verified (ChecksumError if not), loaded with
+    ``weights_only=True`` (tensors and plain containers only: nothing in the file can run code)."""
+    import torch
+
+    data = path.read_bytes()
+    header = len(magic) + 32
+    if data[:len(magic)] != magic:
+        raise ChecksumError(f"{path} lacks the checksum header")
+    payload = memoryview(data)[header:]
+    if hashlib.sha256(salt + bytes(payload)).digest() != data[len(magic):header]:
+        raise ChecksumError(f"{path}: its SHA-256 does not match its contents")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+CACHE_MAGIC = b"ZOOCACHE1"
 
 
 def cached(kind: str, key: str, compute: Callable[[], Any]) -> Any:
     """The cached value of ``compute()`` for ``key`` (tensors, lists, dicts, numbers, strings)."""
-    import torch
-
     path = cache_dir() / kind / f"{key}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
+            return load_checksummed(path, CACHE_MAGIC, key.encode())
+        except Exception:  # noqa: BLE001 - a damaged or swapped entry is recomputed, never trusted
             path.unlink(missing_ok=True)
     value = compute()
-    atomic_save(value, path)
+    save_checksummed(value, path, CACHE_MAGIC, key.encode())
     return value

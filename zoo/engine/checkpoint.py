@@ -3,13 +3,13 @@
 Written to a temporary file and renamed, so a crash (or a full disk) during a
 write leaves the previous checkpoint intact. The file starts with a SHA-256 of
 its payload, checked before loading (with ``weights_only=True``): a damaged
-checkpoint is refused, never half-trusted.
+checkpoint is refused, never half-trusted. A checkpoint can be handed over, and
+its checksum recomputed by whoever crafted it, so the loaded state's every field
+is type-checked too (`check_state`) before any of it is used.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import random
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.cache import atomic_write
+from zoo.data.cache import ChecksumError, load_checksummed, save_checksummed
 from zoo.errors import ZooError
 
 MAGIC = b"ZOOCKPT1"  # then 32 bytes of SHA-256, then the torch.save payload
@@ -49,12 +49,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save({**state, "rng": rng_state()}, buffer)
-    payload = buffer.getbuffer()
     try:
-        atomic_write(path, lambda out: (out.write(MAGIC), out.write(hashlib.sha256(payload).digest()),
-                                        out.write(payload)))
+        save_checksummed({**state, "rng": rng_state()}, path, MAGIC)
     except OSError as exc:
         raise CheckpointError(f"could not write checkpoint {path} ({exc.strerror or exc}); "
                               "the previous checkpoint is intact") from None
@@ -62,25 +58,75 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The state in checkpoint ``path``, after its checksum is verified."""
-    data = path.read_bytes()
-    header = len(MAGIC) + 32
-    if data[:len(MAGIC)] != MAGIC:
-        raise CheckpointError(f"{path} is not a zoo checkpoint (it lacks the checksum header)")
-    payload = memoryview(data)[header:]
-    if hashlib.sha256(payload).digest() != data[len(MAGIC):header]:
-        raise CheckpointError(f"checkpoint {path} is damaged (its SHA-256 does not match its contents); "
-                              "refusing to resume from it")
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        return load_checksummed(path, MAGIC)
+    except ChecksumError as exc:
+        if "header" in str(exc):
+            raise CheckpointError(f"{path} is not a zoo checkpoint (it lacks the checksum header)") from None
+        raise CheckpointError(f"checkpoint {path} is damaged (its SHA-256 does not match its contents); "
+                              "refusing to resume from it") from None
     except Exception as exc:  # noqa: BLE001 - weights_only refuses code with several exception types
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def load_checkpoint(path: Path, recipe_hash: str, backbone: str) -> dict[str, Any]:
-    """A checkpoint of this very recipe and backbone; anything else is refused with the reason."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tensors(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _byte_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.ndim == 1
+
+
+# (field, check, what it must be); a field absent from a checkpoint is checked only when the run needs it
+_FIELDS = (
+    ("backbone", lambda v: isinstance(v, str), "a string"),
+    ("recipe_hash", lambda v: isinstance(v, str), "a string"),
+    ("model", _tensors, "a state dict of tensors"),
+    ("optimizer", lambda v: isinstance(v, dict), "a mapping"),
+    ("scheduler", lambda v: isinstance(v, dict), "a mapping"),
+    ("ema", lambda v: v is None or _tensors(v), "a state dict of tensors or null"),
+    ("progress", lambda v: isinstance(v, dict) and all(_is_int(v.get(k)) and v[k] >= 0 for k in
+                                                        ("step", "epoch", "position", "bad_evals", "best_step"))
+     and (v.get("best") is None or isinstance(v["best"], float)),
+     "step, epoch, position, bad_evals and best_step as non-negative integers and best as a number or null"),
+    ("rng", lambda v: isinstance(v, dict) and _is_int(v.get("python_version"))
+     and isinstance(v.get("python"), list) and len(v["python"]) == 625 and all(_is_int(x) for x in v["python"])
+     and (v.get("python_gauss") is None or isinstance(v["python_gauss"], float))
+     and isinstance(v.get("numpy"), list) and len(v["numpy"]) == 5 and isinstance(v["numpy"][0], str)
+     and isinstance(v["numpy"][1], torch.Tensor) and v["numpy"][1].shape == (624,)
+     and _is_int(v["numpy"][2]) and _is_int(v["numpy"][3]) and isinstance(v["numpy"][4], float)
+     and _byte_tensor(v.get("torch")) and isinstance(v.get("cuda"), list) and all(map(_byte_tensor, v["cuda"])),
+     "the random states of Python, NumPy and torch as zoo writes them"),
+)
+
+
+def check_state(state: Any, path: Path) -> dict[str, Any]:
+    """``state`` when each field has the type zoo writes; CheckpointError naming the first that does not."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a mapping; refusing it")
+    for name, ok, what in _FIELDS:
+        if name in state and not ok(state[name]):
+            raise CheckpointError(f"checkpoint {path}: {name} must be {what}; the file is malformed or was "
+                                  "edited, refusing it")
+    return state
+
+
+RESUME_FIELDS = ("model", "optimizer", "scheduler", "progress", "rng")
+
+
+def load_checkpoint(path: Path, recipe_hash: str, backbone: str, needs: tuple[str, ...] = RESUME_FIELDS) -> dict[str, Any]:
+    """A checkpoint of this very recipe and backbone holding the fields ``needs``, every field
+    type-checked; anything else is refused with the reason."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint to resume at {path}")
-    state = read_checkpoint(path)
+    state = check_state(read_checkpoint(path), path)
+    missing = [name for name in needs if name not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is not a complete zoo checkpoint")
     if state.get("backbone") != backbone:
         raise CheckpointError(f"checkpoint {path} was written for backbone {state.get('backbone')!r}, "
                               f"not {backbone!r}; start a new run (another name) instead of --resume")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from zoo.data.cache import atomic_write, remove_stale_temporaries
-from zoo.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.errors import ZooError
 from zoo.recipes import Recipe
@@ -85,7 +85,7 @@ class Logger:
         if not ctx.is_main:
             return
         if resume_step and self.path.exists():  # drop what the interrupted run logged after its checkpoint
-            rows = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            rows = [line for line in self.path.read_text().splitlines() if _logged_step(line) <= resume_step]
             atomic_write(self.path, lambda out: out.write("".join(row + "\n" for row in rows).encode()))
         elif not resume_step:
             self.path.write_text("")
@@ -123,6 +123,15 @@ class Logger:
             self.bar.close()
         if self.writer:
             self.writer.close()
+
+
+def _logged_step(line: str) -> float:
+    """The step of a metrics.jsonl line; a line that is not a logged row (a torn write) sorts last: dropped."""
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+    return step if isinstance(step, int) and not isinstance(step, bool) else math.inf
 
 
 def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Recipe, autocast: Any) -> dict[str, Any]:
@@ -188,17 +197,21 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    checkpoint_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
     if resume:
         saved = load_checkpoint(checkpoint_path, recipe.hash(), task.backbone.name)
         if ctx.is_main:
             remove_stale_temporaries(checkpoint_path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if average is not None:
-            average.load_state_dict(saved["ema"])
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            if average is not None:
+                average.load_state_dict(saved["ema"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {checkpoint_path} does not fit this run's model or optimizer "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         state = saved["progress"]
         set_rng_state(saved["rng"])
     train_model = model
@@ -248,9 +261,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         if state["best"] is None or better(value, state["best"]):
             state.update(best=value, bad_evals=0, best_step=state["step"])
             if ctx.is_main:
-                from zoo.data.cache import atomic_save
-
-                atomic_save(_unwrap(eval_model).state_dict(), run_dir / "checkpoints" / "best.pt")
+                save_checkpoint(best_path, {"model": _unwrap(eval_model).state_dict(), "recipe_hash": recipe.hash(),
+                                            "backbone": task.backbone.name})
         else:
             state["bad_evals"] += 1
         patience = recipe.early_stopping_patience
@@ -314,10 +326,10 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         run_eval()
     checkpoint()
     logger.close()
-    best_path = run_dir / "checkpoints" / "best.pt"
     if recipe.keep_best and best_path.exists():  # finish with the best weights seen on the eval split
         ctx.barrier()
-        _unwrap(model).load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+        best = load_checkpoint(best_path, recipe.hash(), task.backbone.name, needs=("model",))
+        _unwrap(model).load_state_dict(best["model"])
     elif average is not None:
         _unwrap(model).load_state_dict(average.module.state_dict())
     return {
