@@ -57,6 +57,14 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     again: list[str] = []  # one at a time now: the same cells, so all reused and the same table
     assert run_compare(load_spec(write_spec(tmp_path)), progress=again.append)["rows"] == table["rows"]
     assert not any("running" in line for line in again) and sum("reused" in line for line in again) == 4
+    tampered = next((out / "cells").glob("*/cell.json"))  # a finished cell's record, edited: never trusted
+    record = json.loads(tampered.read_text())
+    record["metrics"][next(iter(record["metrics"]))]["accuracy"] = ["<script>"]
+    tampered.write_text(json.dumps(record))
+    third: list[str] = []
+    assert run_compare(load_spec(write_spec(tmp_path)), progress=third.append)["rows"][0]["status"] == "ok"
+    assert sum("is not of type" in line and "running it again" in line for line in third) == 1
+    assert sum("reused" in line for line in third) == 3
 
 
 def test_concurrent_cells_share_the_cores_and_get_a_gpu_each_where_there_are_several():

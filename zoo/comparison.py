@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions, write_json
+from zoo.validation import CELL_SCHEMA, MEASURE_SCHEMA, RESULTS_SCHEMA, FileError, read_json_file
 
 SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
 
@@ -140,7 +141,10 @@ def _run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) ->
                               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     results_file = directory / "run" / "results.json"
     if process.returncode == 0 and results_file.exists():
-        results = json.loads(results_file.read_text())
+        try:
+            results = read_json_file(results_file, RESULTS_SCHEMA, "a run's results.json")
+        except FileError as exc:
+            return {**record, "status": "failed", "error": str(exc)}
         record.update(status="ok", metrics=results["metrics"], train=results["train"],
                       provenance=results["provenance"])
     else:
@@ -156,7 +160,10 @@ def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
     key = hashlib.sha256(json.dumps([name, library_versions(), platform.node()]).encode()).hexdigest()[:16]
     path = cache / f"{name.replace('/', '--')}.json"
     if path.exists():
-        stored = json.loads(path.read_text())
+        try:
+            stored = read_json_file(path, MEASURE_SCHEMA, "a cached backbone measurement")
+        except FileError:
+            stored = {}  # measured again, never trusted
         if stored.get("key") == key:
             return stored
     import zoo
@@ -185,8 +192,9 @@ def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float
     split = recipe.get("test_split") or recipe.get("eval_split", "validation")
     values = metrics.get(split) or next(iter(metrics.values()))
     task = get_task(recipe["task"])
-    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in values]
-    name = preferred[0] if preferred else next(k for k, v in values.items() if isinstance(v, (int, float)))
+    numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in numbers]
+    name = (preferred or numbers)[0]
     return f"{split} {name}", values[name]
 
 
@@ -262,9 +270,15 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict
             return {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
                     "error": cell.skip}
         with _locked(directory):  # compares sharing an output directory run each cell once
-            if previous.exists() and json.loads(previous.read_text()).get("status") == "ok":
-                progress(f"{label}: reused")
-                return json.loads(previous.read_text())
+            if previous.exists():
+                try:
+                    finished = read_json_file(previous, CELL_SCHEMA, "a compare cell's cell.json")
+                except FileError as exc:
+                    progress(f"{label}: {exc}; running it again")
+                    finished = {}
+                if finished.get("status") == "ok" and finished.get("key") == cell.key:
+                    progress(f"{label}: reused")
+                    return finished
             progress(f"{label}: running")
             env = environments.get()
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import statistics
@@ -11,6 +12,7 @@ from typing import Any
 
 from zoo.data.cache import atomic_write
 from zoo.errors import ZooError
+from zoo.validation import TABLE_SCHEMA, read_json_file
 
 SCHEMA = 1
 MISSING = "—"
@@ -77,20 +79,30 @@ def _cell(row: dict[str, Any]) -> str:
     return f"{row['mean']:.4f} ± {row['std']:.4f}" if len(row["seeds"]) > 1 else f"{row['mean']:.4f}"
 
 
+def escape_markdown(value: Any) -> str:
+    """``value`` as text that Markdown shows as it is: no HTML (a ``<script>`` is shown, not run), no
+    table breaks (``|``, new lines). Every string that reached the table from a file goes through it."""
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _row_line(fields: list[Any]) -> str:
+    return "| " + " | ".join(MISSING if f is None else escape_markdown(f) for f in fields) + " |"
+
+
 def markdown(table: dict[str, Any]) -> str:
     rows = table["rows"]
     columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     lookup = {(r["backbone"], f"{r['task']} / {r['data']} / {r['mode']}"): r for r in rows}
-    lines = [f"# {table['name']}", "", "Headline metric per cell (mean ± std over seeds); "
+    lines = [f"# {escape_markdown(table['name'])}", "", "Headline metric per cell (mean ± std over seeds); "
              f"{MISSING} = not run. R@K = fraction of queries with at least one relevant item in the top K.", "",
-             "| backbone | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+             _row_line(["backbone", *columns]), "|---" * (len(columns) + 1) + "|"]
     for backbone in backbones:
         cells = []
         for column in columns:
             row = lookup.get((backbone, column))
             cells.append(MISSING if row is None else ("skipped" if row["status"] == "skipped" else _cell(row)))
-        lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
+        lines.append(_row_line([backbone, *cells]))
     lines += ["", "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
               "train s | train samples/s | inference samples/s | peak RSS MB | license |",
               "|---" * 15 + "|"]
@@ -103,13 +115,13 @@ def markdown(table: dict[str, Any]) -> str:
                   r["data"], r["mode"], r.get("metric", MISSING), value, _fmt(r.get("train_seconds")),
                   _fmt(r.get("train_samples_per_s")), _fmt(r.get("inference_samples_per_s")),
                   _fmt(r.get("peak_rss_mb")), r.get("license") or MISSING]
-        lines.append("| " + " | ".join(str(f) if f is not None else MISSING for f in fields) + " |")
+        lines.append(_row_line(fields))
     provenances = [r["provenance"] for r in rows if r.get("provenance")]
     if provenances:
         p = provenances[0]
         versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
-        lines += ["", f"Provenance (each row's full record is in table.json): {versions}; {p['device']}, "
-                      f"{p['precision']}."]
+        lines += ["", escape_markdown(f"Provenance (each row's full record is in table.json): {versions}; "
+                                      f"{p['device']}, {p['precision']}.")]
     return "\n".join(lines) + "\n"
 
 
@@ -199,8 +211,8 @@ def merge(directories: list[str | Path], out: str | Path, name: str = "merged") 
         path = Path(directory) / "table.json"
         if not path.is_file():
             raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
-        table = json.loads(path.read_text())
-        if table.get("schema") != SCHEMA:
+        table = read_json_file(path, TABLE_SCHEMA, "a comparison's table.json")
+        if table["schema"] != SCHEMA:
             raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
                            "re-run that compare with this zoo")
         for row in table["rows"]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from zoo.errors import ZooError
+from zoo.validation import TRUST_OPTIONS
 
 
 class RecipeError(ZooError):
@@ -151,6 +152,9 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
                           f"({recipe.grad_accum})")
     if recipe.precision not in ("auto", "fp32", "bf16"):
         raise RecipeError(f"{where}: precision must be auto, fp32 or bf16, got {recipe.precision!r}")
+    if recipe.name is not None and (recipe.name in ("", ".", "..") or any(c in recipe.name for c in "/\\\0")):
+        raise RecipeError(f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "
+                          "run's folder inside output_dir")
     if recipe.ema_decay is not None and not 0 < recipe.ema_decay < 1:
         raise RecipeError(f"{where}: ema_decay must be between 0 and 1 (say 0.998), got {recipe.ema_decay!r}")
     return recipe
@@ -223,4 +227,9 @@ def load_finished_run(run_dir: str | Path, overrides: Sequence[str] | Mapping[st
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "model").is_dir():
         raise RecipeError(f"{run_dir} is not a finished run (it needs recipe.yaml and model/)")
-    return load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    granted = [key for key in recipe.model_options if key in TRUST_OPTIONS]
+    if granted:
+        raise RecipeError(f"{run_dir / 'recipe.yaml'} sets model_options.{granted[0]}: a run folder cannot grant "
+                          "trust to a model's own code; load the model yourself where you trust it")
+    return recipe
