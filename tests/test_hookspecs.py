@@ -12,8 +12,8 @@ from zoo import hookspecs
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
 
-def test_the_contract_has_the_three_registration_hooks():
-    assert HOOKS == ["register_backbones", "register_datasets", "register_tasks"]
+def test_the_contract_has_the_four_registration_hooks():
+    assert HOOKS == ["register_backbones", "register_datasets", "register_path_formats", "register_tasks"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -11,7 +11,7 @@ import pytest
 import zoo
 from zoo.errors import FactoryError, PluginError, PluginWarning
 
-BUILTIN = {"transformers", "timm", "openclip"}
+BUILTIN = {"transformers", "timm", "openclip", "torchhub"}
 
 GOOD = """
 import zoo
@@ -51,7 +51,8 @@ def test_builtin_families_and_example_plugin_load_through_entry_points():
     assert BUILTIN <= set(infos) and "example" in infos
     for name in BUILTIN:
         assert infos[name].distribution == "zoo" and infos[name].builtin
-        assert infos[name].status == "ok" and infos[name].hooks == ["register_backbones"]
+        assert infos[name].status == "ok" and infos[name].hooks == ["register_backbones", "register_path_formats"]
+        assert len(infos[name].path_formats) == 1
     example = infos["example"]
     assert example.distribution == "zoo-example-plugin" and not example.builtin
     assert example.backbones == ["vision/example-convnet"]

@@ -11,7 +11,7 @@ from zoo.api import compare, get_spec, list_backbones, load, plugins
 from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
-from zoo.specs import BackboneSpec, DatasetSpec, TaskSpec, Weights
+from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,8 @@ __all__ = [
     "Backbone",
     "BackboneSpec",
     "DatasetSpec",
+    "PathClaim",
+    "PathFormat",
     "PluginWarning",
     "PreprocessingWarning",
     "TaskSpec",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from pathlib import Path
 from typing import Any, Iterable
 
-from zoo.errors import FactoryError, OptionError, UnknownNameError, WeightsError
+from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, WeightsError, ZooError
 from zoo.plugins import PluginInfo, get_plugin_set
 from zoo.specs import BackboneSpec, Weights
 
@@ -82,7 +83,10 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     """Build the backbone ``name`` and return it as a `zoo.Backbone`.
 
     ``name`` is a registered name (``"vision/efficientnet-lite0"``, optionally
-    with a weights tag ``":in1k"``) or a directory written by `Backbone.save`.
+    with a weights tag ``":in1k"``) or a local file or folder: one written by
+    `Backbone.save`, or any format a plugin claims (a Hugging Face model folder, a
+    timm or open_clip folder, a ``hubconf.py`` folder: see `claim_path`);
+    ``"PLUGIN:path"`` asks only that plugin.
     ``pretrained``: None (default) loads the default weights, or initialises at
     random when the spec has none (an architecture meant for training from
     scratch); True requires weights; False initialises at random; a string is a
@@ -91,8 +95,9 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     """
     from zoo.recipes import check_keywords
 
-    if isinstance(name, os.PathLike) or (isinstance(name, str) and os.path.isdir(name)):
-        return _load_saved(os.fspath(name), **kwargs)
+    local = local_path(name)
+    if local is not None:
+        return _load_path(*local, pretrained, kwargs)
     spec, tag = get_plugin_set().registry.resolve_backbone(name)
     if spec.id_option and tag:  # an open-ended source: "text/hf-hub:org/model"
         kwargs = {spec.id_option: tag, **kwargs}
@@ -101,6 +106,83 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
     check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
     return factory(spec, weights, **{**spec.options, **kwargs})
+
+
+def local_path(name: Any) -> tuple[str, str | None] | None:
+    """``(path, plugin)`` when ``name`` is a local file or folder (``plugin``: a ``PLUGIN:`` prefix that
+    forces that plugin's formats), else None: a registered name. A name that is both is an error."""
+    if isinstance(name, os.PathLike):
+        return os.fspath(name), None
+    if not isinstance(name, str):
+        return None
+    prefix, colon, rest = name.partition(":")
+    if colon and rest and prefix in get_plugin_set().infos and os.path.exists(rest):
+        return rest, prefix
+    if not os.path.exists(name):
+        return None
+    try:
+        get_plugin_set().registry.resolve_backbone(name)
+    except UnknownNameError:
+        return name, None
+    raise UnknownNameError(f"{name!r} is both a local path and a registered backbone: write "
+                           f"'{os.path.join('.', name)}' for the path")
+
+
+def claim_path(path: str | os.PathLike, plugin: str | None = None) -> Any:
+    """The `PathClaim` for a local file or folder: how zoo would load it (None for a zoo-saved folder,
+    which the core claims itself). Formats are asked in turn: third-party plugins' before the
+    built-in ones, or only ``plugin``'s; a format whose claim raises anything but a `ZooError` is
+    skipped with a `PluginWarning`. Nothing claims it: UnknownNameError naming what was looked for."""
+    import warnings
+
+    from zoo.specs import PathClaim
+    from zoo.validation import TRUST_OPTIONS, check_folder
+
+    plugin_set, path = get_plugin_set(), Path(path)
+    if path.is_dir():
+        check_folder(path)
+    if plugin is None and (path / "zoo.json").is_file():
+        return None
+    formats = [f for f in plugin_set.registry.path_formats() if plugin in (None, f.plugin)]
+    if plugin is not None and not formats:
+        raise UnknownNameError(f"plugin {plugin!r} claims no local formats; see 'zoo plugins'")
+    formats.sort(key=lambda f: plugin_set.infos[f.plugin].builtin)  # stable: registration order within each
+    for fmt in formats:
+        owner = f"path format {fmt.name!r} (plugin {fmt.plugin!r})"
+        claim = import_object(fmt.claim, owner)
+        try:
+            found = claim(path)
+        except ZooError:
+            raise  # its format, and something about it is wrong: the claim says what
+        except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the others' claims
+            warnings.warn(f"{owner} failed on {path} and was skipped: {type(exc).__name__}: {exc}", PluginWarning,
+                          stacklevel=2)
+            continue
+        if found is None:
+            continue
+        if not isinstance(found, PathClaim):
+            raise FactoryError(f"{owner} returned a {type(found).__name__}; a claim returns zoo.PathClaim or None")
+        granted = [key for key in found.options if key in TRUST_OPTIONS]
+        if granted:
+            raise FactoryError(f"{owner} claims {path} with {granted[0]!r}: trust is the caller's choice alone")
+        return found
+    looked_for = ["a folder saved by zoo (zoo.json)"] * (plugin is None) + [f.looks_for for f in formats]
+    prefixes = ", ".join(dict.fromkeys(f"{f.plugin}:" for f in plugin_set.registry.path_formats()))
+    raise UnknownNameError(f"nothing claims {path}: looked for {'; '.join(looked_for)}. Name the plugin whose "
+                           f"format it is with a prefix ({prefixes}PATH), or load it by backbone name with "
+                           "pretrained=PATH")
+
+
+def _load_path(path: str, plugin: str | None, pretrained: Any, kwargs: dict[str, Any]):
+    """`load` of a local file or folder: a zoo-saved folder, else the first plugin format that claims it."""
+    if not os.path.exists(path):
+        raise UnknownNameError(f"{path}: no such file or folder")
+    if pretrained not in (None, True):
+        raise UnknownNameError(f"{path} is a local model; give weights (pretrained=...) only with a registered name")
+    claim = claim_path(path, plugin)
+    if claim is None:
+        return _load_saved(path, **kwargs)
+    return load(claim.backbone, pretrained=claim.pretrained, **{**claim.options, **kwargs})
 
 
 def registered_factory(spec_dict: Any, where: str, install_hint: str = "") -> tuple[BackboneSpec, Any]:

@@ -88,7 +88,14 @@ def list_command(pattern: str, modality: str | None, task: str | None, pretraine
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(name: str, as_json: bool) -> None:
-    """Describe backbone NAME: modality, size, license, weights, preprocessing, tasks."""
+    """Describe backbone NAME: modality, size, license, weights, preprocessing, tasks.
+
+    NAME may be a local file or folder (a saved backbone, a Hugging Face, timm, open_clip or
+    hubconf.py folder): it is loaded, and how it loads and its preprocessing are shown.
+    """
+    local = api.local_path(name)
+    if local is not None:
+        return _info_path(name, as_json)
     spec = api.get_spec(name)
     if as_json:
         return _echo_json(spec.to_dict())
@@ -115,6 +122,22 @@ def info(name: str, as_json: bool) -> None:
             click.echo(f"  {key + ':':14} {value}")
 
 
+def _info_path(name: str, as_json: bool) -> None:
+    """``zoo info PATH``: load the local model, then say how it loaded and what it carries."""
+    model = api.load(name)
+    facts = {"path": os.path.abspath(api.local_path(name)[0]), "loads as": f"{model.name} (plugin {model.spec.plugin})",
+             "modality": model.modality, "embed dim": model.embed_dim, "parameters": f"{model.num_params():,}",
+             "preprocessing": model.preprocessing}
+    if as_json:
+        return _echo_json(facts)
+    for key, value in facts.items():
+        if key != "preprocessing":
+            click.echo(f"{key + ':':15} {value}")
+    click.echo("preprocessing:")
+    for key, value in model.preprocessing.items():
+        click.echo(f"  {key + ':':14} {value}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--requirements", is_flag=True, help="Print pip requirements that reinstall this plugin set.")
@@ -128,10 +151,11 @@ def plugins(as_json: bool, requirements: bool) -> None:
         return _echo_json([info.to_dict() for info in infos])
     rows = [
         (i.name, i.distribution, i.version, i.status, len(i.backbones), len(i.datasets), len(i.tasks),
-         f"{i.load_seconds * 1000:.0f}", ",".join(h.replace("register_", "") for h in i.hooks))
+         len(i.path_formats), f"{i.load_seconds * 1000:.0f}", ",".join(h.replace("register_", "") for h in i.hooks))
         for i in infos
     ]
-    click.echo(_table(("plugin", "distribution", "version", "status", "backbones", "datasets", "tasks", "ms", "hooks"), rows))
+    click.echo(_table(("plugin", "distribution", "version", "status", "backbones", "datasets", "tasks", "formats",
+                       "ms", "hooks"), rows))
     for info in infos:
         if info.error and info.status == "failed":
             click.echo(f"{info.name}: {info.error}")

@@ -44,3 +44,13 @@ def register_datasets(register):
 @hookspec
 def register_tasks(register):
     """Register task families: call ``register(zoo.TaskSpec(...))`` for each."""
+
+
+@hookspec
+def register_path_formats(register):
+    """Register local formats the plugin loads: call ``register(zoo.PathFormat(...))`` for each.
+
+    ``zoo.load(path)`` asks each format's ``claim(path)`` in turn (after the core's own claim, a
+    zoo-saved folder; third-party plugins' formats before the built-in ones) and loads the first
+    `zoo.PathClaim`; ``zoo.load("PLUGIN:path")`` asks only that plugin's formats.
+    """

@@ -40,7 +40,7 @@ from zoo.registry import SPEC_KINDS, Registry
 API_VERSION = "1.0"
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo"
-REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks")
+REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks", "register_path_formats")
 SLOW_SECONDS = 2.0  # a plugin slower than this to import and register is reported
 
 
@@ -58,6 +58,7 @@ class PluginInfo:
     backbones: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    path_formats: list[str] = field(default_factory=list)
     load_seconds: float = 0.0  # import plus registration hooks
     builtin: bool = False
     requirement: str | None = None  # a pip requirement that reinstalls it
@@ -173,7 +174,7 @@ class PluginSet:
                   if sorted(self.registry.contents()[kind]) != sorted({*table, *getattr(info, kind + "s")})]
         if patched or edited:
             self.registry.restore(before)  # none of its registrations land, as for any quarantined plugin
-            info.backbones, info.datasets, info.tasks = [], [], []
+            info.backbones, info.datasets, info.tasks, info.path_formats = [], [], [], []
             what = ", ".join(patched + [f"the registry's {kind} table" for kind in edited])
             self._fail(info, f"modified {what} while loading (undone); plugins register specs through hooks")
         elif info.status == "ok" and info.load_seconds > SLOW_SECONDS:
@@ -287,7 +288,8 @@ def _dotted(owner: Any) -> str:
 
 
 def _stager(staged: list[Any], hook_name: str) -> Callable[[Any], None]:
-    expected = {"register_backbones": "BackboneSpec", "register_datasets": "DatasetSpec", "register_tasks": "TaskSpec"}
+    expected = {"register_backbones": "BackboneSpec", "register_datasets": "DatasetSpec", "register_tasks": "TaskSpec",
+                "register_path_formats": "PathFormat"}
 
     def register(spec: Any) -> None:
         if register.closed:

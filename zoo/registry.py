@@ -16,10 +16,10 @@ from dataclasses import replace
 from typing import Iterable, TypeVar
 
 from zoo.errors import InvalidPatternError, SpecError, UnknownNameError
-from zoo.specs import BackboneSpec, DatasetSpec, TaskSpec, normalize_modality
+from zoo.specs import BackboneSpec, DatasetSpec, PathFormat, TaskSpec, normalize_modality
 
-Spec = TypeVar("Spec", BackboneSpec, DatasetSpec, TaskSpec)
-SPEC_KINDS = {BackboneSpec: "backbone", DatasetSpec: "dataset", TaskSpec: "task"}
+Spec = TypeVar("Spec", BackboneSpec, DatasetSpec, TaskSpec, PathFormat)
+SPEC_KINDS = {BackboneSpec: "backbone", DatasetSpec: "dataset", TaskSpec: "task", PathFormat: "path_format"}
 
 _PATTERN_CHARS = re.compile(r"^[A-Za-z0-9._+\-/:*?\[\]!]+$")
 
@@ -96,7 +96,8 @@ class Registry:
         self._check_open()
         if type(spec) not in SPEC_KINDS:
             raise SpecError(
-                f"register() takes zoo.BackboneSpec, zoo.DatasetSpec or zoo.TaskSpec, got {type(spec).__name__}"
+                "register() takes zoo.BackboneSpec, zoo.DatasetSpec, zoo.TaskSpec or zoo.PathFormat, "
+                f"got {type(spec).__name__}"
             )
         owner = self.owner_of(spec)
         if owner is not None:
@@ -125,6 +126,10 @@ class Registry:
 
     def tasks(self) -> list[TaskSpec]:
         return [self._specs["task"][n] for n in sorted(self._specs["task"])]
+
+    def path_formats(self) -> list[PathFormat]:
+        """Every path format, in registration order (plugins load built-ins first, then by name)."""
+        return list(self._specs["path_format"].values())
 
     def list_backbones(
         self,

@@ -198,3 +198,45 @@ class TaskSpec:
         _check_factory(f"task {self.name!r}", self.factory)
         _freeze(self, "modalities", tuple(normalize_modality(m) for m in self.modalities))
         _freeze(self, "metrics", tuple(self.metrics))
+
+
+@dataclass(frozen=True)
+class PathFormat:
+    """A kind of local file or folder a plugin can load: a Hugging Face model folder, a timm folder, ...
+
+    ``claim`` (``"package.module:function"``, imported only when a path is loaded) is called as
+    ``claim(path)`` with a `pathlib.Path`. It reads only what it needs to recognise the format (file
+    names, a JSON config), imports no model library, and returns a `PathClaim` when the path is its
+    format, None when it is not, or raises a `zoo.ZooError` saying what is wrong with a path that is its
+    format but cannot load (weights missing, say).
+    """
+
+    name: str  # e.g. "hf-model-folder"
+    looks_for: str  # what it recognises, shown when nothing claims a path: "a Hugging Face model folder (...)"
+    claim: str
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("path format", self.name)
+        _check_factory(f"path format {self.name!r}", self.claim)
+        if not isinstance(self.looks_for, str) or not self.looks_for:
+            raise SpecError(f"path format {self.name!r}: looks_for must say what it recognises")
+
+
+@dataclass(frozen=True)
+class PathClaim:
+    """How to load a claimed path: ``zoo.load(backbone, pretrained=pretrained, **options)``.
+
+    ``backbone`` is a registered backbone name, so the code that builds the model is always a
+    registered factory; ``options`` are what the path's own files say (an architecture name, the
+    preprocessing), checked against that factory's keywords like any model option.
+    """
+
+    backbone: str
+    pretrained: str | None = None  # usually the path itself, or a weights file inside it
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise SpecError(f"a path claim names a registered backbone, got {self.backbone!r}")
+        _freeze(self, "options", dict(self.options))

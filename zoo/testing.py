@@ -15,6 +15,15 @@ gives identical embeddings with networking switched off, a few fine-tuning steps
 the shared engine lower the loss, and ``evaluate`` returns the metrics its task declares.
 The data are generated on the spot (two classes of coloured images, two of words), so
 the checks need no data root and no network.
+
+A plugin that registers a `zoo.PathFormat` checks it the same way: ``paths`` maps a test id
+to a function that writes a model in that format under a given folder and returns its path;
+each is loaded with plain ``zoo.load(path)``, gets every check above, and one more: the
+path is claimed, by a `zoo.PathClaim` naming a registered backbone::
+
+    class TestMyFormat(BackboneContract):
+        paths = {"my-format": lambda root: write_my_model(root / "model")}
+        load_options = {}                                        # e.g. {"trust_repo": True}
 """
 
 from __future__ import annotations
@@ -41,7 +50,12 @@ def pytest_generate_tests(metafunc: Any) -> None:
         if not matched:
             raise pytest.UsageError(f"{metafunc.cls.__name__}.backbones: no backbone matches {pattern!r}")
         names += [name for name in matched if name not in names]
-    metafunc.parametrize("backbone_name", names, scope="class")
+    paths = [PATH_PREFIX + key for key in metafunc.cls.paths]
+    claim_check = metafunc.function.__name__ == "test_the_path_is_claimed_by_a_registered_backbone"
+    metafunc.parametrize("backbone_name", paths if claim_check else names + paths, scope="class")
+
+
+PATH_PREFIX = "path:"
 
 
 def _images(root: Path, per_class: int = 12) -> Path:
@@ -87,15 +101,32 @@ class BackboneContract:
     """Subclass with ``backbones = [...]``; every backbone gets the contract's checks."""
 
     backbones: list[str] = []
-    pretrained: Any = None  # passed to zoo.load
+    pretrained: Any = None  # passed to zoo.load with a backbone name
+    paths: dict[str, Any] = {}  # test id -> function(folder) that writes a model there and returns its path
+    load_options: dict[str, Any] = {}  # keyword options for every zoo.load (e.g. trust_repo=True)
     train_steps = 12
 
     @pytest.fixture(scope="class")
     @classmethod
-    def backbone(cls, backbone_name: str):
+    def model_source(cls, backbone_name: str, tmp_path_factory: Any) -> str:
+        """What ``zoo.load`` takes for this entry: the backbone name, or the path its ``paths`` function wrote."""
+        if not backbone_name.startswith(PATH_PREFIX):
+            return backbone_name
+        key = backbone_name[len(PATH_PREFIX):]
+        return str(cls.paths[key](tmp_path_factory.mktemp(key.replace("/", "-"))))
+
+    @classmethod
+    def load(cls, source: str) -> Any:
         import zoo
 
-        return zoo.load(backbone_name, pretrained=cls.pretrained)
+        if source in cls.backbones or not Path(source).exists():
+            return zoo.load(source, pretrained=cls.pretrained, **cls.load_options)
+        return zoo.load(source, **cls.load_options)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backbone(cls, model_source: str):
+        return cls.load(model_source)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -129,16 +160,25 @@ class BackboneContract:
             return {method: getattr(backbone, method)(value) for method, value in self._inputs(backbone).items()}
 
     # -- the checks ------------------------------------------------------------------
+    def test_the_path_is_claimed_by_a_registered_backbone(self, model_source: str, backbone: Any) -> None:
+        import zoo
+
+        claim = zoo.api.claim_path(model_source)
+        assert claim is None or isinstance(claim, zoo.PathClaim), f"a claim returns zoo.PathClaim, got {claim!r}"
+        name = backbone.name if claim is None else zoo.get_spec(claim.backbone).name
+        assert backbone.name == name, f"{model_source} was claimed for {name} but loaded as {backbone.name}"
+
     def test_spec_metadata_is_complete_and_true(self, backbone_name: str, backbone: Any) -> None:
         import zoo
 
-        spec = zoo.get_spec(backbone_name)
+        spec = backbone.spec
+        assert spec == zoo.get_spec(spec.name), f"{spec.name}: the backbone's spec is not the registered one"
         assert "/" in spec.name and spec.modality in MODALITIES, spec.name
         assert spec.description and spec.license and spec.plugin, f"{spec.name}: description, license, plugin"
         assert spec.embed_dim is None or spec.embed_dim == backbone.embed_dim, "embed_dim differs from the model"
         if spec.params is not None and backbone.weights is not None:
             assert spec.params == backbone.num_params(), f"{spec.name}: spec says {spec.params} parameters"
-        for weights in spec.weights:
+        for weights in spec.weights if not backbone_name.startswith(PATH_PREFIX) else ():
             assert weights.tag and weights.source and weights.preprocessing, f"{spec.name}:{weights.tag} metadata"
         registered = {task.name for task in zoo.api.get_plugin_set().registry.tasks()}
         assert set(spec.tasks) <= registered, f"{spec.name} declares unregistered tasks"
@@ -165,25 +205,23 @@ class BackboneContract:
         for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
             monkeypatch.setenv(variable, "1")
         monkeypatch.setattr("socket.socket.connect", _no_network)
-        restored = zoo.load(str(directory))
+        restored = zoo.load(str(directory), **self.load_options)
         assert restored.name == backbone.name and restored.preprocessing == backbone.preprocessing
         before, after = self._embeddings(backbone), self._embeddings(restored)
         for method in before:
             torch.testing.assert_close(after[method], before[method], rtol=1e-5, atol=1e-5, msg=method)
 
-    def test_a_few_training_steps_lower_the_loss(self, backbone: Any, contract_data: dict[str, Path],
-                                                 tmp_path: Path) -> None:
-        import zoo
-
-        fresh = zoo.load(backbone.name, pretrained=self.pretrained)
+    def test_a_few_training_steps_lower_the_loss(self, model_source: str, backbone: Any,
+                                                 contract_data: dict[str, Path], tmp_path: Path) -> None:
+        fresh = self.load(model_source)
         results = fresh.finetune(self._task(backbone), self._data(backbone, contract_data), output_dir=str(tmp_path),
                                  max_steps=self.train_steps, batch_size=8, lr=1e-3, head_lr=1e-2, warmup=0.0,
                                  log_every=1, test_split=None, data_options={"validation_fraction": 0.25})
         losses = _train_losses(results)
         assert sum(losses[-3:]) < sum(losses[:3]), f"training loss did not fall: {losses}"
 
-    def test_the_pretraining_objective_trains(self, backbone: Any, contract_data: dict[str, Path],
-                                              tmp_path: Path) -> None:
+    def test_the_pretraining_objective_trains(self, model_source: str, backbone: Any,
+                                              contract_data: dict[str, Path], tmp_path: Path) -> None:
         import math
 
         import zoo
@@ -192,11 +230,12 @@ class BackboneContract:
             data, options = contract_data["captions"], {"eval_split": "test", "data_options": {"test_images": 6}}
         else:
             data, options = self._data(backbone, contract_data), {"data_options": {"validation_fraction": 0.25}}
-        results = zoo.load(backbone.name, pretrained=self.pretrained).pretrain(
+        results = self.load(model_source).pretrain(
             str(data), output_dir=str(tmp_path), max_steps=4, batch_size=8, log_every=1, **options)
         losses = _train_losses(results)
         assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses), losses
-        assert zoo.load(str(Path(results["run_dir"]) / "model" / "backbone")).name == backbone.name
+        saved = Path(results["run_dir"]) / "model" / "backbone"
+        assert zoo.load(str(saved), **self.load_options).name == backbone.name
 
     def test_evaluate_returns_the_declared_metrics(self, backbone: Any, contract_data: dict[str, Path],
                                                    tmp_path: Path) -> None:
