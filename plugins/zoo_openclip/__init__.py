@@ -81,3 +81,12 @@ def register_backbones(register):
         tasks=CLIP_TASKS,
         id_option="model_id",
     ))
+
+
+@zoo.hookimpl
+def register_path_formats(register):
+    register(zoo.PathFormat(
+        name="open-clip-folder",
+        looks_for="an open_clip model folder (open_clip_config.json, open_clip_model.safetensors)",
+        claim="zoo_openclip.claims:claim_folder",
+    ))

@@ -23,6 +23,7 @@ import zoo
 from zoo.api import rebuild
 from zoo.errors import ZooError
 from zoo.hub import offline_unless_reachable
+from zoo.saving import load_state_dict, read_state_dict
 
 INIT_TEMPERATURE = 0.07  # CLIP's initial softmax temperature; logit_scale = log(1 / T)
 
@@ -187,12 +188,14 @@ def _no_implicit_log_setup():
 
 def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, arch: str | None = None,
                    arch_config: Mapping[str, Any] | None = None, model_id: str | None = None,
-                   saved_dir: str | None = None) -> OpenCLIP:
-    """Factory of open_clip models: a named architecture (``arch``), a custom one (``arch_config``),
-    or ``model_id`` = "ARCH/TAG" naming any open_clip architecture and pretrained tag."""
+                   preprocessing: Mapping[str, Any] | None = None, saved_dir: str | None = None) -> OpenCLIP:
+    """Factory of open_clip models: a named architecture (``arch``), a custom one (``arch_config``,
+    open_clip's ``model_cfg``; with a local weights file when ``weights`` is a path), or ``model_id`` =
+    "ARCH/TAG" naming any open_clip architecture and pretrained tag. ``preprocessing`` (size, mean, std,
+    interpolation) overrides the image transform, as an open_clip folder's ``preprocess_cfg`` does."""
     import open_clip
 
-    if spec.id_option and not (model_id or arch):
+    if spec.id_option and not (model_id or arch or arch_config):
         raise ZooError(f"name the open_clip model: zoo.load('{spec.name}:ARCH/TAG'), e.g. ViT-B-32/openai")
     load_name = spec.name
     if model_id:
@@ -206,13 +209,17 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
     if arch not in open_clip.list_models() and not arch_config:
         raise ZooError(f"{spec.name}: open_clip has no architecture {arch!r}; see open_clip.list_models()")
     options = {"arch": arch, "arch_config": dict(arch_config) if arch_config else None}
-    if arch_config:  # open_clip's own CLIP class, from scratch
+    if arch_config:  # open_clip's own CLIP class: from scratch, or a local file's weights
         model = open_clip.CLIP(**arch_config)
+        if isinstance(weights, str):
+            load_state_dict(model, read_state_dict(weights), weights, spec.name)
         tokenizer = open_clip.SimpleTokenizer(context_length=arch_config["text_cfg"]["context_length"])
-        image_size = arch_config["vision_cfg"]["image_size"]
-        preprocessing = {"size": image_size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
-                         "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
-        return OpenCLIP(spec, weights, model, tokenizer, preprocessing, options)
+        defaults = {"size": arch_config["vision_cfg"]["image_size"], "mean": list(open_clip.OPENAI_DATASET_MEAN),
+                    "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
+        chosen = {**defaults, **{k: v for k, v in (preprocessing or {}).items() if k in defaults}}
+        if preprocessing:
+            options["preprocessing"] = chosen
+        return OpenCLIP(spec, weights, model, tokenizer, chosen, options)
     pretrained = weights if isinstance(weights, str) else weights.source.rsplit("/", 1)[-1] if weights else None
     from huggingface_hub import constants
 

@@ -93,3 +93,12 @@ def register_backbones(register):
         options={"source": "timm-hub"},
         id_option="model_id",
     ))
+
+
+@zoo.hookimpl
+def register_path_formats(register):
+    register(zoo.PathFormat(
+        name="timm-folder",
+        looks_for="a timm model folder (config.json naming an architecture, model.safetensors)",
+        claim="zoo_timm.claims:claim_folder",
+    ))

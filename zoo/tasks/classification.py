@@ -253,11 +253,15 @@ class _Rows:
 
 
 def trim(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop padding columns beyond the longest sequence in the batch."""
+    """Drop the padding columns no row of the batch uses (on the right, or on the left for tokenizers
+    that pad there); per-example values (a label per row) pass as they are."""
     if "attention_mask" not in batch:
         return dict(batch)
-    length = int(batch["attention_mask"].sum(dim=1).max())
-    return {k: v[:, :length] for k, v in batch.items()}
+    used = batch["attention_mask"].any(dim=0).nonzero()
+    if not len(used):
+        return dict(batch)
+    first, last = int(used[0]), int(used[-1]) + 1
+    return {k: v[:, first:last] if v.ndim == 2 else v for k, v in batch.items()}
 
 
 class TextClassification(Classification):

@@ -1,0 +1,40 @@
+"""Which local folders the CLIP-style family loads: an open_clip model folder, as open_clip's hub
+format has it (``open_clip_config.json`` with ``model_cfg`` and ``preprocess_cfg``, and the weights).
+
+Reads file names and the config only; open_clip is imported when the model loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import zoo
+from zoo.validation import FileError, read_json_file
+
+CONFIG = "open_clip_config.json"
+WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+PREPROCESSING = {"image_size": "size", "mean": "mean", "std": "std", "interpolation": "interpolation"}
+
+
+def claim_folder(path: Path) -> zoo.PathClaim | None:
+    """A folder with ``open_clip_config.json`` and its weights."""
+    config_file = path / CONFIG
+    if not path.is_dir() or not config_file.is_file():
+        return None
+    config = read_json_file(config_file, {"type": "object", "required": ["model_cfg"],
+                                          "properties": {"model_cfg": {"type": "object"},
+                                                         "preprocess_cfg": {"type": "object"}}},
+                            "an open_clip config")
+    model_cfg = config["model_cfg"]
+    if "hf_tokenizer_name" in model_cfg.get("text_cfg", {}):
+        raise FileError(f"{config_file}: its text tower uses a Hugging Face tokenizer "
+                        f"({model_cfg['text_cfg']['hf_tokenizer_name']}); zoo loads open_clip folders whose "
+                        "text tower uses open_clip's own tokenizer")
+    weights = next((path / name for name in WEIGHTS if (path / name).is_file()), None)
+    if weights is None:
+        raise FileError(f"{path}: an open_clip folder without weights: expected {' or '.join(WEIGHTS)} "
+                        f"beside {CONFIG}")
+    given = config.get("preprocess_cfg") or {}
+    preprocessing = {ours: given[theirs] for theirs, ours in PREPROCESSING.items() if theirs in given}
+    options = {"arch_config": model_cfg, **({"preprocessing": preprocessing} if preprocessing else {})}
+    return zoo.PathClaim(backbone="clip/open-clip", pretrained=str(weights), options=options)
