@@ -57,6 +57,13 @@ class Backbone(torch.nn.Module):
         """Embed a list of PIL images (or a preprocessed [B, C, H, W] tensor) as a [B, D] tensor."""
         raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")
 
+    @property
+    def pretraining_objective(self) -> str:
+        """What ``pretrain`` optimises, which decides the batches the ``pretraining`` task builds:
+        "mlm" (masked-language modelling; text default), "causal-lm" (next-token prediction, for
+        decoder-only text models), "simclr" (images) or "infonce" (image-text pairs)."""
+        return {"text": "mlm", "image": "simclr", "multimodal": "infonce"}[self.modality]
+
     def pretraining_head(self) -> torch.nn.Module | None:
         """Modules the pretraining objective needs besides the backbone (an MLM head, a projector).
 
@@ -74,7 +81,8 @@ class Backbone(torch.nn.Module):
         augmented views ``(view1, view2)`` (the default here: SimCLR's NT-Xent on the projected
         embeddings, with ``correct``: whether each view found its partner); for text backbones a
         tokenised batch whose ``input_ids`` are masked and whose ``labels`` hold the original tokens
-        at masked positions (-100 elsewhere): a text family implements masked-language modelling."""
+        at masked positions (-100 elsewhere): a text family implements masked-language modelling; for
+        "causal-lm" the ``input_ids`` are whole and ``labels`` are the same tokens (-100 at padding)."""
         if self.modality == "image" and head is not None:
             from zoo.engine.distributed import gather_with_grad
             from zoo.tasks.objectives import nt_xent

@@ -151,11 +151,12 @@ def _run_name(backbone: Any, what: str, data: str) -> str:
     return f"{backbone.name.replace('/', '-')}-{what}-{Path(str(data)).stem or data}"
 
 
-def finetune(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
-    """Train ``task``'s head (and the backbone, unless ``mode="linear-probe"``) on ``data``."""
+def finetune(backbone: Any, task: str, data: str, resume: bool = False, **recipe: Any) -> dict[str, Any]:
+    """Train ``task``'s head (and the backbone, unless ``mode="linear-probe"``) on ``data``; ``resume``
+    continues the interrupted run of the same name from its last checkpoint."""
     values = {"model": backbone.name, "task": task, "data": data, **recipe}
     values.setdefault("name", _run_name(backbone, task, data))
-    return run(validate(values, "finetune()"), backbone=backbone)
+    return run(validate(values, "finetune()"), resume=resume, backbone=backbone)
 
 
 def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
@@ -166,12 +167,13 @@ def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, An
     return run(validate(values, "evaluate()"), backbone=backbone)["metrics"]
 
 
-def pretrain(backbone: Any, data: str, **recipe: Any) -> dict[str, Any]:
-    """Self-supervised pretraining with the family's objective (MLM, SimCLR, InfoNCE) on ``data``'s
-    inputs (labels unused); the trained backbone is saved in the run's ``model/backbone``."""
+def pretrain(backbone: Any, data: str, resume: bool = False, **recipe: Any) -> dict[str, Any]:
+    """Self-supervised pretraining with the family's objective (MLM, causal LM, SimCLR, InfoNCE) on
+    ``data``'s inputs (labels unused); the trained backbone is saved in the run's ``model/backbone``.
+    ``resume`` continues the interrupted run of the same name from its last checkpoint."""
     values = {"model": backbone.name, "task": "pretraining", "data": data, "lr": 5e-4, "warmup": 0.05, **recipe}
     values.setdefault("name", _run_name(backbone, "pretrain", data))
-    return run(validate(values, "pretrain()"), backbone=backbone)
+    return run(validate(values, "pretrain()"), resume=resume, backbone=backbone)
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Self-supervised pretraining on the shared engine: each family's own objective on unlabelled data.
 
-- text backbones: masked-language modelling (BERT's rule, `objectives.mask_tokens`) on the texts
-  of a text data set, or on the captions of an image-caption set;
+- text backbones: masked-language modelling (BERT's rule, `objectives.mask_tokens`), with BERT's
+  next-sentence prediction on consecutive lines as an option (``nsp``), or causal language
+  modelling for decoder-only models, on the texts of a text data set or the captions of an
+  image-caption set;
 - image backbones: SimCLR, two augmented views of every image and NT-Xent;
 - CLIP-style backbones: symmetric InfoNCE over image-caption pairs, which is the retrieval
   task's contrastive training (so the run reports R@K as it goes).
@@ -24,7 +26,7 @@ from zoo.data import DataError, fingerprint, load_dataset
 from zoo.data.images import augmentation_transform, decode_all
 from zoo.tasks.base import Task, tokenized
 from zoo.tasks.classification import trim
-from zoo.tasks.objectives import mask_tokens, maskable_positions
+from zoo.tasks.objectives import IGNORE_INDEX, mask_tokens, maskable_positions
 from zoo.tasks.retrieval import Retrieval
 
 
@@ -73,6 +75,38 @@ class _Masked(torch.utils.data.Dataset):
         return {**row, "input_ids": inputs, "labels": labels}
 
 
+class _Whole(torch.utils.data.Dataset):
+    """Token rows for causal language modelling: every real token is a label (the family shifts them)."""
+
+    def __init__(self, tokens: Mapping[str, torch.Tensor]):
+        self.tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self.tokens["input_ids"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = {k: v[index] for k, v in self.tokens.items()}
+        labels = row["input_ids"].masked_fill(row["attention_mask"] == 0, IGNORE_INDEX)
+        return {**row, "labels": labels}
+
+
+def sentence_pairs(texts: list[str], seed: int) -> tuple[list[tuple[str, str]], torch.Tensor]:
+    """BERT's next-sentence pairs: each line with the line after it (label 1) or, half the time, with a
+    line drawn at random from elsewhere (label 0); seeded, so a split's pairs never change."""
+    if len(texts) < 3:
+        raise DataError("next-sentence prediction needs a corpus of at least 3 lines")
+    generator = torch.Generator().manual_seed(seed)
+    pairs, labels = [], []
+    for index in range(len(texts) - 1):
+        is_next = bool(torch.rand((), generator=generator) < 0.5)
+        other = index + 1
+        while not is_next and other in (index, index + 1):
+            other = int(torch.randint(len(texts), (), generator=generator))
+        pairs.append((texts[index], texts[other]))
+        labels.append(int(is_next))
+    return pairs, torch.tensor(labels)
+
+
 class _Views(torch.utils.data.Dataset):
     """Two augmentations of each image; fixed per image for evaluation, so evaluations compare."""
 
@@ -102,6 +136,8 @@ class Pretraining(Task):
     option_help: ClassVar[dict[str, str]] = {
         "extra_data": "more data sets (names or paths) whose training inputs join the corpus",
         "mask_probability": "share of the tokens masked-language modelling predicts (default 0.15)",
+        "nsp": "masked-LM text backbones: add BERT's next-sentence prediction on pairs of consecutive lines "
+               "(half of them with a random second line instead); default false",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
     }
 
@@ -117,6 +153,11 @@ class Pretraining(Task):
         super().__init__(backbone, dataset, mode, options)
         self.kind = "text" if backbone.modality == "text" else "image"
         self.seed = int(self.options.get("seed", 0))
+        self.objective = backbone.pretraining_objective
+        self.nsp = bool(self.options.get("nsp", False))
+        if self.nsp and self.objective != "mlm":
+            raise DataError(f"task_options.nsp: next-sentence prediction goes with masked-language modelling; "
+                            f"{backbone.name} pretrains with {self.objective}")
         self.corpora: dict[str, Any] = {}
 
     def _extra_names(self) -> list[str]:
@@ -135,7 +176,11 @@ class Pretraining(Task):
         key = fingerprint(*[source.fingerprint for source in sources], split, self.backbone.preprocessing)
         if not items:
             raise DataError(f"{self.data.name}: the {split} split is empty")
-        if self.kind == "text":
+        if self.kind == "text" and self.nsp:
+            pairs, is_next = sentence_pairs(items, _fixed_seed(self.seed, len(items)))
+            corpus = {**tokenized(self.backbone, pairs, fingerprint(key, "nsp", self.seed)),
+                      "next_sentence_label": is_next}
+        elif self.kind == "text":
             corpus = tokenized(self.backbone, items, key)
         else:
             corpus, _ = decode_all(items, key, self.options.get("on_bad_image", "skip"))
@@ -148,7 +193,8 @@ class Pretraining(Task):
                 self._corpus(split)
 
     def model(self) -> nn.Module:
-        model = Pretrainer(self.backbone, self.backbone.pretraining_head())
+        head = self.backbone.pretraining_head(nsp=True) if self.nsp else self.backbone.pretraining_head()
+        model = Pretrainer(self.backbone, head)
         if isinstance(self.backbone.weights, str) and Path(self.backbone.weights).is_dir():
             # continued pretraining of an earlier run's model/backbone: its head (saved beside it) goes
             # on too, as transformers' *ForMaskedLM checkpoints carry theirs; otherwise a fresh head's
@@ -158,6 +204,8 @@ class Pretraining(Task):
 
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         corpus = self._corpus(split)
+        if self.objective == "causal-lm":
+            return _Whole(corpus)
         if self.kind == "text":
             probability = float(self.options.get("mask_probability", 0.15))
             return _Masked(corpus, self.backbone.masking_vocabulary(), train, self.seed, probability)
@@ -177,8 +225,13 @@ class Pretraining(Task):
     def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         if "correct" not in outputs:
             return {}
-        name = "masked_token_accuracy" if self.kind == "text" else "partner_top1"
-        return {name: float(outputs["correct"].mean())}
+        name = {"mlm": "masked_token_accuracy", "causal-lm": "next_token_accuracy"}.get(self.objective, "partner_top1")
+        metrics = {name: float(outputs["correct"].mean())}
+        if self.objective == "causal-lm" and "nll" in outputs:  # per predicted token, over the whole split
+            metrics["perplexity"] = float(outputs["nll"].double().mean().exp())
+        if "nsp_correct" in outputs:
+            metrics["nsp_accuracy"] = float(outputs["nsp_correct"].mean())
+        return metrics
 
     def save(self, model: nn.Module, directory: Path) -> None:
         """The backbone (with the family's ``save``), and the pretraining head for re-evaluating the run."""
@@ -195,7 +248,12 @@ class Pretraining(Task):
 
         path = directory / "pretraining_head.safetensors"
         if model.head is not None and path.is_file():
-            model.head.load_state_dict(load_file(str(path)))
+            # an MLM head saved without the next-sentence classifier goes on with a fresh classifier
+            missing, unexpected = model.head.load_state_dict(load_file(str(path)), strict=False)
+            fresh = [key for key in missing if not key.startswith("next_sentence.")]
+            if fresh or unexpected:
+                raise DataError(f"{path} does not fit this pretraining head (missing {fresh[:1]}, unexpected "
+                                f"{unexpected[:1]}): it was saved for another objective or model")
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "extra_data": self._extra_names()}
