@@ -282,3 +282,29 @@ def test_next_sentence_prediction_trains_beside_mlm_and_its_head_is_saved(tmp_pa
     with pytest.raises(zoo.ZooError, match="next-sentence prediction goes with masked-language modelling"):
         zoo.load("text/gpt-tiny").pretrain(str(corpus), output_dir=str(tmp_path), max_steps=1,
                                            task_options={"nsp": True})
+
+
+def test_an_open_clip_training_checkpoint_loads_with_the_architecture_its_run_names(tmp_path):
+    import open_clip
+
+    config = {"embed_dim": 32,
+              "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    (tmp_path / "zoo-tiny-vit.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "zoo-tiny-vit.json")  # an architecture as a user's open_clip has it
+    torch.manual_seed(0)
+    trained = open_clip.create_model("zoo-tiny-vit")
+    run = tmp_path / "logs" / "my-run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "params.txt").write_text("batch_size: 8\nmodel: zoo-tiny-vit\npretrained: \n")
+    checkpoint = run / "checkpoints" / "epoch_3.pt"
+    torch.save({"epoch": 3, "name": "my-run", "state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()},
+                "optimizer": {"state": {}, "param_groups": []}}, checkpoint)
+    model = zoo.load(checkpoint)
+    assert model.name == "clip/open-clip" and model.embed_dim == 32
+    tokens = open_clip.get_tokenizer("zoo-tiny-vit")(["a red square"])
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_text(["a red square"]), trained.encode_text(tokens, normalize=True))
+    (run / "params.txt").write_text("batch_size: 8\n")
+    with pytest.raises(FileError, match="no 'model: ARCH' line"):
+        zoo.load(checkpoint)

@@ -87,6 +87,7 @@ def register_backbones(register):
 def register_path_formats(register):
     register(zoo.PathFormat(
         name="open-clip-folder",
-        looks_for="an open_clip model folder (open_clip_config.json, open_clip_model.safetensors)",
+        looks_for="an open_clip model folder (open_clip_config.json, open_clip_model.safetensors) or a training "
+                  "run's checkpoints/epoch_N.pt (params.txt names the model)",
         claim="zoo_openclip.claims:claim_folder",
     ))

@@ -1,7 +1,9 @@
-"""Which local folders the CLIP-style family loads: an open_clip model folder, as open_clip's hub
-format has it (``open_clip_config.json`` with ``model_cfg`` and ``preprocess_cfg``, and the weights).
+"""What the CLIP-style family loads from disk: an open_clip model folder, as open_clip's hub format has
+it (``open_clip_config.json`` with ``model_cfg`` and ``preprocess_cfg``, and the weights), and a
+checkpoint of an open_clip training run (``RUN/checkpoints/epoch_N.pt``), whose architecture is the
+``model:`` line of the run's ``params.txt``.
 
-Reads file names and the config only; open_clip is imported when the model loads.
+Reads file names and small text files only; open_clip is imported when the model loads.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ PREPROCESSING = {"image_size": "size", "mean": "mean", "std": "std", "interpolat
 
 
 def claim_folder(path: Path) -> zoo.PathClaim | None:
-    """A folder with ``open_clip_config.json`` and its weights."""
+    """A folder with ``open_clip_config.json`` and its weights, or a training run's checkpoint."""
     config_file = path / CONFIG
+    if path.is_file():
+        return claim_checkpoint(path)
     if not path.is_dir() or not config_file.is_file():
         return None
     config = read_json_file(config_file, {"type": "object", "required": ["model_cfg"],
@@ -38,3 +42,16 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
     preprocessing = {ours: given[theirs] for theirs, ours in PREPROCESSING.items() if theirs in given}
     options = {"arch_config": model_cfg, **({"preprocessing": preprocessing} if preprocessing else {})}
     return zoo.PathClaim(backbone="clip/open-clip", pretrained=str(weights), options=options)
+
+
+def claim_checkpoint(path: Path) -> zoo.PathClaim | None:
+    """``RUN/checkpoints/epoch_*.pt`` of ``python -m open_clip_train.main``; the run's ``params.txt`` names the
+    architecture (``model: ViT-B-32``)."""
+    params = path.parent.parent / "params.txt"
+    if path.parent.name != "checkpoints" or not path.name.startswith("epoch_") or not params.is_file():
+        return None
+    lines = params.read_text(errors="replace").splitlines()[:500]
+    arch = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model:")), None)
+    if not arch:
+        raise FileError(f"{params}: no 'model: ARCH' line, so the architecture of {path.name} is unknown")
+    return zoo.PathClaim(backbone="clip/open-clip", pretrained=str(path), options={"model_id": arch})
