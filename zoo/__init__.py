@@ -8,7 +8,7 @@ One registry holds text, vision and CLIP-style backbones contributed by plugins
 from __future__ import annotations
 
 from zoo.api import compare, get_spec, list_backbones, load, plugins
-from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, ZooError
+from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, WeightsWarning, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
 from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
@@ -27,6 +27,7 @@ __all__ = [
     "TaskSpec",
     "Weights",
     "WeightsError",
+    "WeightsWarning",
     "ZooError",
     "compare",
     "get_spec",

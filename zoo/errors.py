@@ -57,3 +57,7 @@ class PluginWarning(UserWarning):
 
 class PreprocessingWarning(UserWarning):
     """Weights were loaded without a preprocessing config of their own; a default was assumed."""
+
+
+class WeightsWarning(UserWarning):
+    """Weights loaded, but not all of the model's: some parameters start at random."""

@@ -13,9 +13,11 @@ Three architectures, each with its own pooling and inputs:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -270,13 +272,18 @@ def _from_directory(spec: zoo.BackboneSpec, weights: Any, directory: Path, trust
         raise WeightsError(f"{spec.name}: {directory} has no config.json; a Hugging Face model directory needs "
                            "config.json, the weights (model.safetensors) and the tokenizer files")
     try:
-        model = AutoModel.from_pretrained(str(directory), local_files_only=True, trust_remote_code=trust_remote_code)
+        model, loading = AutoModel.from_pretrained(str(directory), local_files_only=True,
+                                                   trust_remote_code=trust_remote_code, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True,
                                                   trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         hint = ("; it ships its own model code, which zoo runs only with trust_remote_code=True "
                 "(model_options: {trust_remote_code: true}): read that code first") if "custom code" in str(exc) else ""
         raise WeightsError(f"{spec.name}: cannot load {directory}: {str(exc).splitlines()[0]}{hint}") from None
+    missing = loading.get("missing_keys") or []
+    if missing:  # transformers says so only in its (silenced) log: a user must know part of the model is random
+        warnings.warn(f"{spec.name}: {len(missing)} weight(s) of the model are not in {directory} and start at "
+                      f"random, first {sorted(missing)[0]!r}", zoo.WeightsWarning, stacklevel=3)
     return TextBackbone(spec, weights, model.eval(), tokenizer, **{**_sentence_config(directory), **settings})
 
 
@@ -326,6 +333,28 @@ def _scratch_tokenizer(spec: zoo.BackboneSpec, saved_dir: str | None, tokenizer:
         raise WeightsError(f"{spec.name}: cannot load a tokenizer from {directory}: {reason}") from None
 
 
+def quietly(factory: Any) -> Any:
+    """``factory`` with transformers' log lines and progress bars ("Loading weights") silenced while it
+    runs, and put back as they were after: zoo reports what matters (missing weights) itself."""
+
+    @functools.wraps(factory)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        from transformers.utils import logging as hf_logging
+
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            return factory(*args, **kwargs)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+    return quiet
+
+
+@quietly
 def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "config",
           config: Mapping[str, Any] | None = None, model_id: str | None = None, max_length: int | None = None,
           pooling: str | None = None, normalize: bool | None = None, trust_remote_code: bool = False,
