@@ -131,6 +131,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
                    for split in dict.fromkeys([recipe.eval_split, *([recipe.test_split] if recipe.test_split else [])])}
         results = {
             "name": run_dir.name, **task.describe(), "backbone": task.backbone.name, "metrics": metrics,
+            "chance": {split: task.chance(split) for split in metrics},
             "train": trained["summary"], "wall_seconds": round(time.perf_counter() - started, 2),
             "provenance": provenance(ctx, recipe, task, trained["summary"]["precision"]),
             "recipe": recipe.to_dict(), "run_dir": str(run_dir),

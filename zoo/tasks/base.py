@@ -80,6 +80,12 @@ class Task:
         """Metrics from the outputs of every evaluation batch, concatenated."""
         raise NotImplementedError
 
+    def chance(self, split: str) -> dict[str, float]:
+        """What each metric of ``split`` would read without a model: the share of the most common class
+        for accuracy, a random ranking's R@K for retrieval. Recorded beside the metrics, so a table can
+        show chance and flag a result below it; {} where a task has no such baseline."""
+        return {}
+
     def save(self, model: nn.Module, directory: Path) -> None:
         """Write the trained result (backbone and head) into ``directory``."""
         raise NotImplementedError
@@ -120,3 +126,11 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+def majority_share(labels: Any) -> float:
+    """The accuracy of always answering the most common label: the bar a classifier must clear."""
+    from collections import Counter
+
+    counts = Counter(int(label) for label in labels)
+    return max(counts.values()) / sum(counts.values()) if counts else 0.0

@@ -21,7 +21,7 @@ from torch import nn
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import AUGMENTATIONS, decode_all, image_settings, tensor_transform
-from zoo.tasks.base import Task, to_device, tokenized
+from zoo.tasks.base import Task, majority_share, to_device, tokenized
 from zoo.tasks.metrics import classification_metrics
 
 
@@ -216,6 +216,9 @@ class Classification(Task):
 
     def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return classification_metrics(outputs["preds"], outputs["targets"], self.data.num_classes)
+
+    def chance(self, split: str) -> dict[str, float]:
+        return {"accuracy": majority_share(self.data.split(split).labels)}
 
     def save(self, model: nn.Module, directory: Path) -> None:
         """The backbone (with the family's ``save``) and the head with its class names."""

@@ -23,7 +23,7 @@ from zoo.data.images import decode_all, tensor_transform
 from zoo.errors import ZooError
 from zoo.tasks.base import Task, to_device, tokenized
 from zoo.tasks.objectives import info_nce
-from zoo.tasks.retrieval_metrics import DEFINITION, relevant_ranks, summarize
+from zoo.tasks.retrieval_metrics import DEFINITION, random_recall, relevant_ranks, summarize
 
 
 class _Pairs(torch.utils.data.Dataset):
@@ -223,6 +223,21 @@ class Retrieval(Task):
         module.train()
         metrics["definition"] = DEFINITION
         return metrics
+
+    def chance(self, split: str) -> dict[str, float]:
+        """R@K of a random ranking: one image is relevant to a caption among N images; an image's own
+        captions (r of M) are relevant to it, a caption's siblings (r - 1 of M - 1) in text->text."""
+        entry = self._split(split)
+        images, captions = len(entry["captions_of"]), len(entry["image_of"])
+        counts = [len(own) for own in entry["captions_of"]]
+        out = {}
+        for k in (1, 5, 10):
+            if self.text_only:
+                out[f"text->text R@{k}"] = sum(random_recall(captions - 1, r - 1, k) * r for r in counts) / captions
+            else:
+                out[f"text->image R@{k}"] = random_recall(images, 1, k)
+                out[f"image->text R@{k}"] = sum(random_recall(captions, r, k) for r in counts) / images
+        return out
 
     def save(self, model: nn.Module, directory: Path) -> None:
         if self.trains:

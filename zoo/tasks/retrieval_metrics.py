@@ -67,3 +67,14 @@ def summarize(ranks: list[list[int]], ks: Sequence[int] = (1, 5, 10)) -> dict[st
     precisions = [sum((hit + 1) / rank for hit, rank in enumerate(r)) / len(r) for r in ranks]
     metrics["mAP"] = sum(precisions) / len(precisions)
     return metrics
+
+
+def random_recall(candidates: int, relevant: int, k: int) -> float:
+    """R@K of a random ranking: the chance that ``k`` of ``candidates`` items drawn at random include at
+    least one of the ``relevant`` ones (1 - C(n - r, k) / C(n, k))."""
+    import math
+
+    if relevant <= 0 or candidates <= 0:
+        return 0.0
+    k = min(k, candidates)
+    return 1.0 - math.comb(candidates - relevant, k) / math.comb(candidates, k)

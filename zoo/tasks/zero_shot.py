@@ -10,7 +10,7 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint
 from zoo.data.images import decode_all, tensor_transform
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, majority_share
 from zoo.tasks.metrics import classification_metrics
 
 # A few of CLIP's prompt templates for small natural images (the CIFAR set).
@@ -59,9 +59,10 @@ class ZeroShotClassification(Task):
             preds = torch.cat([
                 (model.encode_image(torch.stack([transform(i) for i in images[s:s + 64]]).to(device)).float().cpu()
                  @ classes.T).argmax(dim=1) for s in range(0, len(images), 64)])
-        metrics = classification_metrics(preds, labels, self.data.num_classes)
-        metrics["chance"] = 1 / self.data.num_classes
-        return metrics
+        return classification_metrics(preds, labels, self.data.num_classes)
+
+    def chance(self, split: str) -> dict[str, float]:
+        return {"accuracy": majority_share(self.data.split(split).labels)}
 
     def save(self, model: nn.Module, directory) -> None:
         """Nothing is trained, so nothing is saved."""
