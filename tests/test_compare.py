@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zoo
-from zoo.comparison import cell_environments, load_spec, run_compare
-from zoo.comparison_report import merge
+from zoo.comparisons import load_spec, merge, run_compare, spec_from_dict
+from zoo.comparisons.run import cell_environments
 from zoo.errors import ZooError
 from zoo.recipes import RecipeError
 
@@ -53,10 +53,10 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     assert skipped["status"] == "skipped" and "needs a text or multimodal backbone" in skipped["error"]
     markdown = (out / "table.md").read_text()
     assert "| text/bert-tiny |" in markdown and "±" in markdown and "skipped" in markdown
-    assert sum("running" in line for line in lines) == 4
+    assert sum(": ok in" in line for line in lines) == 4 and len(lines) == 4  # one line per cell run
     again: list[str] = []  # one at a time now: the same cells, so all reused and the same table
     assert run_compare(load_spec(write_spec(tmp_path)), progress=again.append)["rows"] == table["rows"]
-    assert not any("running" in line for line in again) and sum("reused" in line for line in again) == 4
+    assert not any(": ok in" in line for line in again) and sum("reused" in line for line in again) == 4
     tampered = next((out / "cells").glob("*/cell.json"))  # a finished cell's record, edited: never trusted
     record = json.loads(tampered.read_text())
     record["metrics"][next(iter(record["metrics"]))]["accuracy"] = ["<script>"]
@@ -126,7 +126,7 @@ def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_pat
     assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
     assert failed["status"] == "failed" and "is not a directory" in failed["error"]  # the rest still completes
     assert lines[0].startswith("zoo: warning: data root") and "The cells on cifar10 will fail" in lines[0]
-    assert "failed (" in (tmp_path / "api" / "table.md").read_text() and any("running" in line for line in lines)
+    assert "failed (" in (tmp_path / "api" / "table.md").read_text() and any(": failed in" in line for line in lines)
     with pytest.raises(RecipeError, match="compare spec: cells must be a non-empty list"):
         zoo.compare({**DIGITS, "cells": []})
 
@@ -153,5 +153,68 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
     assert len(finished) == 1 and not (tmp_path / "out" / "table.md").exists()
     resumed = run_zoo("compare", str(spec))
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": running") == 1
+    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": ok in") == 1
     assert "| vision/example-convnet |" in resumed.stdout
+
+
+TRAINED = {
+    "backbones": ["vision/example-convnet", {"trained": "tuned"}],
+    "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
+    "cells": [{"id": "tuned", "label": "digits fine-tune", "backbones": ["vision/example-convnet"],
+               "task": "image-classification", "data": "digits", "mode": "finetune"},
+              {"task": "image-classification", "data": "digits", "mode": "linear-probe", "train_limit": 300}],
+}
+
+
+def test_a_cell_can_evaluate_what_another_cell_trained(tmp_path):
+    lines: list[str] = []
+    table = run_compare(spec_from_dict({**TRAINED, "output_dir": str(tmp_path / "out")}), progress=lines.append,
+                        jobs=2)
+    rows = {(r["backbone"], r["mode"]): r for r in table["rows"]}
+    child = rows[("vision/example-convnet + digits fine-tune", "linear-probe")]
+    parent = rows[("vision/example-convnet", "finetune")]
+    assert child["status"] == parent["status"] == rows[("vision/example-convnet", "linear-probe")]["status"] == "ok"
+    assert child["provenance"]["parent"]["cell"] == "tuned"
+    assert child["provenance"]["parent"]["key"] == parent["runs"][0].split("/")[1]
+    assert child["provenance"]["weights"].endswith("run/model/backbone")  # the parent's saved backbone
+    assert child["chance"] == pytest.approx(0.1, abs=0.02) and child["below_chance"] is False
+    order = [line for line in lines if ": ok in" in line]
+    assert "+ digits fine-tune" in order[-1]  # the cell using what "tuned" trained ran after it
+    again: list[str] = []
+    run_compare(spec_from_dict({**TRAINED, "output_dir": str(tmp_path / "out")}), progress=again.append)
+    assert sum(": reused" in line for line in again) == 3 and not any(": ok in" in line for line in again), again
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "vision/example-convnet + digits fine-tune" in page and 'href="cells/' in page
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([{"id": "a", "backbones": [{"trained": "b"}], "task": "image-classification", "data": "digits"},
+      {"id": "b", "backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"}],
+     "cells a -> b -> a depend on each other's trained backbones"),
+    ([{"backbones": [{"trained": "nope"}], "task": "image-classification", "data": "digits"}],
+     r"\{trained: nope\} names no cell; the cells' ids: none has an id"),
+    ([{"id": "a", "task": "image-classification", "data": "digits", "mode": "linear-probe"},
+      {"backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"}],
+     "cell 'a' runs mode linear-probe, which trains no backbone"),
+], ids=["cycle", "missing-parent", "probe-parent"])
+def test_a_bad_dependency_is_one_line_before_anything_runs(tmp_path, cells, message):
+    spec = {"backbones": ["vision/example-convnet"], "cells": cells, "output_dir": str(tmp_path / "out")}
+    with pytest.raises(RecipeError, match=message):
+        run_compare(spec_from_dict(spec))
+    assert not list((tmp_path / "out" / "cells").glob("*"))
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    result = run_zoo("compare", str(tmp_path / "spec.yaml"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_failed_parent_skips_its_cells_with_the_reason_and_the_rest_run(tmp_path):
+    failing = {**TRAINED["cells"][0], "data": str(tmp_path / "missing.tsv")}
+    spec = {**TRAINED, "cells": [failing, TRAINED["cells"][1]], "output_dir": str(tmp_path / "out")}
+    lines: list[str] = []
+    table = run_compare(spec_from_dict(spec), progress=lines.append)
+    rows = {(r["backbone"], r["mode"]): r for r in table["rows"]}
+    assert rows[("vision/example-convnet", "finetune")]["status"] == "failed"
+    child = rows[("vision/example-convnet + digits fine-tune", "linear-probe")]
+    assert child["status"] == "skipped" and child["error"].startswith("its parent cell 'tuned' failed: ")
+    assert rows[("vision/example-convnet", "linear-probe")]["status"] == "ok"
+    assert any("skipped (its parent cell 'tuned' failed" in line for line in lines)

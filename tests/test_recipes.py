@@ -21,7 +21,7 @@ def test_every_shipped_recipe_validates(path):
 
 @pytest.mark.parametrize("path", COMPARE_SPECS, ids=lambda p: p.name)
 def test_every_shipped_compare_spec_plans(path):
-    from zoo.comparison import load_spec, plan
+    from zoo.comparisons import load_spec, plan
 
     cells = plan(load_spec(path))
     assert cells and any(not cell.skip for cell in cells)

@@ -281,7 +281,7 @@ def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs
     plots are written to the output directory. ``progress`` receives one line per cell;
     ``jobs`` cells run at once (each in its own process).
     """
-    from zoo.comparison import load_spec, run_compare, spec_from_dict
+    from zoo.comparisons import load_spec, run_compare, spec_from_dict
 
     loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
     return run_compare(loaded, progress=progress or (lambda line: None), jobs=jobs)

@@ -272,7 +272,7 @@ def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
               help="Cells to run at once, each in its own process with an equal share of the CPU cores "
                    "and, with several GPUs, one GPU each.")
 def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_root: str | None, jobs: int) -> None:
-    """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json and plots.
+    """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json, plots and report.html.
 
     \b
     Cells already computed with the same recipe and library versions are reused,
@@ -282,8 +282,8 @@ def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_ro
       zoo compare recipes/quickstart.yaml -j 2        two cells at a time
       zoo compare --merge results/laptop results/gpu-box -o results/all
     """
-    from zoo.comparison import load_spec, run_compare
-    from zoo.comparison_report import markdown, merge
+    from zoo.comparisons import load_spec, merge, run_compare
+    from zoo.comparisons.table import markdown
 
     if merge_dirs:
         if not output:
@@ -295,11 +295,12 @@ def compare(spec: tuple[str, ...], merge_dirs: bool, output: str | None, data_ro
             raise click.UsageError("give one compare spec (or --merge with result directories)")
         overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
         loaded = load_spec(spec[0], overrides)
-        table = run_compare(loaded, progress=lambda line: click.echo(line, err=True), jobs=jobs)
+        table = run_compare(loaded, progress=lambda line: click.echo(line, err=True), jobs=jobs, bar=True)
         out = loaded.output_dir
     click.echo(markdown(table))
     click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png",
                err=True)
+    click.echo(f"report: {os.path.join(out, 'report.html')}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -74,19 +74,22 @@ PROVENANCE_SCHEMA = {
                    "seeds": {"type": "array", "items": {"type": "integer"}},
                    "data_fingerprint": _OPTIONAL_TEXT,
                    "recipe_hash": {"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]},
-                   "weights": {"type": ["string", "object", "null"]}},
+                   "weights": {"type": ["string", "object", "null"]},
+                   "parent": {"type": "object", "properties": {"cell": _OPTIONAL_TEXT, "key": _TEXT,
+                                                               "backbone": _TEXT, "model": _TEXT}}},
 }
 RESULTS_SCHEMA = {
     "type": "object", "required": ["metrics", "train", "provenance"],
-    "properties": {"metrics": _SPLIT_METRICS, "train": {"type": "object", "additionalProperties": {
+    "properties": {"metrics": _SPLIT_METRICS, "chance": _SPLIT_METRICS, "train": {"type": "object", "additionalProperties": {
         "type": ["number", "string", "boolean", "null"]}}, "provenance": PROVENANCE_SCHEMA},
 }
 CELL_SCHEMA = {
     "type": "object", "required": ["backbone", "recipe", "key", "status"],
     "properties": {
-        "backbone": _NAME, "recipe": {"type": "object"}, "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "backbone": _TEXT, "recipe": {"type": "object"}, "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
         "status": {"enum": ["ok", "failed", "skipped"]}, "error": _OPTIONAL_TEXT, "seconds": _NUMBER,
-        "peak_rss_mb": _NUMBER, "metrics": _SPLIT_METRICS, "train": RESULTS_SCHEMA["properties"]["train"],
+        "peak_rss_mb": _NUMBER, "metrics": _SPLIT_METRICS, "chance": _SPLIT_METRICS,
+        "train": RESULTS_SCHEMA["properties"]["train"],
         "provenance": PROVENANCE_SCHEMA,
     },
     "if": {"properties": {"status": {"const": "ok"}}}, "then": {"required": ["metrics", "train", "provenance"]},
@@ -100,7 +103,8 @@ ROW_SCHEMA = {
         "status": {"enum": ["ok", "failed", "skipped"]}, "error": _OPTIONAL_TEXT,
         "metric": _TEXT, "mean": {"type": "number"}, "std": {"type": "number"}, "metrics": _METRICS,
         "train_seconds": _NUMBER, "train_samples_per_s": _NUMBER, "inference_samples_per_s": _NUMBER,
-        "peak_rss_mb": _NUMBER, "provenance": PROVENANCE_SCHEMA,
+        "peak_rss_mb": _NUMBER, "provenance": PROVENANCE_SCHEMA, "chance": _NUMBER,
+        "below_chance": {"type": "boolean"}, "runs": {"type": "array", "items": _TEXT},
     },
     "if": {"properties": {"status": {"const": "ok"}}}, "then": {"required": ["metric", "mean", "std"]},
 }

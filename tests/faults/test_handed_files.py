@@ -15,7 +15,7 @@ import torch
 
 import zoo
 from conftest import run_zoo
-from zoo.comparison_report import markdown, merge
+from zoo.comparisons.table import markdown, merge
 from zoo.data.cache import cached, save_checksummed
 from zoo.engine.checkpoint import MAGIC, CheckpointError, load_checkpoint, rng_state, save_checkpoint
 from zoo.errors import OptionError
@@ -254,7 +254,7 @@ def test_the_report_shows_strings_from_a_file_and_never_runs_them(tmp_path):
     merged = merge([folder], tmp_path / "merged")
     text = (tmp_path / "merged" / "table.md").read_text()
     assert "<script>" not in text and "&lt;script&gt;alert('zoo')&lt;/script&gt;" in text
-    assert r"| backbone | t / a\|b c / m |" in text and text == markdown(merged)  # one column, one line
+    assert r"| backbone | t / a\|b c / m: acc |" in text and text == markdown(merged)  # one column, one line
 
 
 # -- recipes and run folders -------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""``zoo compare``: one table of backbones x tasks x modes x seeds, across modalities, with provenance.
+"""Running a comparison on this machine: each cell a `zoo run` process, then the table.
 
-A compare spec (YAML) names backbones (registry patterns allowed), cells (task,
-data, mode and recipe keys) and seeds. Every (backbone, cell, seed) runs through
-the same engine as ``zoo run``, each in its own process (so one failure or crash
-cannot take the table down, and its peak memory is its own), into
-``OUTPUT/cells/ID/``. A cell whose ``cell.json`` already holds a result with the
-same recipe hash and library versions is reused, so an interrupted compare
-continues where it stopped and a second run with warm caches is quick. The
-table is written as ``table.md``, ``table.csv``, ``table.json`` and PNG plots.
+Every (backbone, cell, seed) runs through the same engine as ``zoo run``, each in its
+own process (so one failure or crash cannot take the table down, and its peak memory
+is its own), into ``OUTPUT/cells/KEY/``. A cell whose ``cell.json`` already holds a
+result for the same key (recipe and library versions) is reused, so an interrupted
+compare continues where it stopped and a second run is quick. Cells that evaluate
+another cell's trained backbone start when it ends; when it fails they are recorded
+as skipped with its reason. The table is written as ``table.md``,
+``table.csv``, ``table.json``, PNG plots and ``report.html``.
 """
 
 from __future__ import annotations
@@ -20,92 +20,15 @@ import queue
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from zoo.recipes import RecipeError, validate
+from zoo.comparisons.plan import Cell, CompareSpec, plan
+from zoo.recipes import RecipeError
 from zoo.records import library_versions, write_json
 from zoo.validation import CELL_SCHEMA, MEASURE_SCHEMA, RESULTS_SCHEMA, FileError, read_json_file
-
-SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
-
-
-@dataclass
-class CompareSpec:
-    """What to compare: backbone patterns x cells x seeds; ``defaults`` are recipe keys for every cell."""
-
-    name: str
-    backbones: list[str]
-    cells: list[dict[str, Any]]
-    seeds: list[int] = field(default_factory=lambda: [0])
-    defaults: dict[str, Any] = field(default_factory=dict)
-    output_dir: str = "results"
-    data_root: str | None = None
-
-
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareSpec:
-    """The compare spec in YAML file ``path``, with ``overrides`` (e.g. output_dir) applied."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"compare spec {path} not found")
-    return spec_from_dict({"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}, path)
-
-
-def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -> CompareSpec:
-    """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``."""
-    unknown = sorted(set(values) - SPEC_KEYS)
-    if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
-    for key in ("backbones", "cells"):
-        if not values.get(key) or not isinstance(values[key], list):
-            raise RecipeError(f"{where}: {key} must be a non-empty list")
-    return CompareSpec(**{"name": "compare", **values})
-
-
-@dataclass
-class Cell:
-    backbone: str
-    recipe: dict[str, Any]
-    skip: str | None = None  # why the backbone cannot do this task
-
-    @property
-    def key(self) -> str:
-        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()},
-                             sort_keys=True)
-        return hashlib.sha256(content.encode()).hexdigest()[:16]
-
-
-def plan(spec: CompareSpec) -> list[Cell]:
-    """Every (backbone, cell, seed), in order; cells a backbone cannot do are marked skipped with the reason."""
-    from zoo.api import get_plugin_set
-
-    registry = get_plugin_set().registry
-    names: list[str] = []
-    for pattern in spec.backbones:
-        found = [s.name for s in registry.list_backbones(pattern)] if any(c in pattern for c in "*?[") else \
-            [registry.resolve_backbone(pattern)[0].name]
-        if not found:
-            raise RecipeError(f"compare spec {spec.name!r}: no backbone matches {pattern!r} (see zoo list)")
-        names += [n for n in found if n not in names]
-    cells = []
-    for index, raw in enumerate(spec.cells):
-        values = {**spec.defaults, **raw}
-        for seed in spec.seeds:
-            for name in names:
-                recipe = {**values, "model": name, "seed": seed, "data_root": spec.data_root}
-                validate(recipe, f"compare spec {spec.name!r}, cell {index + 1}")
-                task = registry.get("task", recipe["task"])
-                modality = registry.resolve_backbone(name)[0].modality
-                skip = None if modality in task.modalities else \
-                    f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
-                cells.append(Cell(name, recipe, skip))
-    return cells
-
 
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
@@ -145,8 +68,11 @@ def _run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) ->
             results = read_json_file(results_file, RESULTS_SCHEMA, "a run's results.json")
         except FileError as exc:
             return {**record, "status": "failed", "error": str(exc)}
-        record.update(status="ok", metrics=results["metrics"], train=results["train"],
-                      provenance=results["provenance"])
+        record.update(status="ok", metrics=results["metrics"], chance=results.get("chance", {}),
+                      train=results["train"], provenance=results["provenance"])
+        if cell.parent is not None:  # the trained backbone it evaluates: which cell made it
+            record["provenance"]["parent"] = {"cell": cell.parent.cell_id, "key": cell.parent.key,
+                                              "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
     else:
         lines = [line for line in (directory / "stderr.log").read_text().splitlines()
                  if line.startswith("zoo: error:")]
@@ -155,9 +81,11 @@ def _run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) ->
     return record
 
 
-def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
-    """Parameters, GFLOPs per sample and inference samples/s of each encoder (cached per versions)."""
-    key = hashlib.sha256(json.dumps([name, library_versions(), platform.node()]).encode()).hexdigest()[:16]
+def measure_backbone(name: str, cache: Path, model_source: str | None = None) -> dict[str, Any]:
+    """Parameters, GFLOPs per sample and inference samples/s of each encoder (cached per versions);
+    ``model_source`` is what loads it when that is not ``name`` (a trained backbone's folder)."""
+    source = model_source or name
+    key = hashlib.sha256(json.dumps([name, source, library_versions(), platform.node()]).encode()).hexdigest()[:16]
     path = cache / f"{name.replace('/', '--')}.json"
     if path.exists():
         try:
@@ -170,32 +98,19 @@ def measure_backbone(name: str, cache: Path) -> dict[str, Any]:
     from zoo.measure import measure_encoders
 
     try:
-        model = zoo.load(name)
+        model = zoo.load(source)
         rows = measure_encoders(model, batch=16, seconds=1.0)
         spec = model.spec
         info = {"key": key, "params": model.num_params(), "family": spec.plugin, "modality": spec.modality,
                 "license": spec.license, "gflops": {r["input"]: round(r["gflops_per_sample"], 4) for r in rows},
                 "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows}}
     except Exception as exc:  # noqa: BLE001 - a backbone that does not load fails its cells, not the table
-        spec = zoo.get_spec(name)
+        spec = zoo.get_spec(name if model_source is None else name.split(" + ")[0])
         info = {"key": key, "params": spec.params, "family": spec.plugin, "modality": spec.modality,
                 "license": spec.license, "gflops": {}, "inference_per_s": {}, "error": str(exc).splitlines()[0]}
     cache.mkdir(parents=True, exist_ok=True)
     write_json(path, info)
     return info
-
-
-def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float]:
-    """The headline number of a cell: its test split's (else eval split's) primary metric."""
-    from zoo.tasks import get_task
-
-    split = recipe.get("test_split") or recipe.get("eval_split", "validation")
-    values = metrics.get(split) or next(iter(metrics.values()))
-    task = get_task(recipe["task"])
-    numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in numbers]
-    name = (preferred or numbers)[0]
-    return f"{split} {name}", values[name]
 
 
 def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any) -> None:
@@ -244,13 +159,17 @@ def cell_environments(jobs: int, base: dict[str, str], cores: int, gpus: list[st
     return environments
 
 
-def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict[str, Any]:
-    """Run (or reuse) every cell, ``jobs`` at a time, then write the tables and plots; returns the table.
+def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bool = False) -> dict[str, Any]:
+    """Run (or reuse) every cell, ``jobs`` at a time, then write the tables, plots and report; returns the table.
 
+    ``progress`` gets one line per cell as it finishes (reused, ok, failed or skipped, with the reason);
+    ``bar`` adds a progress bar on a terminal. Cells that use another cell's trained backbone wait for it.
     With ``jobs`` > 1 each cell's process gets an equal share of the CPU cores (``OMP_NUM_THREADS``,
     unless already set) and, where several GPUs are visible, a GPU of its own (see `cell_environments`);
     the cells' wall times in the table were then measured side by side.
     """
+    from tqdm.auto import tqdm
+
     if not isinstance(jobs, int) or jobs < 1:
         raise RecipeError(f"jobs must be a whole number of at least 1, got {jobs!r}")
     out = Path(spec.output_dir)
@@ -260,47 +179,74 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1) -> dict
     environments: queue.SimpleQueue = queue.SimpleQueue()  # a running cell holds one; no two hold the same
     for env in cell_environments(jobs, dict(os.environ), os.cpu_count() or 1, visible_gpus() if jobs > 1 else []):
         environments.put(env)
+    runnable = [cell for cell in cells if not cell.skip]
+    counter = tqdm(total=len(runnable), desc=spec.name, unit="cell", disable=not bar or None, leave=False)
+    numbers = {id(cell): number for number, cell in enumerate(runnable, 1)}
+    records: dict[int, dict[str, Any]] = {}
 
-    def record_of(number: int, cell: Cell) -> dict[str, Any]:
+    def say(cell: Cell, outcome: str) -> None:
+        recipe = cell.recipe
+        line = (f"[{numbers[id(cell)]}/{len(runnable)}] {cell.backbone} {recipe['task']} {recipe['data']} "
+                f"{recipe.get('mode') or 'default mode'} seed {recipe['seed']}: {outcome}")
+        counter.write(line) if not counter.disable else progress(line)
+
+    def report(cell: Cell, outcome: str) -> None:
+        say(cell, outcome)
+        counter.update(1)
+
+    def record_of(cell: Cell) -> dict[str, Any]:
+        base = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key}
+        if cell.skip:
+            return {**base, "status": "skipped", "error": cell.skip}
+        parent = records.get(id(cell.parent)) if cell.parent is not None else None
+        if parent is not None and parent["status"] != "ok":
+            reason = f"its parent cell {cell.parent.cell_id!r} {parent['status']}: {parent.get('error')}"
+            report(cell, f"skipped ({reason})")
+            return {**base, "status": "skipped", "error": reason}
         directory = out / "cells" / cell.key
         previous = directory / "cell.json"
-        label = f"[{number}/{len(cells)}] {cell.backbone} {cell.recipe['task']} {cell.recipe['data']} " \
-                f"{cell.recipe.get('mode', 'finetune')} seed {cell.recipe['seed']}"
-        if cell.skip:
-            return {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "skipped",
-                    "error": cell.skip}
         with _locked(directory):  # compares sharing an output directory run each cell once
             if previous.exists():
                 try:
                     finished = read_json_file(previous, CELL_SCHEMA, "a compare cell's cell.json")
                 except FileError as exc:
-                    progress(f"{label}: {exc}; running it again")
+                    say(cell, f"{exc}; running it again")
                     finished = {}
                 if finished.get("status") == "ok" and finished.get("key") == cell.key:
-                    progress(f"{label}: reused")
+                    report(cell, "reused")
                     return finished
-            progress(f"{label}: running")
             env = environments.get()
             try:
                 record = _run_cell(cell, directory, env)
             finally:
                 environments.put(env)
             write_json(previous, record)
-            progress(f"{label}: {record['status']} in {record['seconds']:.0f} s"
-                     + (f" ({record['error']})" if record["status"] == "failed" else ""))
+            report(cell, f"{record['status']} in {record['seconds']:.0f} s"
+                   + (f" ({record['error']})" if record["status"] == "failed" else ""))
             return record
 
-    if jobs == 1:
-        records = [record_of(number, cell) for number, cell in enumerate(cells, 1)]
-    else:
-        pool = ThreadPoolExecutor(jobs)  # threads only wait: each cell runs in its own process
-        try:
-            records = list(pool.map(record_of, range(1, len(cells) + 1), cells))
-        finally:
-            pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts
-    backbones = {c.backbone: measure_backbone(c.backbone, out / "backbones") for c in cells if not c.skip}
-    from zoo.comparison_report import build_table, write_outputs
+    children: dict[int, list[Cell]] = {}
+    for cell in cells:
+        if cell.parent is not None:
+            children.setdefault(id(cell.parent), []).append(cell)
+    pool = ThreadPoolExecutor(jobs)  # threads only wait: each cell runs in its own process
+    try:
+        # a parent starts first and its cells start as soon as it ends (never a thread waiting on another)
+        roots = sorted((cell for cell in cells if cell.parent is None), key=lambda cell: id(cell) not in children)
+        running = {pool.submit(record_of, cell): cell for cell in roots}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                cell = running.pop(future)
+                records[id(cell)] = future.result()
+                running.update({pool.submit(record_of, child): child for child in children.get(id(cell), [])})
+    finally:
+        pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts
+        counter.close()
+    sources = {c.backbone: (c.recipe["model"] if c.parent is not None else None) for c in runnable}
+    backbones = {name: measure_backbone(name, out / "backbones", source) for name, source in sources.items()}
+    from zoo.comparisons.table import build_table, write_outputs
 
-    table = build_table(spec.name, records, backbones)
+    table = build_table(spec.name, [records[id(cell)] for cell in cells], backbones)
     write_outputs(table, out)
     return table

@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ TASK_INPUT = {"text-classification": "text", "image-classification": "image", "z
 
 
 def _group(record: dict[str, Any]) -> str:
-    recipe = {k: v for k, v in record["recipe"].items() if k not in ("seed", "data_root")}
+    # seeds and data roots vary within a row; so does a trained backbone's folder (one parent per seed)
+    recipe = {k: v for k, v in record["recipe"].items() if k not in ("seed", "data_root", "model")}
     return json.dumps([record["backbone"], recipe], sort_keys=True)
 
 
@@ -29,10 +31,21 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float]:
+    """The headline number of a cell: its test split's (else eval split's) primary metric."""
+    from zoo.tasks import get_task
+
+    split = recipe.get("test_split") or recipe.get("eval_split", "validation")
+    values = metrics.get(split) or next(iter(metrics.values()))
+    task = get_task(recipe["task"])
+    numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in numbers]
+    name = (preferred or numbers)[0]
+    return f"{split} {name}", values[name]
+
+
 def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One row per (backbone, cell) with metrics as mean and std over seeds, and the provenance of each."""
-    from zoo.comparison import primary
-
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(_group(record), []).append(record)
@@ -54,7 +67,12 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             metric, _ = primary(recipe, done[0]["metrics"])
             values = [primary(recipe, m["metrics"])[1] for m in done]
             row["metric"], (row["mean"], row["std"]) = metric, _mean_std(values)
-            split = metric.split(" ", 1)[0]
+            split, name = metric.split(" ", 1)
+            chances = [m.get("chance", {}).get(split, {}).get(name) for m in done]
+            if all(isinstance(c, (int, float)) for c in chances):
+                row["chance"] = round(statistics.fmean(chances), 6)
+                row["below_chance"] = row["mean"] < row["chance"]
+            row["runs"] = [f"cells/{m['key']}/run" for m in done]
             row["metrics"] = {k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
                               for k, v in done[0]["metrics"][split].items() if isinstance(v, (int, float))}
             train = [m["train"] for m in done]
@@ -68,7 +86,8 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
                                  "threads": prov.get("threads"),  # torch's CPU threads (fewer with compare --jobs)
                                  "seeds": row["seeds"], "data_fingerprint": prov["data_fingerprint"],
                                  "recipe_hash": sorted({m["provenance"]["recipe_hash"] for m in done}),
-                                 "weights": prov["weights"]}
+                                 "weights": prov["weights"],
+                                 **({"parent": prov["parent"]} if "parent" in prov else {})}
         rows.append(row)
     return {"schema": SCHEMA, "name": name, "rows": rows}
 
@@ -76,7 +95,30 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
 def _cell(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return f"{row['status']}: {row['error']}" if row["status"] == "skipped" else f"failed ({row['error']})"
-    return f"{row['mean']:.4f} ± {row['std']:.4f}" if len(row["seeds"]) > 1 else f"{row['mean']:.4f}"
+    value = f"{row['mean']:.4f} ± {row['std']:.4f}" if len(row["seeds"]) > 1 else f"{row['mean']:.4f}"
+    return value + (" ⚠ below chance" if row.get("below_chance") else "")
+
+
+def column_of(row: dict[str, Any]) -> str:
+    """The matrix column a row belongs to: task, data set and mode."""
+    return f"{row['task']} / {row['data']} / {row['mode']}"
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Each column and the one metric its finished rows report (None when they report different ones)."""
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(column_of(row), set()).update([row["metric"]] if row["status"] == "ok" else [])
+    return {column: (next(iter(metrics)) if len(metrics) == 1 else None) for column, metrics in found.items()}
+
+
+def chance_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per (column, metric) with a chance level: what a model must beat."""
+    notes = {}
+    for row in rows:
+        if row.get("chance") is not None:
+            notes.setdefault((column_of(row), row["metric"]), row["chance"])
+    return [f"{column}, {metric}: chance {value:.4g}" for (column, metric), value in notes.items()]
 
 
 def escape_markdown(value: Any) -> str:
@@ -91,28 +133,34 @@ def _row_line(fields: list[Any]) -> str:
 
 def markdown(table: dict[str, Any]) -> str:
     rows = table["rows"]
-    columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
+    metric_of = metric_columns(rows)
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
-    lookup = {(r["backbone"], f"{r['task']} / {r['data']} / {r['mode']}"): r for r in rows}
-    lines = [f"# {escape_markdown(table['name'])}", "", "Headline metric per cell (mean ± std over seeds); "
-             f"{MISSING} = not run. R@K = fraction of queries with at least one relevant item in the top K.", "",
-             _row_line(["backbone", *columns]), "|---" * (len(columns) + 1) + "|"]
+    lookup = {(r["backbone"], column_of(r)): r for r in rows}
+    headers = [f"{column}: {metric}" if metric else column for column, metric in metric_of.items()]
+    lines = [f"# {escape_markdown(table['name'])}", "", "Headline metric per cell (mean ± std over seeds), named in "
+             f"its column (or beside the value where a column's rows differ); {MISSING} = not run; ⚠ = below chance. "
+             "R@K = fraction of queries with at least one relevant item in the top K.", "",
+             _row_line(["backbone", *headers]), "|---" * (len(headers) + 1) + "|"]
     for backbone in backbones:
         cells = []
-        for column in columns:
+        for column, metric in metric_of.items():
             row = lookup.get((backbone, column))
-            cells.append(MISSING if row is None else ("skipped" if row["status"] == "skipped" else _cell(row)))
+            text = MISSING if row is None else ("skipped" if row["status"] == "skipped" else _cell(row))
+            cells.append(text if row is None or metric or row["status"] != "ok" else f"{text} ({row['metric']})")
         lines.append(_row_line([backbone, *cells]))
+    notes = chance_notes(rows)
+    if notes:
+        lines += ["", "Chance levels (the most common class's share; a random ranking's R@K): " + "; ".join(notes)]
     lines += ["", "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
-              "train s | train samples/s | inference samples/s | peak RSS MB | license |",
-              "|---" * 15 + "|"]
+              "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
+              "|---" * 16 + "|"]
     for r in rows:
         if r["status"] == "skipped":  # shown in the matrix above; the reason is in table.json
             continue
         value = _cell(r)
         params = _count(r.get("params"))
         fields = [r["backbone"], r.get("family"), r.get("modality"), params, _fmt(r.get("gflops_per_sample")), r["task"],
-                  r["data"], r["mode"], r.get("metric", MISSING), value, _fmt(r.get("train_seconds")),
+                  r["data"], r["mode"], r.get("metric", MISSING), value, _fmt(r.get("chance")), _fmt(r.get("train_seconds")),
                   _fmt(r.get("train_samples_per_s")), _fmt(r.get("inference_samples_per_s")),
                   _fmt(r.get("peak_rss_mb")), r.get("license") or MISSING]
         lines.append(_row_line(fields))
@@ -139,7 +187,7 @@ def _fmt(value: Any) -> str:
 
 def csv_text(table: dict[str, Any]) -> str:
     columns = ["backbone", "family", "modality", "params", "gflops_per_sample", "task", "data", "mode", "metric",
-               "mean", "std", "seeds", "train_seconds", "train_samples_per_s", "inference_samples_per_s",
+               "mean", "std", "chance", "below_chance", "seeds", "train_seconds", "train_samples_per_s", "inference_samples_per_s",
                "peak_rss_mb", "license", "status", "error", "versions", "device", "precision", "data_fingerprint",
                "recipe_hash"]
     buffer = io.StringIO()
@@ -166,8 +214,8 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
     for x_key, label, file in (("params", "parameters", "metric_vs_params.png"),
                                ("inference_samples_per_s", "inference samples/s", "metric_vs_throughput.png")):
         figure, axes = plt.subplots(figsize=(7, 4.5))
-        for column in dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows):
-            points = [r for r in rows if f"{r['task']} / {r['data']} / {r['mode']}" == column and r.get(x_key)]
+        for column in dict.fromkeys(column_of(r) for r in rows):
+            points = [r for r in rows if column_of(r) == column and r.get(x_key)]
             axes.scatter([r[x_key] for r in points], [r["mean"] for r in points], label=column)
             for r in points:
                 axes.annotate(r["backbone"].split("/")[-1], (r[x_key], r["mean"]), fontsize=7)
@@ -180,10 +228,10 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
         atomic_write(out / file, lambda handle, figure=figure: figure.savefig(handle, dpi=120, format="png"))
         plt.close(figure)
         written.append(out / file)
-    columns = list(dict.fromkeys(f"{r['task']} / {r['data']} / {r['mode']}" for r in rows))
+    columns = list(dict.fromkeys(column_of(r) for r in rows))
     figure, axes = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
     for axis, column in zip(axes[:, 0], columns):
-        points = [r for r in rows if f"{r['task']} / {r['data']} / {r['mode']}" == column]
+        points = [r for r in rows if column_of(r) == column]
         uniform = len({r["metric"] for r in points}) == 1
         labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]
         axis.barh(labels, [r["mean"] for r in points], xerr=[r["std"] for r in points])
@@ -201,7 +249,12 @@ def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
              "table.csv": csv_text(table)}
     for name, text in files.items():
         atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
-    return [out / name for name in files] + plots(table, out)
+    images = plots(table, out)
+    from zoo.comparisons.report import render
+
+    page = render(table, images)
+    atomic_write(out / "report.html", lambda handle: handle.write(page.encode()))
+    return [out / name for name in files] + images + [out / "report.html"]
 
 
 def merge(directories: list[str | Path], out: str | Path, name: str = "merged") -> dict[str, Any]:
@@ -216,6 +269,8 @@ def merge(directories: list[str | Path], out: str | Path, name: str = "merged") 
             raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
                            "re-run that compare with this zoo")
         for row in table["rows"]:
+            # run folders are relative to the table that names them: make them relative to the merged one
+            row["runs"] = [os.path.relpath(Path(directory) / run, out) for run in row.get("runs", [])]
             key = json.dumps([row["backbone"], row["task"], row["data"], row["mode"]])
             kept = rows.get(key)
             if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):

@@ -1,0 +1,188 @@
+"""What a comparison runs: the compare spec, its cells, and the order they run in.
+
+A spec names backbones (registry patterns), cells (task, data, mode and recipe keys) and
+seeds; every backbone x cell x seed is one `Cell`. A backbone may also be the model that
+another cell of the same spec trains, written ``{trained: CELL_ID}``: the cell with that
+``id`` (restricted by its own ``backbones`` to one backbone) runs first, and its saved
+backbone is then evaluated like any other, as a row of its own named
+``"BACKBONE + LABEL"`` (``label``, default the id), with provenance naming its parent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.recipes import RecipeError, validate
+from zoo.records import library_versions
+
+SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
+CELL_KEYS = {"id", "label", "backbones"}  # a cell's own keys; the rest are recipe keys
+TRAINED = "trained"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class CompareSpec:
+    """What to compare: backbone patterns x cells x seeds; ``defaults`` are recipe keys for every cell."""
+
+    name: str
+    backbones: list[Any]  # registry names or patterns, or {trained: CELL_ID}
+    cells: list[dict[str, Any]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    defaults: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = "results"
+    data_root: str | None = None
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareSpec:
+    """The compare spec in YAML file ``path``, with ``overrides`` (e.g. output_dir) applied."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"compare spec {path} not found")
+    return spec_from_dict({"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}, path)
+
+
+def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -> CompareSpec:
+    """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``."""
+    unknown = sorted(set(values) - SPEC_KEYS)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
+    for key in ("backbones", "cells"):
+        if not values.get(key) or not isinstance(values[key], list):
+            raise RecipeError(f"{where}: {key} must be a non-empty list")
+    return CompareSpec(**{"name": "compare", **values})
+
+
+@dataclass
+class Cell:
+    """One backbone x cell x seed: the recipe ``zoo run`` gets, and the row it lands in."""
+
+    backbone: str  # the row's name: a registered backbone, or "PARENT + LABEL" for a trained one
+    recipe: dict[str, Any]
+    skip: str | None = None  # why the backbone cannot do this task
+    cell_id: str | None = None  # the spec cell's id, when other cells use what it trains
+    parent: "Cell | None" = None  # the cell whose trained backbone this one evaluates
+
+    @property
+    def key(self) -> str:
+        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()},
+                             sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+    @property
+    def depth(self) -> int:
+        """0 for a cell on a registered backbone; one more than its parent's otherwise."""
+        return 0 if self.parent is None else self.parent.depth + 1
+
+    def trained_backbone(self, out: Path) -> Path:
+        """Where this cell's run saves the backbone it trains."""
+        return out / "cells" / self.key / "run" / "model" / "backbone"
+
+
+class _Planner:
+    def __init__(self, spec: CompareSpec):
+        from zoo.api import get_plugin_set
+
+        self.spec, self.registry = spec, get_plugin_set().registry
+        self.where = f"compare spec {spec.name!r}"
+        self.by_id: dict[str, int] = {}
+        for index, raw in enumerate(spec.cells):
+            if not isinstance(raw, dict):
+                raise RecipeError(f"{self.where}, cell {index + 1}: a cell is a mapping of recipe keys")
+            cell_id = raw.get("id")
+            if cell_id is None:
+                continue
+            if not isinstance(cell_id, str) or not _ID.match(cell_id):
+                raise RecipeError(f"{self.where}, cell {index + 1}: id {cell_id!r} must be a plain name")
+            if cell_id in self.by_id:
+                raise RecipeError(f"{self.where}: two cells have id {cell_id!r}")
+            self.by_id[cell_id] = index
+        self.done: dict[tuple[int, int], list[Cell]] = {}
+        self.visiting: list[int] = []
+
+    def names(self, entries: list[Any], seed: int, where: str) -> list[tuple[str, Cell | None]]:
+        """(registered name, parent cell or None) for each backbone the entries stand for."""
+        found: list[tuple[str, Cell | None]] = []
+        for entry in entries:
+            if isinstance(entry, dict):
+                if set(entry) != {TRAINED}:
+                    raise RecipeError(f"{where}: a backbone entry is a name, a pattern or {{trained: CELL_ID}}, "
+                                      f"got {entry!r}")
+                found.append(self.parent(entry[TRAINED], seed, where))
+                continue
+            if not isinstance(entry, str):
+                raise RecipeError(f"{where}: backbone {entry!r} must be a name or a pattern")
+            matched = [s.name for s in self.registry.list_backbones(entry)] if any(c in entry for c in "*?[") \
+                else [self.registry.resolve_backbone(entry)[0].name]
+            if not matched:
+                raise RecipeError(f"{where}: no backbone matches {entry!r} (see zoo list)")
+            found += [(name, None) for name in matched]
+        return list({(name, id(parent)): (name, parent) for name, parent in found}.values())
+
+    def parent(self, cell_id: Any, seed: int, where: str) -> tuple[str, Cell]:
+        if cell_id not in self.by_id:
+            known = ", ".join(sorted(self.by_id)) or "none has an id"
+            raise RecipeError(f"{where}: {{trained: {cell_id}}} names no cell; the cells' ids: {known}")
+        index = self.by_id[cell_id]
+        parents = [c for c in self.cells_of(index, seed) if not c.skip]
+        if len(parents) != 1:
+            raise RecipeError(f"{where}: cell {cell_id!r} trains {len(parents)} backbones; give it one "
+                              "(backbones: [NAME]) to use what it trains as a backbone")
+        parent = parents[0]
+        if (parent.recipe.get("mode") or "") in ("linear-probe", "zero-shot"):
+            raise RecipeError(f"{where}: cell {cell_id!r} runs mode {parent.recipe['mode']}, which trains no "
+                              "backbone to evaluate")
+        return self.root(parent), parent
+
+    @staticmethod
+    def root(cell: Cell) -> str:
+        while cell.parent is not None:
+            cell = cell.parent
+        return cell.recipe["model"]
+
+    def cells_of(self, index: int, seed: int) -> list[Cell]:
+        if (index, seed) in self.done:
+            return self.done[(index, seed)]
+        if index in self.visiting:
+            loop = [self.spec.cells[i].get("id", f"#{i + 1}") for i in self.visiting[self.visiting.index(index):]]
+            raise RecipeError(f"{self.where}: cells {' -> '.join(map(str, [*loop, loop[0]]))} depend on each other's "
+                              "trained backbones")
+        self.visiting.append(index)
+        raw = self.spec.cells[index]
+        where = f"{self.where}, cell {raw.get('id', index + 1)}"
+        values = {k: v for k, v in {**self.spec.defaults, **raw}.items() if k not in CELL_KEYS}
+        cells = []
+        for name, parent in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
+            model, shown = name, name
+            if parent is not None:
+                label = self.spec.cells[self.by_id[parent.cell_id]].get("label") or parent.cell_id
+                model = str(parent.trained_backbone(Path(self.spec.output_dir)))
+                shown = f"{parent.backbone} + {label}"
+            recipe = {**values, "model": model, "seed": seed, "data_root": self.spec.data_root}
+            validate(recipe, where)
+            task = self.registry.get("task", recipe["task"])
+            modality = self.registry.resolve_backbone(name)[0].modality
+            skip = None if modality in task.modalities else \
+                f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
+            cells.append(Cell(shown, recipe, skip, raw.get("id"), parent))
+        self.visiting.pop()
+        self.done[(index, seed)] = cells
+        return cells
+
+
+def plan(spec: CompareSpec) -> list[Cell]:
+    """Every (backbone, cell, seed), parents before the cells that use what they train; cells a
+    backbone cannot do are marked skipped with the reason. A missing parent id, a cycle, or a parent
+    that trains no single backbone is a RecipeError naming the cells."""
+    planner = _Planner(spec)
+    cells = [cell for index in range(len(spec.cells)) for seed in spec.seeds
+             for cell in planner.cells_of(index, seed)]
+    unique = list({id(cell): cell for cell in cells}.values())
+    return sorted(unique, key=lambda cell: cell.depth)

@@ -1,0 +1,185 @@
+"""``report.html``: the comparison as one self-contained page.
+
+No network: the CSS, the script and the plots (PNG, base64) are inline. Both tables sort by
+any column (click its header; again to reverse); clicking a row of the detail table shows its
+provenance, and each row links to its cells' run folders. Every string from the table is
+escaped (a backbone or class name holding ``<script>`` is shown, never run).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo.comparisons.table import MISSING, chance_notes, column_of, metric_columns
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #1d2430; background: #fff; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 2em; }
+.meta, .notes { color: #5b6575; }
+table { border-collapse: collapse; width: 100%; margin: .6em 0; font-variant-numeric: tabular-nums; }
+th, td { padding: .35em .6em; border-bottom: 1px solid #e3e7ee; text-align: left; vertical-align: top; }
+th { background: #f3f5f9; cursor: pointer; user-select: none; position: sticky; top: 0; }
+th:hover { background: #e6ebf3; } th[aria-sort=ascending]::after { content: " ▲"; }
+th[aria-sort=descending]::after { content: " ▼"; }
+td.num { text-align: right; white-space: nowrap; } td.below { color: #b3261e; font-weight: 600; }
+.wide { overflow-x: auto; }
+td.skipped, td.failed, td.missing { color: #8a93a3; }
+tbody.item > tr.summary { cursor: pointer; } tbody.item > tr.summary:hover { background: #f7f9fc; }
+tr.provenance pre { margin: 0; white-space: pre-wrap; font-size: 12px; background: #f7f9fc; padding: .8em; }
+.plots img { max-width: 48%; margin: .5em 1% 0 0; border: 1px solid #e3e7ee; }
+"""
+
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("thead th").forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var items = Array.prototype.slice.call(table.querySelectorAll("tbody.item"));
+      function key(item) {
+        var cell = item.rows[0].cells[column];
+        var raw = cell ? cell.getAttribute("data-value") : null;
+        var number = raw === null || raw === "" ? NaN : Number(raw);
+        return isNaN(number) ? (cell ? cell.textContent.trim().toLowerCase() : "") : number;
+      }
+      items.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { return typeof x === "number" ? -1 : 1; }  // numbers before text
+        var order = x < y ? -1 : x > y ? 1 : 0;
+        return ascending ? order : -order;
+      });
+      items.forEach(function (item) { table.appendChild(item); });
+    });
+  });
+});
+document.querySelectorAll("tbody.item > tr.summary").forEach(function (row) {
+  row.addEventListener("click", function (event) {
+    if (event.target.tagName === "A") { return; }
+    var details = row.parentNode.querySelector("tr.provenance");
+    if (details) { details.hidden = !details.hidden; }
+  });
+});
+"""
+
+DETAIL_COLUMNS = (  # header, row key, numeric
+    ("backbone", "backbone", False), ("family", "family", False), ("modality", "modality", False),
+    ("params", "params", True), ("GFLOPs/sample", "gflops_per_sample", True), ("task", "task", False),
+    ("data", "data", False), ("mode", "mode", False), ("metric", "metric", False), ("value", "mean", True),
+    ("± std", "std", True), ("chance", "chance", True), ("train s", "train_seconds", True),
+    ("train samples/s", "train_samples_per_s", True), ("inference samples/s", "inference_samples_per_s", True),
+    ("peak RSS MB", "peak_rss_mb", True), ("license", "license", False),
+)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _td(text: Any, value: Any = None, classes: str = "") -> str:
+    attributes = f' data-value="{_e(value)}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    attributes += f' class="{classes}"' if classes else ""
+    return f"<td{attributes}>{_e(text)}</td>"
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _value(row: dict[str, Any]) -> tuple[str, float | None, str]:
+    """A row's headline as shown, its number for sorting, and its CSS class."""
+    if row["status"] != "ok":
+        return (row["status"] if row["status"] == "skipped" else f"failed: {row.get('error')}"), None, row["status"]
+    text = f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if len(row["seeds"]) > 1 else "")
+    if row.get("below_chance"):
+        return f"{text} ⚠ below chance {row['chance']:.3g}", row["mean"], "num below"
+    return text, row["mean"], "num"
+
+
+def _matrix(rows: list[dict[str, Any]]) -> str:
+    metric_of = metric_columns(rows)
+    lookup = {(row["backbone"], column_of(row)): row for row in rows}
+    head = "".join(f"<th>{_e(column)}{'<br><small>' + _e(metric) + '</small>' if metric else ''}</th>"
+                   for column, metric in metric_of.items())
+    body = []
+    for backbone in dict.fromkeys(row["backbone"] for row in rows):
+        cells = [_td(backbone)]
+        for column, metric in metric_of.items():
+            row = lookup.get((backbone, column))
+            if row is None:
+                cells.append(_td(MISSING, classes="missing"))
+                continue
+            text, number, classes = _value(row)
+            if row["status"] == "ok" and not metric:
+                text += f" ({row['metric']})"
+            cells.append(_td(text, number, classes))
+        body.append(f'<tbody class="item"><tr class="summary">{"".join(cells)}</tr></tbody>')
+    return (f'<table id="matrix" class="sortable"><thead><tr><th>backbone</th>{head}</tr></thead>'
+            f'{"".join(body)}</table>')
+
+
+def _detail(rows: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{_e(header)}</th>" for header, _, _ in DETAIL_COLUMNS) + "<th>runs</th>"
+    body = []
+    for row in rows:
+        if row["status"] == "skipped" and "needs a" in (row.get("error") or ""):
+            continue  # a backbone of another modality: shown as skipped in the matrix
+        cells = []
+        for _, key, numeric in DETAIL_COLUMNS:
+            if key == "mean":
+                text, number, classes = _value(row)
+                cells.append(_td(text, number, classes))
+            elif numeric:
+                cells.append(_td(_number(row.get(key)), row.get(key), "num"))
+            else:
+                cells.append(_td(row.get(key) or MISSING))
+        links = " ".join(f'<a href="{_e(run)}">seed {_e(seed)}</a>'
+                         for run, seed in zip(row.get("runs", []), row.get("seeds", [])))
+        cells.append(f"<td>{links or MISSING}</td>")
+        record = {key: row.get(key) for key in ("provenance", "metrics", "error") if row.get(key) is not None}
+        details = (f'<tr class="provenance" hidden><td colspan="{len(DETAIL_COLUMNS) + 1}"><pre>'
+                   f"{_e(json.dumps(record, indent=2, default=str))}</pre></td></tr>")
+        body.append(f'<tbody class="item"><tr class="summary">{"".join(cells)}</tr>{details}</tbody>')
+    return (f'<div class="wide"><table id="detail" class="sortable"><thead><tr>{head}</tr></thead>'
+            f'{"".join(body)}</table></div>')
+
+
+def render(table: dict[str, Any], plots: list[Path]) -> str:
+    """The page for ``table``, with the PNG ``plots`` inlined."""
+    rows = table["rows"]
+    provenance = next((row["provenance"] for row in rows if row.get("provenance")), {})
+    versions = ", ".join(f"{name} {version}" for name, version in provenance.get("versions", {}).items() if version)
+    meta = (f"{len(rows)} rows · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+            + (f" · {versions} · {provenance.get('device')}, {provenance.get('precision')}" if provenance else ""))
+    notes = chance_notes(rows)
+    images = "".join(f'<img alt="{_e(path.stem)}" src="data:image/png;base64,'
+                     f'{base64.b64encode(path.read_bytes()).decode()}">' for path in plots if path.is_file())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(table['name'])} · zoo compare</title><style>{STYLE}</style></head>
+<body>
+<h1>{_e(table['name'])}</h1>
+<p class="meta">{_e(meta)}</p>
+<h2>Headline metric per backbone and cell</h2>
+<p class="notes">Mean ± std over seeds; ⚠ marks a result below chance; click a header to sort.
+R@K = fraction of queries with at least one relevant item in the top K.</p>
+{_matrix(rows)}
+{'<p class="notes">Chance levels: ' + _e('; '.join(notes)) + '</p>' if notes else ''}
+<h2>Every cell</h2>
+<p class="notes">Click a row for its provenance and all its metrics; the links open each seed's run folder.</p>
+{_detail(rows)}
+<h2>Plots</h2>
+<div class="plots">{images}</div>
+<script>{SCRIPT}</script>
+</body></html>
+"""
