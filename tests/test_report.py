@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from zoo.comparisons.table import write_outputs
+from zoo.comparisons.report import write_outputs
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install zoo[test])")

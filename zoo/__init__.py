@@ -7,7 +7,7 @@ One registry holds text, vision and CLIP-style backbones contributed by plugins
 
 from __future__ import annotations
 
-from zoo.api import compare, get_spec, list_backbones, load, plugins
+from zoo.api import get_spec, list_backbones, load, plugins
 from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, WeightsWarning, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
@@ -38,10 +38,20 @@ __all__ = [
 ]
 
 
+from zoo.plugins import guard as _guard
+
+_guard(__import__("sys").modules[__name__], ("load", "list_backbones", "get_spec", "plugins"))
+
+
 def __getattr__(name: str):
-    # Backbone is a torch.nn.Module: import torch only when someone asks for it.
+    # Backbone is a torch.nn.Module: import torch only when someone asks for it; compare lives in the
+    # comparisons package, a layer above the API that listing never needs.
     if name == "Backbone":
         from zoo.backbone import Backbone
 
         return Backbone
+    if name == "compare":
+        from zoo.comparisons import compare
+
+        return compare
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

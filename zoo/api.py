@@ -6,14 +6,14 @@ specs alone, and `load` imports a backbone's factory only when it is called.
 
 from __future__ import annotations
 
-import importlib
 import json
+import sys
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, WeightsError, ZooError
-from zoo.plugins import PluginInfo, get_plugin_set
+from zoo.plugins import PluginInfo, get_plugin_set, guard, import_object
 from zoo.specs import BackboneSpec, Weights
 
 
@@ -40,21 +40,6 @@ def get_spec(name: str) -> BackboneSpec:
 def plugins() -> list[PluginInfo]:
     """Every plugin found through the ``zoo`` entry points, with status and contributions."""
     return list(get_plugin_set().infos.values())
-
-
-def import_object(path: str, owner: str) -> Any:
-    """Import ``"package.module:attr"``; raise FactoryError naming ``owner`` if that fails."""
-    module_name, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # noqa: BLE001 - reported as one line, with the cause chained
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FactoryError(f"{owner}: factory {path!r} does not import ({type(exc).__name__}: {reason})") from exc
-    if not callable(obj):
-        raise FactoryError(f"{owner}: factory {path!r} is not callable")
-    return obj
 
 
 def _choose_weights(spec: BackboneSpec, tag: str | None, pretrained: bool | str | None) -> Weights | str | None:
@@ -270,18 +255,4 @@ def _load_saved(directory: str, **kwargs: Any):
     return model
 
 
-def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs: int = 1,
-            **overrides: Any) -> dict[str, Any]:
-    """Run a comparison, as ``zoo compare`` does, and return its table.
-
-    ``spec`` is a compare spec file (YAML) or a dict of its keys (``backbones``, ``cells``,
-    ``seeds``, ``defaults``, ``output_dir``, ``data_root``); ``overrides`` replace keys of
-    the file. The table's ``rows`` hold one entry per (backbone, cell) with metrics as mean
-    and std over seeds, and provenance; ``table.md``, ``table.csv``, ``table.json`` and
-    plots are written to the output directory. ``progress`` receives one line per cell;
-    ``jobs`` cells run at once (each in its own process).
-    """
-    from zoo.comparisons import load_spec, run_compare, spec_from_dict
-
-    loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
-    return run_compare(loaded, progress=progress or (lambda line: None), jobs=jobs)
+guard(sys.modules[__name__], ("load", "list_backbones", "get_spec", "plugins", "import_object", "get_plugin_set"))

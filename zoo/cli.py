@@ -234,7 +234,7 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
       text-/image-classification  finetune | linear-probe
       retrieval                   zero-shot | contrastive
       zero-shot-classification    zero-shot
-      pretraining                 pretrain (MLM, SimCLR or InfoNCE, by modality)
+      pretraining                 pretrain (the backbone's objective: MLM, causal LM, SimCLR, InfoNCE)
     Every recipe key, its type and default: zoo/recipes.py (class Recipe).
     """
     from zoo.recipes import load_recipe

@@ -22,6 +22,7 @@ registry is read-only once loading ends.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import os
@@ -34,7 +35,7 @@ from typing import Any, Callable
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginError, PluginWarning
+from zoo.errors import FactoryError, PluginError, PluginWarning
 from zoo.registry import SPEC_KINDS, Registry
 
 API_VERSION = "1.0"
@@ -269,18 +270,23 @@ def _with_timeout(function: Callable[[], Any], what: str) -> Any:
     return outcome.get("value")
 
 
+_GUARDED: list[tuple[Any, tuple[str, ...]]] = []
+
+
+def guard(owner: Any, names: tuple[str, ...]) -> None:
+    """Protect ``owner``'s ``names`` (zoo's public functions, from the modules above this one that define
+    them) against a plugin that replaces them while it loads."""
+    _GUARDED.append((owner, tuple(names)))
+
+
 def _guarded_objects() -> dict[tuple[Any, str], Any]:
     """zoo's functions and classes' methods that a plugin must not replace, as they are now."""
-    import zoo
-    import zoo.api
-
-    owners = [(zoo, ("load", "list_backbones", "get_spec", "plugins", "compare")),
-              (zoo.api, ("load", "list_backbones", "get_spec", "plugins", "compare", "import_object", "get_plugin_set")),
+    owners = [*_GUARDED,
               (Registry, tuple(n for n, v in vars(Registry).items() if callable(v) and not n.startswith("__"))),
               (PluginSet, tuple(n for n, v in vars(PluginSet).items() if callable(v) and not n.startswith("__")))]
     # classes are read through __dict__, so a restore puts back the very descriptor (a staticmethod stays one)
     return {(owner, name): (vars(owner)[name] if isinstance(owner, type) else getattr(owner, name))
-            for owner, names in owners for name in names}
+            for owner, names in owners for name in names if isinstance(owner, type) or hasattr(owner, name)}
 
 
 def _dotted(owner: Any) -> str:
@@ -312,6 +318,21 @@ def _api_supported(api_range: Any) -> bool | None:
         return SpecifierSet(str(api_range)).contains(API_VERSION)
     except InvalidSpecifier:
         return None
+
+
+def import_object(path: str, owner: str) -> Any:
+    """Import ``"package.module:attr"``; raise FactoryError naming ``owner`` if that fails."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - reported as one line, with the cause chained
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FactoryError(f"{owner}: factory {path!r} does not import ({type(exc).__name__}: {reason})") from exc
+    if not callable(obj):
+        raise FactoryError(f"{owner}: factory {path!r} is not callable")
+    return obj
 
 
 _current: PluginSet | None = None

@@ -7,8 +7,28 @@ merging) and `report` writes the self-contained ``report.html``. The package is 
 ``comparisons`` because ``zoo.compare`` is the public function that runs one.
 """
 
-from zoo.comparisons.plan import Cell, CompareSpec, load_spec, plan, spec_from_dict
-from zoo.comparisons.run import run_compare
-from zoo.comparisons.table import merge
+from __future__ import annotations
 
-__all__ = ["Cell", "CompareSpec", "load_spec", "merge", "plan", "run_compare", "spec_from_dict"]
+import os
+from typing import Any
+
+from zoo.comparisons.plan import Cell, CompareSpec, load_spec, plan, spec_from_dict
+from zoo.comparisons.report import merge
+from zoo.comparisons.run import run_compare
+
+__all__ = ["Cell", "CompareSpec", "compare", "load_spec", "merge", "plan", "run_compare", "spec_from_dict"]
+
+
+def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs: int = 1,
+            **overrides: Any) -> dict[str, Any]:
+    """Run a comparison, as ``zoo compare`` does, and return its table.
+
+    ``spec`` is a compare spec file (YAML) or a dict of its keys (``backbones``, ``cells``,
+    ``seeds``, ``defaults``, ``output_dir``, ``data_root``); ``overrides`` replace keys of
+    the file. The table's ``rows`` hold one entry per (backbone, cell) with metrics as mean
+    and std over seeds, and provenance; ``table.md``, ``table.csv``, ``table.json`` and
+    plots are written to the output directory. ``progress`` receives one line per cell;
+    ``jobs`` cells run at once (each in its own process).
+    """
+    loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
+    return run_compare(loaded, progress=progress or (lambda line: None), jobs=jobs)

@@ -88,7 +88,7 @@ class Cell:
 
 class _Planner:
     def __init__(self, spec: CompareSpec):
-        from zoo.api import get_plugin_set
+        from zoo.plugins import get_plugin_set
 
         self.spec, self.registry = spec, get_plugin_set().registry
         self.where = f"compare spec {spec.name!r}"

@@ -1,4 +1,4 @@
-"""``report.html``: the comparison as one self-contained page.
+"""Writing a comparison: the table files, ``report.html`` (the comparison as one self-contained page), merging.
 
 No network: the CSS, the script and the plots (PNG, base64) are inline. Both tables sort by
 any column (click its header; again to reverse); clicking a row of the detail table shows its
@@ -11,11 +11,16 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.comparisons.table import MISSING, chance_notes, column_of, metric_columns
+from zoo.comparisons.table import (MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns,
+                                   plots)
+from zoo.data.cache import atomic_write
+from zoo.errors import ZooError
+from zoo.validation import TABLE_SCHEMA, read_json_file
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
@@ -183,3 +188,39 @@ R@K = fraction of queries with at least one relevant item in the top K.</p>
 <script>{SCRIPT}</script>
 </body></html>
 """
+
+
+def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
+    """table.json, table.md, table.csv, the PNG plots and report.html in ``out``, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table.json": json.dumps(table, indent=2, default=str), "table.md": markdown(table),
+             "table.csv": csv_text(table)}
+    for name, text in files.items():
+        atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
+    images = plots(table, out)
+    page = render(table, images)
+    atomic_write(out / "report.html", lambda handle: handle.write(page.encode()))
+    return [out / name for name in files] + images + [out / "report.html"]
+
+
+def merge(directories: list[str | Path], out: str | Path, name: str = "merged") -> dict[str, Any]:
+    """One table from the tables of several result directories (other machines, other sessions)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for directory in directories:
+        path = Path(directory) / "table.json"
+        if not path.is_file():
+            raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
+        table = read_json_file(path, TABLE_SCHEMA, "a comparison's table.json")
+        if table["schema"] != SCHEMA:
+            raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
+                           "re-run that compare with this zoo")
+        for row in table["rows"]:
+            # run folders are relative to the table that names them: make them relative to the merged one
+            row["runs"] = [os.path.relpath(Path(directory) / run, out) for run in row.get("runs", [])]
+            key = json.dumps([row["backbone"], row["task"], row["data"], row["mode"]])
+            kept = rows.get(key)
+            if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):
+                rows[key] = row
+    merged = {"schema": SCHEMA, "name": name, "rows": list(rows.values())}
+    write_outputs(merged, Path(out))
+    return merged

@@ -94,18 +94,18 @@ def measure_backbone(name: str, cache: Path, model_source: str | None = None) ->
             stored = {}  # measured again, never trusted
         if stored.get("key") == key:
             return stored
-    import zoo
+    from zoo.api import get_spec, load
     from zoo.measure import measure_encoders
 
     try:
-        model = zoo.load(source)
+        model = load(source)
         rows = measure_encoders(model, batch=16, seconds=1.0)
         spec = model.spec
         info = {"key": key, "params": model.num_params(), "family": spec.plugin, "modality": spec.modality,
                 "license": spec.license, "gflops": {r["input"]: round(r["gflops_per_sample"], 4) for r in rows},
                 "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows}}
     except Exception as exc:  # noqa: BLE001 - a backbone that does not load fails its cells, not the table
-        spec = zoo.get_spec(name if model_source is None else name.split(" + ")[0])
+        spec = get_spec(name if model_source is None else name.split(" + ")[0])
         info = {"key": key, "params": spec.params, "family": spec.plugin, "modality": spec.modality,
                 "license": spec.license, "gflops": {}, "inference_per_s": {}, "error": str(exc).splitlines()[0]}
     cache.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def measure_backbone(name: str, cache: Path, model_source: str | None = None) ->
 
 def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any) -> None:
     """One line up front when the named data sets have no data root, saying what to provide."""
-    from zoo.api import get_plugin_set
+    from zoo.plugins import get_plugin_set
     from zoo.data import DataError, data_root
 
     registered = {spec.name: spec for spec in get_plugin_set().registry.datasets()}
@@ -245,7 +245,8 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
         counter.close()
     sources = {c.backbone: (c.recipe["model"] if c.parent is not None else None) for c in runnable}
     backbones = {name: measure_backbone(name, out / "backbones", source) for name, source in sources.items()}
-    from zoo.comparisons.table import build_table, write_outputs
+    from zoo.comparisons.report import write_outputs
+    from zoo.comparisons.table import build_table
 
     table = build_table(spec.name, [records[id(cell)] for cell in cells], backbones)
     write_outputs(table, out)

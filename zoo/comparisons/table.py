@@ -1,4 +1,4 @@
-"""The comparison table: aggregation over seeds, Markdown / CSV / JSON, plots, and merging tables."""
+"""The comparison table: aggregation over seeds, chance levels, Markdown, CSV and plots."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import csv
 import html
 import io
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 from zoo.data.cache import atomic_write
-from zoo.errors import ZooError
-from zoo.validation import TABLE_SCHEMA, read_json_file
 
 SCHEMA = 1
 MISSING = "—"
@@ -241,40 +238,3 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
     atomic_write(out / "per_task.png", lambda handle: figure.savefig(handle, dpi=120, format="png"))
     plt.close(figure)
     return [*written, out / "per_task.png"]
-
-
-def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"table.json": json.dumps(table, indent=2, default=str), "table.md": markdown(table),
-             "table.csv": csv_text(table)}
-    for name, text in files.items():
-        atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
-    images = plots(table, out)
-    from zoo.comparisons.report import render
-
-    page = render(table, images)
-    atomic_write(out / "report.html", lambda handle: handle.write(page.encode()))
-    return [out / name for name in files] + images + [out / "report.html"]
-
-
-def merge(directories: list[str | Path], out: str | Path, name: str = "merged") -> dict[str, Any]:
-    """One table from the tables of several result directories (other machines, other sessions)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for directory in directories:
-        path = Path(directory) / "table.json"
-        if not path.is_file():
-            raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
-        table = read_json_file(path, TABLE_SCHEMA, "a comparison's table.json")
-        if table["schema"] != SCHEMA:
-            raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
-                           "re-run that compare with this zoo")
-        for row in table["rows"]:
-            # run folders are relative to the table that names them: make them relative to the merged one
-            row["runs"] = [os.path.relpath(Path(directory) / run, out) for run in row.get("runs", [])]
-            key = json.dumps([row["backbone"], row["task"], row["data"], row["mode"]])
-            kept = rows.get(key)
-            if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):
-                rows[key] = row
-    merged = {"schema": SCHEMA, "name": name, "rows": list(rows.values())}
-    write_outputs(merged, Path(out))
-    return merged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.data import DataError, Dataset, Split, stratified_split
+from zoo.data.base import DataError, Dataset, Split, stratified_split
 from zoo.data.readers import (classification, encode_labels, read_caption_file, read_image_folder, read_lines,
                               read_table)
 

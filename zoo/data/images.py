@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from zoo.data import DataError, fingerprint
+from zoo.data.base import DataError, fingerprint
 from zoo.data.cache import cached
 
 MAX_SIDE = 512  # decoded images are stored at most this large; models here take up to 260 px

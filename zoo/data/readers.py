@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from zoo.data import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
+from zoo.data.base import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 

@@ -75,14 +75,14 @@ def check_task_options(task: Any, options: dict[str, Any]) -> None:
 
 def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None) -> Any:
     """The task of ``recipe``: backbone loaded, data read and limited, caches filled."""
-    import zoo
+    from zoo.api import load
     from zoo.data import load_dataset
     from zoo.tasks import get_task
 
     seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights load
     if backbone is None:
-        backbone = zoo.load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
+        backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
     if device is not None:
         backbone.to(device)
     _limit(dataset, "train", recipe.train_limit, recipe.seed)
@@ -179,14 +179,14 @@ def pretrain(backbone: Any, data: str, resume: bool = False, **recipe: Any) -> d
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:
     """Re-evaluate a finished run's saved model on ``split`` (default: its eval split)."""
-    import zoo
+    from zoo.api import load
     from zoo.engine.distributed import setup
     from zoo.engine.loop import evaluate as evaluate_split
 
     run_dir = Path(run_dir)
     recipe = load_finished_run(run_dir, {"data_root": data_root} if data_root else {})
     backbone_dir = run_dir / "model" / "backbone"
-    backbone = zoo.load(str(backbone_dir)) if backbone_dir.is_dir() else None
+    backbone = load(str(backbone_dir)) if backbone_dir.is_dir() else None
     ctx = setup(recipe.device)
     recipe.eval_limit = None if split and split != recipe.eval_split else recipe.eval_limit
     recipe.eval_split = split or recipe.eval_split

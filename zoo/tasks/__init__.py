@@ -9,7 +9,7 @@ from typing import Any
 
 def get_task(name: str) -> Any:
     """The task class registered as ``name`` (raises UnknownNameError with suggestions)."""
-    from zoo.api import get_plugin_set, import_object
+    from zoo.plugins import get_plugin_set, import_object
 
     spec = get_plugin_set().registry.get("task", name)
     task = import_object(spec.factory, f"task {spec.name!r} (plugin {spec.plugin!r})")

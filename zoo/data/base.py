@@ -1,0 +1,105 @@
+"""The data model every reader returns: `Dataset`, `Split`, `DataError`, and the deterministic helpers
+(fingerprints, seeded stratified splits, option and label checks) that readers share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.errors import ZooError
+
+KINDS = ("text-classification", "image-classification", "image-text")
+
+
+class DataError(ZooError):
+    """Data that is missing, empty or malformed."""
+
+
+@dataclass
+class Split:
+    """One split: ``inputs`` are texts, image paths or in-memory images.
+
+    Classification: ``labels[i]`` is the class of ``inputs[i]``. Image-text:
+    ``inputs`` are images and ``captions`` a list of (image index, caption).
+    """
+
+    inputs: list[Any]
+    labels: list[int] | None = None
+    captions: list[tuple[int, str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, indices: Sequence[int]) -> "Split":
+        labels = [self.labels[i] for i in indices] if self.labels is not None else None
+        captions = None
+        if self.captions is not None:
+            position = {old: new for new, old in enumerate(indices)}
+            captions = [(position[i], text) for i, text in self.captions if i in position]
+        return Split([self.inputs[i] for i in indices], labels, captions)
+
+
+@dataclass
+class Dataset:
+    """Named splits of one data set, with its class names and a content fingerprint."""
+
+    name: str
+    kind: str
+    splits: dict[str, Split]
+    label_names: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # changes whenever the examples or the split change
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise DataError(f"data set {self.name!r} has no split {name!r}; it has: {', '.join(self.splits)}")
+        if len(self.splits[name]) == 0:
+            raise DataError(f"split {name!r} of data set {self.name!r} is empty")
+        return self.splits[name]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (paths are hashed with their size and mtime)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            stat = part.stat()
+            part = [str(part), stat.st_size, stat.st_mtime_ns]
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int, salt: str = "") -> tuple[list[int], list[int]]:
+    """Deterministic stratified split: per class, a seeded shuffle, the last ``fraction`` held out."""
+    import random
+
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train, held_out = [], []
+    for label in sorted(by_class):
+        indices = by_class[label]
+        random.Random(f"{seed}:{salt}:{label}").shuffle(indices)
+        cut = len(indices) - max(1, round(len(indices) * fraction)) if len(indices) > 1 else len(indices)
+        train += indices[:cut]
+        held_out += indices[cut:]
+    return sorted(train), sorted(held_out)
+
+
+def check_labels(name: str, split: str, labels: Sequence[int]) -> None:
+    if len(set(labels)) < 2:
+        raise DataError(f"{name}: the {split} split has only one class ({len(labels)} examples); "
+                        "a classifier needs at least two")
+
+
+def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
+    """A data option the reader does not take is a DataError naming it, not silently dropped."""
+    from zoo.recipes import check_keywords
+
+    check_keywords(reader, options, what, "data option", DataError)
