@@ -109,6 +109,17 @@ def test_gpt2_pools_the_last_real_token_with_right_and_left_padding(folders):
     torch.testing.assert_close(embeddings["left"], embeddings["right"], rtol=1e-4, atol=1e-5)
 
 
+def test_a_folder_saved_in_bf16_loads_in_float32_for_training(folders, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    half = tmp_path / "bf16"
+    AutoModel.from_pretrained(folders["gpt2"], dtype=torch.bfloat16).save_pretrained(half)
+    AutoTokenizer.from_pretrained(folders["gpt2"]).save_pretrained(half)
+    model = zoo.load(half)  # transformers 5 would keep the checkpoint's bf16; training wants float32 (autocast)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert model.encode_text(TEXTS).dtype == torch.float32
+
+
 def test_t5_runs_its_encoder_only(folders, monkeypatch):
     from transformers.models.t5.modeling_t5 import T5Stack
 

@@ -272,7 +272,7 @@ def _from_directory(spec: zoo.BackboneSpec, weights: Any, directory: Path, trust
         raise WeightsError(f"{spec.name}: {directory} has no config.json; a Hugging Face model directory needs "
                            "config.json, the weights (model.safetensors) and the tokenizer files")
     try:
-        model, loading = AutoModel.from_pretrained(str(directory), local_files_only=True,
+        model, loading = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32,
                                                    trust_remote_code=trust_remote_code, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True,
                                                   trust_remote_code=trust_remote_code)
@@ -296,10 +296,10 @@ def _from_hub(spec: zoo.BackboneSpec, model_id: str, pretrained: bool, trust_rem
         with offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE"):
             tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
             if pretrained:
-                model = AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                model = AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code, dtype=torch.float32)
             else:
                 config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-                model = AutoModel.from_config(config)
+                model = AutoModel.from_config(config, dtype=torch.float32)
     except OSError as exc:
         raise ZooError(
             f"cannot fetch {model_id!r} from the Hugging Face hub ({str(exc).splitlines()[0]}). Offline? Download it "
@@ -394,5 +394,5 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
         from transformers import BertConfig
 
         hf_config = BertConfig(vocab_size=len(vocabulary), **(config or {}))
-    model = AutoModel.from_config(hf_config)
+    model = AutoModel.from_config(hf_config, dtype=torch.float32)
     return TextBackbone(spec, None, model.eval(), vocabulary, **settings)
