@@ -120,6 +120,8 @@ def tokenized(backbone: Any, texts: list[str], key: str) -> dict[str, torch.Tens
 def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` (tensors in dicts, lists and tuples) moved to ``device``."""
     if isinstance(batch, torch.Tensor):
+        if device.type == "cuda" and batch.device.type == "cpu":  # a copy from pageable memory waits for the GPU
+            batch = batch.pin_memory()
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
