@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_zoo
 from zoo.comparisons import load_spec, merge, run_compare, spec_from_dict
-from zoo.comparisons.run import cell_environments
+from zoo.comparisons.executors import cell_environments
 from zoo.errors import ZooError
 from zoo.recipes import RecipeError
 
@@ -131,7 +131,8 @@ def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_pat
         zoo.compare({**DIGITS, "cells": []})
 
 
-def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"], ids=["killed", "ctrl-c"])
+def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path, signal_name):
     import os
     import signal
     import subprocess
@@ -142,15 +143,21 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path):
 
     spec = tmp_path / "digits.yaml"
     spec.write_text(yaml.safe_dump({**DIGITS, "seeds": [0, 1], "output_dir": str(tmp_path / "out")}))
-    process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)  # the compare and the cell it is running, mid-table
-    process.wait()
+    with open(tmp_path / "stderr.log", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec)], stdout=subprocess.DEVNULL,
+                                   stderr=err, start_new_session=True)
+        deadline = time.time() + 240
+        while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        # the compare and the cell it is running, mid-table; Ctrl-C reaches the terminal's whole group
+        os.killpg(process.pid, getattr(signal, signal_name))
+        process.wait(timeout=60)
     finished = list((tmp_path / "out" / "cells").glob("*/cell.json"))
     assert len(finished) == 1 and not (tmp_path / "out" / "table.md").exists()
+    if signal_name == "SIGINT":
+        stderr = (tmp_path / "stderr.log").read_text()
+        assert process.returncode == 130 and "Traceback" not in stderr, stderr
+        assert "zoo: interrupted: 1 finished cell(s) kept in " in stderr and "run the same command again" in stderr
     resumed = run_zoo("compare", str(spec))
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": ok in") == 1

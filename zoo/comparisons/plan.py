@@ -21,7 +21,9 @@ from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions
 
 SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
-CELL_KEYS = {"id", "label", "backbones"}  # a cell's own keys; the rest are recipe keys
+CELL_KEYS = {"id", "label", "backbones", "resources"}  # a cell's own keys; the rest are recipe keys
+# what a cell asks of a Ray cluster (the local executor shares this machine by --jobs instead); Ray's defaults
+RESOURCES = {"num_cpus": 1, "num_gpus": 0}
 TRAINED = "trained"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -69,6 +71,7 @@ class Cell:
     skip: str | None = None  # why the backbone cannot do this task
     cell_id: str | None = None  # the spec cell's id, when other cells use what it trains
     parent: "Cell | None" = None  # the cell whose trained backbone this one evaluates
+    resources: dict[str, float] = field(default_factory=lambda: dict(RESOURCES))  # what a Ray task asks for
 
     @property
     def key(self) -> str:
@@ -81,9 +84,35 @@ class Cell:
         """0 for a cell on a registered backbone; one more than its parent's otherwise."""
         return 0 if self.parent is None else self.parent.depth + 1
 
+    @property
+    def row(self) -> str:
+        """The table row this cell lands in (seeds, data roots and a trained backbone's folder vary within one)."""
+        return row_of(self.backbone, self.recipe)
+
     def trained_backbone(self, out: Path) -> Path:
         """Where this cell's run saves the backbone it trains."""
         return out / "cells" / self.key / "run" / "model" / "backbone"
+
+
+def row_of(backbone: str, recipe: dict[str, Any]) -> str:
+    """The table row of a cell or a cell's record: its backbone and its recipe but for the seed, the data
+    root and the model's folder (a trained backbone's differs per seed)."""
+    kept = {k: v for k, v in recipe.items() if k not in ("seed", "data_root", "model")}
+    return json.dumps([backbone, kept], sort_keys=True)
+
+
+def check_resources(values: Any, where: str) -> dict[str, float]:
+    """A cell's ``resources`` with Ray's defaults filled in: ``num_cpus`` > 0, ``num_gpus`` a whole number."""
+    if not isinstance(values, dict) or set(values) - set(RESOURCES):
+        raise RecipeError(f"{where}: resources is a mapping of {', '.join(RESOURCES)}, got {values!r}")
+    merged = {**RESOURCES, **values}
+    cpus, gpus = merged["num_cpus"], merged["num_gpus"]
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+        raise RecipeError(f"{where}: resources.num_cpus must be a number above 0, got {cpus!r}")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise RecipeError(f"{where}: resources.num_gpus must be a whole number (a GPU is given whole to one "
+                          f"cell), got {gpus!r}")
+    return merged
 
 
 class _Planner:
@@ -158,6 +187,8 @@ class _Planner:
         raw = self.spec.cells[index]
         where = f"{self.where}, cell {raw.get('id', index + 1)}"
         values = {k: v for k, v in {**self.spec.defaults, **raw}.items() if k not in CELL_KEYS}
+        resources = check_resources({**(self.spec.defaults.get("resources") or {}), **(raw.get("resources") or {})},
+                                    where)
         cells = []
         for name, parent in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
             model, shown = name, name
@@ -171,7 +202,7 @@ class _Planner:
             modality = self.registry.resolve_backbone(name)[0].modality
             skip = None if modality in task.modalities else \
                 f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
-            cells.append(Cell(shown, recipe, skip, raw.get("id"), parent))
+            cells.append(Cell(shown, recipe, skip, raw.get("id"), parent, resources))
         self.visiting.pop()
         self.done[(index, seed)] = cells
         return cells
@@ -186,3 +217,23 @@ def plan(spec: CompareSpec) -> list[Cell]:
              for cell in planner.cells_of(index, seed)]
     unique = list({id(cell): cell for cell in cells}.values())
     return sorted(unique, key=lambda cell: cell.depth)
+
+
+def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard ``index`` (1-based) of ``count``: a stable deal of whole rows, each with the
+    parents of its cells (and the rows of those parents' own), round-robin in plan order."""
+    if not (isinstance(index, int) and isinstance(count, int) and 1 <= index <= count):
+        raise RecipeError(f"shard {index}/{count}: give I/N with 1 <= I <= N, e.g. --shard 1/4")
+    group: dict[str, str] = {}  # union-find over rows: a row and its parents' rows go together
+
+    def find(row: str) -> str:
+        while group.setdefault(row, row) != row:
+            row = group[row]
+        return row
+
+    for cell in cells:
+        if cell.parent is not None:
+            group[find(cell.row)] = find(cell.parent.row)
+    order = list(dict.fromkeys(find(cell.row) for cell in cells))
+    chosen = set(order[index - 1::count])
+    return [cell for cell in cells if find(cell.row) in chosen]

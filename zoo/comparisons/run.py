@@ -1,8 +1,8 @@
-"""Running a comparison on this machine: each cell a `zoo run` process, then the table.
+"""Running a comparison: each cell a `zoo run` process (here, or as a Ray task), then the table.
 
 Every (backbone, cell, seed) runs through the same engine as ``zoo run``, each in its
 own process (so one failure or crash cannot take the table down, and its peak memory
-is its own), into ``OUTPUT/cells/KEY/``. A cell whose ``cell.json`` already holds a
+is its own), into ``OUTPUT/cells/KEY/``; `zoo.comparisons.executors` says where. A cell whose ``cell.json`` already holds a
 result for the same key (recipe and library versions) is reused, so an interrupted
 compare continues where it stopped and a second run is quick. Cells that evaluate
 another cell's trained backbone start when it ends; when it fails they are recorded
@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import queue
-import subprocess
-import sys
-import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from zoo.comparisons.plan import Cell, CompareSpec, plan
+from zoo.comparisons.executors import CellInterrupted, make_executor
+from zoo.comparisons.plan import Cell, CompareSpec, plan, shard
 from zoo.recipes import RecipeError
 from zoo.records import library_versions, write_json
-from zoo.validation import CELL_SCHEMA, MEASURE_SCHEMA, RESULTS_SCHEMA, FileError, read_json_file
+from zoo.validation import CELL_SCHEMA, MEASURE_SCHEMA, FileError, read_json_file
+
 
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
@@ -42,43 +39,6 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one cell in a fresh `zoo run` process; its result, or its failure, and its peak memory."""
-    import yaml
-
-    directory.mkdir(parents=True, exist_ok=True)
-    recipe_file = directory / "recipe.yaml"
-    recipe_file.write_text(yaml.safe_dump({**cell.recipe, "name": "run", "output_dir": str(directory)},
-                                          sort_keys=False))
-    resume = ["--resume"] if (directory / "run" / "checkpoints" / "last.pt").exists() else []
-    started = time.perf_counter()
-    with open(directory / "stdout.log", "w") as out, open(directory / "stderr.log", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "zoo", "run", str(recipe_file), *resume],
-                                   stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(process.pid, 0)  # wait4: the child's own peak memory
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped: subprocess must not wait on the pid again
-    record: dict[str, Any] = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key,
-                              "seconds": round(time.perf_counter() - started, 2),
-                              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
-    results_file = directory / "run" / "results.json"
-    if process.returncode == 0 and results_file.exists():
-        try:
-            results = read_json_file(results_file, RESULTS_SCHEMA, "a run's results.json")
-        except FileError as exc:
-            return {**record, "status": "failed", "error": str(exc)}
-        record.update(status="ok", metrics=results["metrics"], chance=results.get("chance", {}),
-                      train=results["train"], provenance=results["provenance"])
-        if cell.parent is not None:  # the trained backbone it evaluates: which cell made it
-            record["provenance"]["parent"] = {"cell": cell.parent.cell_id, "key": cell.parent.key,
-                                              "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
-    else:
-        lines = [line for line in (directory / "stderr.log").read_text().splitlines()
-                 if line.startswith("zoo: error:")]
-        record.update(status="failed", error=lines[-1][len("zoo: error: "):] if lines else
-                      f"exit status {process.returncode}; see {directory / 'stderr.log'}")
-    return record
 
 
 def measure_backbone(name: str, cache: Path, model_source: str | None = None) -> dict[str, Any]:
@@ -130,55 +90,33 @@ def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any)
                  "scikit-learn digits) still run")
 
 
-def visible_gpus() -> list[str]:
-    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` entries; [] without CUDA."""
-    import torch
-
-    count = torch.cuda.device_count()  # leaves torch's CUDA state uninitialised
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [entry.strip() for entry in listed.split(",")] if listed else [str(i) for i in range(count)]
-    return ids[:count]
-
-
-def cell_environments(jobs: int, base: dict[str, str], cores: int, gpus: list[str]) -> list[dict[str, str] | None]:
-    """The environment of each of ``jobs`` concurrent cell processes (None: inherit this process's).
-
-    Each gets ``cores // jobs`` CPU threads unless ``OMP_NUM_THREADS`` is already set, and, with more
-    than one GPU visible, one GPU (``CUDA_VISIBLE_DEVICES``), dealt round-robin so that jobs beyond
-    the GPU count share them evenly. One GPU, or none, is left as it is.
-    """
-    if jobs == 1:
-        return [None]
-    environments = []
-    for slot in range(jobs):
-        env = dict(base)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))
-        if len(gpus) > 1:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        environments.append(env)
-    return environments
-
-
-def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bool = False) -> dict[str, Any]:
-    """Run (or reuse) every cell, ``jobs`` at a time, then write the tables, plots and report; returns the table.
+def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bool = False, executor: str = "local",
+                address: str | None = None, shard_of: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Run (or reuse) every cell, then write the tables, plots and report; returns the table.
 
     ``progress`` gets one line per cell as it finishes (reused, ok, failed or skipped, with the reason);
     ``bar`` adds a progress bar on a terminal. Cells that use another cell's trained backbone wait for it.
-    With ``jobs`` > 1 each cell's process gets an equal share of the CPU cores (``OMP_NUM_THREADS``,
-    unless already set) and, where several GPUs are visible, a GPU of its own (see `cell_environments`);
-    the cells' wall times in the table were then measured side by side.
+    ``executor`` says where cells run: ``local``, ``jobs`` processes at a time on this machine, each with
+    an equal share of the CPU cores (``OMP_NUM_THREADS``, unless already set) and, where several GPUs are
+    visible, a GPU of its own; or ``ray``, each a Ray task with its cell's ``resources``, on a Ray started
+    here or the cluster at ``address``. ``shard_of=(I, N)`` runs only shard I of N (whole rows, with their
+    parents) into ``OUTPUT/shard-I-of-N``, for ``zoo compare --merge`` to join.
     """
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
 
     if not isinstance(jobs, int) or jobs < 1:
         raise RecipeError(f"jobs must be a whole number of at least 1, got {jobs!r}")
+    if shard_of is not None:
+        spec = replace(spec, output_dir=str(Path(spec.output_dir) / f"shard-{shard_of[0]}-of-{shard_of[1]}"))
     out = Path(spec.output_dir)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
     cells = plan(spec)
+    if shard_of is not None:
+        cells = shard(cells, *shard_of)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
     _warn_without_data_root(spec, cells, progress)
-    environments: queue.SimpleQueue = queue.SimpleQueue()  # a running cell holds one; no two hold the same
-    for env in cell_environments(jobs, dict(os.environ), os.cpu_count() or 1, visible_gpus() if jobs > 1 else []):
-        environments.put(env)
+    runner = make_executor(executor, jobs, address)
     runnable = [cell for cell in cells if not cell.skip]
     counter = tqdm(total=len(runnable), desc=spec.name, unit="cell", disable=not bar or None, leave=False)
     numbers = {id(cell): number for number, cell in enumerate(runnable, 1)}
@@ -215,21 +153,20 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
                 if finished.get("status") == "ok" and finished.get("key") == cell.key:
                     report(cell, "reused")
                     return finished
-            env = environments.get()
-            try:
-                record = _run_cell(cell, directory, env)
-            finally:
-                environments.put(env)
+            record = runner.run(cell, directory)
+            if record["status"] == "ok" and cell.parent is not None:  # the trained backbone it evaluates
+                record["provenance"]["parent"] = {"cell": cell.parent.cell_id, "key": cell.parent.key,
+                                                  "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
             write_json(previous, record)
-            report(cell, f"{record['status']} in {record['seconds']:.0f} s"
-                   + (f" ({record['error']})" if record["status"] == "failed" else ""))
+            took = f" in {record['seconds']:.0f} s" if "seconds" in record else ""
+            report(cell, f"{record['status']}{took}" + (f" ({record['error']})" if record["status"] == "failed" else ""))
             return record
 
     children: dict[int, list[Cell]] = {}
     for cell in cells:
         if cell.parent is not None:
             children.setdefault(id(cell.parent), []).append(cell)
-    pool = ThreadPoolExecutor(jobs)  # threads only wait: each cell runs in its own process
+    pool = ThreadPoolExecutor(max(1, min(runner.slots, len(runnable))))  # threads only wait on the cells
     try:
         # a parent starts first and its cells start as soon as it ends (never a thread waiting on another)
         roots = sorted((cell for cell in cells if cell.parent is None), key=lambda cell: id(cell) not in children)
@@ -240,9 +177,16 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
                 cell = running.pop(future)
                 records[id(cell)] = future.result()
                 running.update({pool.submit(record_of, child): child for child in children.get(id(cell), [])})
+    except (KeyboardInterrupt, CellInterrupted):
+        runner.cancel()  # the cells still running stop unrecorded; every finished cell.json is kept
+        done = sum(1 for record in records.values() if record["status"] != "skipped")
+        progress(f"zoo: interrupted: {done} finished cell(s) kept in {out / 'cells'}; "
+                 "run the same command again to run the rest")
+        raise KeyboardInterrupt from None
     finally:
         pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts
         counter.close()
+        runner.close()
     sources = {c.backbone: (c.recipe["model"] if c.parent is not None else None) for c in runnable}
     backbones = {name: measure_backbone(name, out / "backbones", source) for name, source in sources.items()}
     from zoo.comparisons.report import write_outputs

@@ -10,18 +10,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from zoo.comparisons.plan import row_of
 from zoo.data.cache import atomic_write
 
 SCHEMA = 1
 MISSING = "—"
 TASK_INPUT = {"text-classification": "text", "image-classification": "image", "zero-shot-classification": "image",
               "retrieval": "text"}
-
-
-def _group(record: dict[str, Any]) -> str:
-    # seeds and data roots vary within a row; so does a trained backbone's folder (one parent per seed)
-    recipe = {k: v for k, v in record["recipe"].items() if k not in ("seed", "data_root", "model")}
-    return json.dumps([record["backbone"], recipe], sort_keys=True)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -45,7 +40,7 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
     """One row per (backbone, cell) with metrics as mean and std over seeds, and the provenance of each."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault(_group(record), []).append(record)
+        groups.setdefault(row_of(record["backbone"], record["recipe"]), []).append(record)
     rows = []
     for members in groups.values():
         first = members[0]
