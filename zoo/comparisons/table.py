@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import statistics
@@ -115,8 +114,10 @@ def chance_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 def escape_markdown(value: Any) -> str:
     """``value`` as text that Markdown shows as it is: no HTML (a ``<script>`` is shown, not run), no
-    table breaks (``|``, new lines). Every string that reached the table from a file goes through it."""
-    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    table breaks (``|``, new lines). Every string that reached the table from a file goes through it.
+    Only ``&`` and ``<`` open HTML, so ``text->image`` stays readable in a terminal."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;")
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 def _row_line(fields: list[Any]) -> str:
