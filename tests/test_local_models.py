@@ -288,6 +288,7 @@ def test_next_sentence_prediction_trains_beside_mlm_and_its_head_is_saved(tmp_pa
                                                   data_options={"validation_fraction": 0.2})
     metrics = results["metrics"]["validation"]
     assert 0 <= metrics["nsp_accuracy"] <= 1 and 0 <= metrics["masked_token_accuracy"] <= 1
+    assert 0.5 <= results["chance"]["validation"]["nsp_accuracy"] <= 0.75  # about half the pairs are next
     head = load_file(str(tmp_path / results["name"] / "model" / "pretraining_head.safetensors"))
     assert any(key.startswith("next_sentence.") for key in head)
     with pytest.raises(zoo.ZooError, match="next-sentence prediction goes with masked-language modelling"):

@@ -24,7 +24,7 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint, load_dataset
 from zoo.data.images import augmentation_transform, decode_all
-from zoo.tasks.base import Task, tokenized
+from zoo.tasks.base import Task, majority_share, tokenized
 from zoo.tasks.classification import trim
 from zoo.tasks.objectives import IGNORE_INDEX, mask_tokens, maskable_positions
 from zoo.tasks.retrieval import Retrieval
@@ -232,6 +232,12 @@ class Pretraining(Task):
         if "nsp_correct" in outputs:
             metrics["nsp_accuracy"] = float(outputs["nsp_correct"].mean())
         return metrics
+
+    def chance(self, split: str) -> dict[str, float]:
+        """Next-sentence prediction's bar: the share of the split's more common label (about half)."""
+        if not self.nsp:
+            return {}
+        return {"nsp_accuracy": majority_share(self._corpus(split)["next_sentence_label"].tolist())}
 
     def save(self, model: nn.Module, directory: Path) -> None:
         """The backbone (with the family's ``save``), and the pretraining head for re-evaluating the run."""
