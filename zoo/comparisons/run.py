@@ -1,12 +1,12 @@
 """Running a comparison: each cell a `zoo run` process (here, or as a Ray task), then the table.
 
-Every (backbone, cell, seed) runs through the same engine as ``zoo run``, each in its
-own process (so one failure or crash cannot take the table down, and its peak memory
-is its own), into ``OUTPUT/cells/KEY/``; `zoo.comparisons.executors` says where. A cell whose ``cell.json`` already holds a
-result for the same key (recipe and library versions) is reused, so an interrupted
-compare continues where it stopped and a second run is quick. Cells that evaluate
-another cell's trained backbone start when it ends; when it fails they are recorded
-as skipped with its reason. The table is written as ``table.md``,
+Every (backbone, cell, seed) runs through the same engine as ``zoo run``, each in its own
+process (so one failure or crash cannot take the table down, and its peak memory is its
+own), into ``OUTPUT/cells/KEY/``; `zoo.comparisons.executors` says where. A cell whose
+``cell.json`` already holds a result for the same key (recipe and library versions) is
+reused, so an interrupted compare continues where it stopped and a second run is quick.
+Cells that evaluate another cell's trained backbone start when it ends; when it fails
+they are recorded as skipped with its reason. The table is written as ``table.md``,
 ``table.csv``, ``table.json``, PNG plots and ``report.html``.
 """
 
