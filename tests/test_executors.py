@@ -101,3 +101,31 @@ def test_cell_resources_are_checked(tmp_path):
         plan(spec_from_dict(bad))
     cells = plan(spec_from_dict({**SPEC, "output_dir": str(tmp_path)}))
     assert {tuple(sorted(c.resources.items())) for c in cells} == {(("num_cpus", 1), ("num_gpus", 0))}
+
+
+def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'zoo[ray]')")
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = tmp_path / "spec.yaml"  # one CPU for the whole Ray: the cells run one after another
+    spec.write_text(json.dumps({**SPEC, "cells": SPEC["cells"][:2], "output_dir": str(tmp_path / "out"),
+                                "defaults": {**SPEC["defaults"], "resources": {"num_cpus": os.cpu_count() or 1}}}))
+    with open(tmp_path / "stderr.log", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec), "--executor", "ray"],
+                                   stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        deadline = time.time() + 240
+        while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal's whole group
+        process.wait(timeout=120)
+    stderr = (tmp_path / "stderr.log").read_text()
+    finished = list((tmp_path / "out" / "cells").glob("*/cell.json"))
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert f"zoo: interrupted: {len(finished)} finished cell(s) kept" in stderr
+    assert 1 <= len(finished) < 4 and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
+    resumed = run_zoo("compare", str(spec))  # the rest runs here; nothing finished runs again
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": ok in") == 4 - len(finished)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +122,7 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
     counter = tqdm(total=len(runnable), desc=spec.name, unit="cell", disable=not bar or None, leave=False)
     numbers = {id(cell): number for number, cell in enumerate(runnable, 1)}
     records: dict[int, dict[str, Any]] = {}
+    stopping = threading.Event()
 
     def say(cell: Cell, outcome: str) -> None:
         recipe = cell.recipe
@@ -154,6 +156,8 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
                     report(cell, "reused")
                     return finished
             record = runner.run(cell, directory)
+            if stopping.is_set():  # interrupted while it ran: whatever it says, it did not finish
+                raise CellInterrupted(cell.key)
             if record["status"] == "ok" and cell.parent is not None:  # the trained backbone it evaluates
                 record["provenance"]["parent"] = {"cell": cell.parent.cell_id, "key": cell.parent.key,
                                                   "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
@@ -178,6 +182,7 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
                 records[id(cell)] = future.result()
                 running.update({pool.submit(record_of, child): child for child in children.get(id(cell), [])})
     except (KeyboardInterrupt, CellInterrupted):
+        stopping.set()
         runner.cancel()  # the cells still running stop unrecorded; every finished cell.json is kept
         done = sum(1 for record in records.values() if record["status"] != "skipped")
         progress(f"zoo: interrupted: {done} finished cell(s) kept in {out / 'cells'}; "
