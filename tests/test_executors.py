@@ -111,7 +111,7 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(tmp_path):
     import time
 
     spec = tmp_path / "spec.yaml"  # one CPU for the whole Ray: the cells run one after another
-    spec.write_text(json.dumps({**SPEC, "cells": SPEC["cells"][:2], "output_dir": str(tmp_path / "out"),
+    spec.write_text(json.dumps({**SPEC, "cells": SPEC["cells"][:1], "output_dir": str(tmp_path / "out"),
                                 "defaults": {**SPEC["defaults"], "resources": {"num_cpus": os.cpu_count() or 1}}}))
     with open(tmp_path / "stderr.log", "w") as err:
         process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec), "--executor", "ray"],
@@ -125,7 +125,7 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(tmp_path):
     finished = list((tmp_path / "out" / "cells").glob("*/cell.json"))
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert f"zoo: interrupted: {len(finished)} finished cell(s) kept" in stderr
-    assert 1 <= len(finished) < 4 and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
+    assert len(finished) == 1 and json.loads(finished[0].read_text())["status"] == "ok"  # two cells, one done
     resumed = run_zoo("compare", str(spec))  # the rest runs here; nothing finished runs again
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stderr.count(": reused") == len(finished) and resumed.stderr.count(": ok in") == 4 - len(finished)
+    assert resumed.stderr.count(": reused") == 1 and resumed.stderr.count(": ok in") == 1
