@@ -38,9 +38,11 @@ __all__ = [
 ]
 
 
+import sys as _sys
+
 from zoo.plugins import guard as _guard
 
-_guard(__import__("sys").modules[__name__], ("load", "list_backbones", "get_spec", "plugins"))
+_guard(_sys.modules[__name__], ("load", "list_backbones", "get_spec", "plugins"))
 
 
 def __getattr__(name: str):

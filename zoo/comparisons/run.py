@@ -163,7 +163,8 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
                                                   "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
             write_json(previous, record)
             took = f" in {record['seconds']:.0f} s" if "seconds" in record else ""
-            report(cell, f"{record['status']}{took}" + (f" ({record['error']})" if record["status"] == "failed" else ""))
+            why = f" ({record['error']})" if record["status"] == "failed" else ""
+            report(cell, f"{record['status']}{took}{why}")
             return record
 
     children: dict[int, list[Cell]] = {}
