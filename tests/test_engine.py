@@ -161,6 +161,42 @@ def test_cli_run_and_evaluate(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+def test_autocast_follows_the_recipe_precision():
+    import warnings
+
+    from zoo.engine.loop import autocast_for
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    context, name = autocast_for("bf16", cpu)
+    assert name == "bf16" and isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    with context:
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    for precision in ("fp32", "auto"):
+        context, name = autocast_for(precision, cpu)
+        assert name == "fp32" and not isinstance(context, torch.autocast)
+        with context:
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with warnings.catch_warnings():  # torch warns that CUDA is not available on a machine without it
+        warnings.simplefilter("ignore")
+        assert autocast_for("auto", cuda)[1] == autocast_for("bf16", cuda)[1] == "bf16"
+    assert autocast_for("fp32", cuda)[1] == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_evaluate_run_evaluates_in_the_precision_the_run_trained_in(tmp_path, precision):
+    from zoo.recipes import validate
+
+    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
+              "mode": "linear-probe", "train_limit": 64, "eval_limit": 64, "epochs": 2, "batch_size": 16,
+              "precision": precision, "output_dir": str(tmp_path), "name": precision}
+    results = run(validate(values, "test"))
+    assert results["train"]["precision"] == results["provenance"]["precision"] == precision
+    # bf16 and fp32 give losses about 2e-4 apart (relative); evaluated in the other precision, this fails
+    again = evaluate_run(results["run_dir"])
+    assert again["loss"] == pytest.approx(results["metrics"]["validation"]["loss"], rel=1e-5, abs=0)
+    assert again["accuracy"] == results["metrics"]["validation"]["accuracy"]
+
+
 def test_flip_features_double_the_probe_training_set_and_average_at_evaluation(tmp_path):
     from zoo.engine import prepare
     from zoo.recipes import validate

@@ -181,6 +181,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str |
     """Re-evaluate a finished run's saved model on ``split`` (default: its eval split)."""
     from zoo.api import load
     from zoo.engine.distributed import setup
+    from zoo.engine.loop import autocast_for
     from zoo.engine.loop import evaluate as evaluate_split
 
     run_dir = Path(run_dir)
@@ -193,5 +194,5 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data_root: str |
     task = prepare(recipe, backbone, ctx.device)
     model = task.model().to(ctx.device)
     task.restore(model, run_dir / "model")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else nullcontext()
+    autocast, _ = autocast_for(recipe.precision, ctx.device)  # the precision the run trained in
     return evaluate_split(task, model, recipe.eval_split, ctx, recipe, autocast)

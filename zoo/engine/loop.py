@@ -45,6 +45,16 @@ def lr_lambda(warmup_steps: int, total_steps: int):
     return factor
 
 
+def autocast_for(precision: str, device: torch.device) -> tuple[Any, str]:
+    """The autocast context a run of ``recipe.precision`` uses on ``device``, and its name ("bf16" or
+    "fp32"): bf16 when asked for, or for "auto" on CUDA; fp32 otherwise. Training and re-evaluating a
+    finished run (`zoo evaluate`) both call this, so a run is evaluated in the precision it trained in."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16), "bf16"
+    return nullcontext(), "fp32"
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
                    fresh: tuple[str, ...] = ("head",)) -> torch.optim.Optimizer:
     """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for the freshly initialised parts."""
@@ -198,8 +208,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
     average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
-    bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    autocast, precision = autocast_for(recipe.precision, device)
     checkpoint_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
     if resume:
@@ -350,6 +359,6 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
             "train_samples_per_second": round(samples / train_seconds, 2) if train_seconds else None,
             "data_wait_share": round(data_seconds / train_seconds, 4) if train_seconds else None,
-            "early_stopped": stop, "precision": "bf16" if bf16 else "fp32", "ema_decay": recipe.ema_decay,
+            "early_stopped": stop, "precision": precision, "ema_decay": recipe.ema_decay,
         },
     }
