@@ -103,10 +103,51 @@ def _type_name(annotation: Any) -> str:
     return {type(None): "null", dict: "mapping"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def nearest_key_hint(key: str, known: Sequence[str], otherwise: str) -> str:
-    """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are)."""
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}?" if close else otherwise
+# Names users of transformers' TrainingArguments, timm's train.py, Lightning or Keras write for a recipe
+# field: a key close to one of these is pointed to the field (``lerning_rate`` -> ``lr``), not to whichever
+# field happens to share the most letters (``early_stopping_patience``).
+RECIPE_ALIASES: dict[str, str] = {
+    **dict.fromkeys(["learning_rate", "learningrate", "base_lr", "lr_rate", "initial_lr", "max_lr"], "lr"),
+    **dict.fromkeys(["epoch", "num_epochs", "n_epochs", "num_train_epochs", "max_epochs", "nb_epochs"], "epochs"),
+    **dict.fromkeys(["max_train_steps", "num_steps", "train_steps", "steps", "max_iters"], "max_steps"),
+    **dict.fromkeys(["batchsize", "bs", "batch", "train_batch_size", "per_device_train_batch_size",
+                     "train_batchsize"], "batch_size"),
+    **dict.fromkeys(["eval_bs", "per_device_eval_batch_size", "validation_batch_size", "val_batch_size",
+                     "test_batch_size"], "eval_batch_size"),
+    **dict.fromkeys(["wd", "weightdecay", "weight_decay_rate", "l2"], "weight_decay"),
+    **dict.fromkeys(["warmup_ratio", "warmup_fraction", "warmup_proportion"], "warmup"),
+    **dict.fromkeys(["gradient_accumulation_steps", "grad_accum_steps", "accumulate_grad_batches",
+                     "gradient_accumulation", "accum_iter"], "grad_accum"),
+    **dict.fromkeys(["max_grad_norm", "clip_grad_norm", "gradient_clip_val", "grad_clip", "clip_norm"], "clip_grad"),
+    **dict.fromkeys(["patience", "early_stopping_rounds"], "early_stopping_patience"),
+    **dict.fromkeys(["model_ema_decay", "ema"], "ema_decay"),
+    **dict.fromkeys(["mixed_precision", "amp", "fp16", "bf16", "dtype"], "precision"),
+    **dict.fromkeys(["random_seed", "rng_seed"], "seed"),
+    **dict.fromkeys(["dataset", "dataset_name", "data_path"], "data"),
+    **dict.fromkeys(["model_name", "model_name_or_path", "backbone", "arch"], "model"),
+    **dict.fromkeys(["output", "out_dir", "output_path"], "output_dir"),
+    **dict.fromkeys(["workers", "dataloader_num_workers"], "num_workers"),
+    **dict.fromkeys(["eval_steps", "evaluation_steps", "val_check_interval", "eval_interval"], "eval_every"),
+    **dict.fromkeys(["save_steps", "checkpoint_interval", "save_every"], "checkpoint_every"),
+    **dict.fromkeys(["logging_steps", "log_interval"], "log_every"),
+    **dict.fromkeys(["max_train_samples", "train_samples"], "train_limit"),
+    **dict.fromkeys(["max_eval_samples", "eval_samples"], "eval_limit"),
+    **dict.fromkeys(["torch_compile"], "compile"),
+}
+
+
+def nearest_key_hint(key: str, known: Sequence[str], otherwise: str,
+                     aliases: Mapping[str, str] | None = None) -> str:
+    """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are).
+
+    ``aliases`` maps other names for a known key to it; the key is matched against those names
+    too, and a close alias suggests the known key it stands for."""
+    names = {name: name for name in known}
+    for alias, target in (aliases or {}).items():
+        if target in names:
+            names.setdefault(alias, target)
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
+    return f"did you mean {names[close[0]]!r}?" if close else otherwise
 
 
 def keyword_options(function: Any, skip: int = 1) -> dict[str, Any] | None:
@@ -139,7 +180,7 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
     known = [f.name for f in fields(Recipe)]
     for key, value in values.items():
         if key not in hints:
-            hint = nearest_key_hint(key, known, f"known keys: {', '.join(known)}")
+            hint = nearest_key_hint(key, known, f"known keys: {', '.join(known)}", RECIPE_ALIASES)
             raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
         if not _accepts(hints[key], value):
             raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")
