@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,15 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     rows = {(r["backbone"], r["task"]): r for r in table["rows"]}
     text_row = rows[("text/bert-tiny", "text-classification")]
     assert text_row["status"] == "ok" and text_row["seeds"] == [0, 1] and text_row["metric"] == "test accuracy"
-    assert 0 <= text_row["mean"] <= 1 and text_row["std"] >= 0
+    # the row aggregates its cells' runs: the mean and sample std of their test accuracies, against their chance
+    runs = [json.loads((out / run / "results.json").read_text()) for run in text_row["runs"]]
+    accuracies = [result["metrics"]["test"]["accuracy"] for result in runs]
+    assert len(accuracies) == 2 and text_row["mean"] == pytest.approx(statistics.mean(accuracies))
+    assert text_row["std"] == pytest.approx(statistics.stdev(accuracies))
+    assert text_row["chance"] == pytest.approx(runs[0]["chance"]["test"]["accuracy"], abs=1e-6)
+    assert text_row["below_chance"] == (text_row["mean"] < text_row["chance"])
+    image_row = rows[("vision/example-convnet", "image-classification")]  # seen: 0.30 (0.28, 0.33), chance 0.10
+    assert image_row["status"] == "ok" and image_row["mean"] > 2 * image_row["chance"] > 0.2
     prov = text_row["provenance"]
     assert prov["versions"]["torch"] and prov["device"] and prov["data_fingerprint"] and len(prov["recipe_hash"]) == 2
     threads = os.environ.get("OMP_NUM_THREADS") or max(1, os.cpu_count() // 2)  # jobs=2: half the cores each

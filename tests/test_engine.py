@@ -137,23 +137,34 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
 
 
 def test_python_api_finetune_and_evaluate(tmp_path):
+    # reviews that BERT-tiny (random weights here) tells apart within a few steps: a run that does not train,
+    # or scores against the wrong labels, stays at chance, 0.5
+    reviews = tmp_path / "reviews.tsv"
+    reviews.write_text("".join(f"{'a wonderful, delightful film' if i % 2 else 'a dreadful, boring film'} number {i}"
+                               f"\t{'pos' if i % 2 else 'neg'}\n" for i in range(80)))
+    torch.manual_seed(0)  # the backbone's initial weights
     backbone = zoo.load("text/bert-tiny")
-    results = backbone.finetune("text-classification", data="sst2", epochs=1, train_limit=32, eval_limit=16,
-                                batch_size=16, output_dir=str(tmp_path))
-    assert results["train"]["steps"] == 2 and 0 <= results["metrics"]["validation"]["accuracy"] <= 1
-    metrics = backbone.evaluate("text-classification", "sst2", train_limit=64, eval_limit=32, epochs=2,
-                                output_dir=str(tmp_path))
+    results = backbone.finetune("text-classification", data=str(reviews), epochs=6, lr=3e-3, train_limit=32,
+                                eval_limit=16, batch_size=16, output_dir=str(tmp_path))
+    assert results["train"]["steps"] == 12 and results["chance"]["validation"]["accuracy"] == 0.5
+    assert results["metrics"]["validation"]["accuracy"] >= 0.9  # seen: 1.0 from each of five initial weights
+    metrics = backbone.evaluate("text-classification", str(reviews), train_limit=64, eval_limit=32,
+                                output_dir=str(tmp_path))  # a probe of the finetuned backbone
     assert set(metrics["validation"]) == {"accuracy", "macro_f1", "loss"}
+    assert metrics["validation"]["accuracy"] >= 0.9 and metrics["validation"]["loss"] < 0.3  # seen: 1.0, <= 0.008
     with pytest.raises(zoo.ZooError, match="task 'image-classification' needs a image or multimodal backbone; text/bert-tiny is a text backbone"):
         backbone.finetune("image-classification", data="cifar10", output_dir=str(tmp_path))
 
 
 def test_cli_run_and_evaluate(tmp_path):
     recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
-    result = run_zoo("run", str(recipe), "--set", "train_limit=40", "--set", "eval_limit=20", "--set", "epochs=2",
+    result = run_zoo("run", str(recipe), "--set", "train_limit=400", "--set", "eval_limit=100",
                      "--set", "test_split=null", "--set", f"output_dir={tmp_path}", check=True)
     out = json.loads(result.stdout)
-    assert out["metrics"]["validation"]["accuracy"] > 0
+    # MiniLM's pretrained features carry sentiment: seen 0.72 (0.69-0.72 over seeds 0-2) against chance 0.56
+    saved = json.loads((Path(out["run_dir"]) / "results.json").read_text())
+    assert saved["chance"]["validation"]["accuracy"] == pytest.approx(0.56)
+    assert out["metrics"]["validation"]["accuracy"] >= 0.63 and out["metrics"]["validation"]["loss"] < 0.65
     again = json.loads(run_zoo("evaluate", out["run_dir"], check=True).stdout)
     assert again["accuracy"] == pytest.approx(out["metrics"]["validation"]["accuracy"])
     bad = run_zoo("run", str(recipe), "--set", "epoch=2")
