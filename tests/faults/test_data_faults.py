@@ -8,7 +8,7 @@ import io
 import pytest
 
 from conftest import REPO
-from zoo.data import DataError
+from zoo.data import DataError, load_dataset
 from zoo.data.readers import classification
 from zoo.engine import run
 from zoo.errors import PreprocessingWarning
@@ -54,7 +54,15 @@ def test_bad_text_files(tmp_path, name):
 def test_a_delimiter_can_be_named(tmp_path):
     path = tmp_path / "semi.csv"
     path.write_text("text;label\n" + "".join(f"text {i};{'ab'[i % 2]}\n" for i in range(40)))
-    assert probe(tmp_path, path, "data_options.delimiter=;")["metrics"]["validation"]["accuracy"] >= 0
+    data = load_dataset(str(path), delimiter=";")
+    assert data.label_names == ["a", "b"]  # split at ';': two classes, not one per line nor a column too few
+    assert {split: len(data.splits[split]) for split in data.splits} == {"train": 32, "validation": 8}
+    read = sorted((text, data.label_names[label]) for split in data.splits.values()
+                  for text, label in zip(split.inputs, split.labels))
+    assert read == sorted((f"text {i}", "ab"[i % 2]) for i in range(40))
+    results = probe(tmp_path, path, "data_options.delimiter=;")
+    assert results["data_fingerprint"] == data.fingerprint  # the run trained and scored on these examples
+    assert results["chance"]["validation"]["accuracy"] == 0.5
 
 
 @pytest.mark.parametrize("data, option, message", [
