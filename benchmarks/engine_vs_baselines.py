@@ -57,7 +57,7 @@ def batches(args, device):
 def plain_loop(args, device) -> float:
     """What a careful person writes by hand: forward, loss, backward, fused AdamW, no extras."""
     task, data, _ = batches(args, device)
-    model = Classifier(task.backbone, task.data.num_classes, "encode_text", dropout=0.0).to(device).train()
+    model = Classifier(task.backbone, task.data.num_classes, "encode_tokens", dropout=0.0).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def hf_trainer(args, device, defaults: bool) -> float:
 
     task, _, items = batches(args, torch.device("cpu"))
     rows = [{**inputs, "labels": label} for inputs, label in items]  # the same examples, in the same order
-    model = _ForTrainer(Classifier(task.backbone, task.data.num_classes, "encode_text", dropout=0.0))
+    model = _ForTrainer(Classifier(task.backbone, task.data.num_classes, "encode_tokens", dropout=0.0))
     with tempfile.TemporaryDirectory() as directory:
         settings = TrainingArguments(
             output_dir=directory, per_device_train_batch_size=args.batch, num_train_epochs=1, learning_rate=5e-5,

@@ -26,7 +26,7 @@ def test_list_pattern_modality_and_json():
     result = json.loads(run_zoo("list", "*lite*", "--modality", "vision", "--json", check=True).stdout)
     assert [spec["name"] for spec in result] == [
         "vision/efficientnet-lite0", "vision/efficientnet-lite1", "vision/efficientnet-lite2"]
-    assert result[0]["weights"][0]["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert result[0]["weights"][0]["preprocessing"]["image"]["mean"] == [0.5, 0.5, 0.5]
     assert result[0]["plugin"] == "timm" and result[0]["pretrained"] is True
 
 

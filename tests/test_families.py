@@ -43,7 +43,7 @@ def test_minilm_orders_sentences_by_meaning(minilm):
     sims = e[0] @ e[1:].T
     assert sims[0] > sims[1] > sims[2]  # bread > horse > drums
     assert sims[0].item() == pytest.approx(0.7553, abs=2e-3)  # the published all-MiniLM-L6-v2 value
-    assert minilm.preprocessing["pooling"] == "mean" and minilm.preprocessing["normalize"]
+    assert minilm.text_preprocessing.pooling == "mean" and minilm.text_preprocessing.normalize
 
 
 def test_efficientnet_lite0_recognises_real_photos(lite0, photos):
@@ -60,7 +60,7 @@ def test_efficientnet_lite0_recognises_real_photos(lite0, photos):
 def test_larger_lites_load_strictly_with_their_own_preprocessing(name, photos):
     model = zoo.load(name)
     assert model.num_params() == zoo.get_spec(name).params
-    assert model.preprocessing["input_size"][1] == {"vision/efficientnet-lite1": 240,
+    assert model.image_preprocessing.size[0] == {"vision/efficientnet-lite1": 240,
                                                     "vision/efficientnet-lite2": 260}[name]
     with torch.no_grad():
         assert model.class_names[model.classify([photos["coffee"]]).argmax()] == "espresso"
@@ -126,7 +126,7 @@ def test_save_and_load_round_trip_gives_identical_embeddings(name, tmp_path, pho
     assert again.spec.name == name and again.preprocessing == model.preprocessing
     with torch.no_grad():
         if model.modality in ("image", "multimodal"):
-            size = model.preprocessing.get("input_size", [3, 64, 64])[1:] if model.modality == "image" else None
+            size = model.image_preprocessing.size if model.modality == "image" else None
             images = [photos["cat"]] if size is None else torch.randn(2, 3, *size)
             assert torch.equal(model.encode_image(images), again.encode_image(images))
         if model.modality in ("text", "multimodal"):
@@ -146,16 +146,14 @@ def test_torchvision_specs_declare_their_weights_own_transforms():
     """The hub weights cannot be downloaded here, but their transforms ship with torchvision."""
     import torchvision
 
-    from zoo_timm.model import normalise_preprocessing
-
     for name in zoo.list_backbones("vision/tv-*"):
         spec = zoo.get_spec(name)
         (weights,) = spec.weights
         enum = weights.source.split(".", 1)[1]
         t = torchvision.models.get_model_weights(spec.options["arch"])[enum].transforms()
-        actual = {"input_size": (3, *t.crop_size * 2), "mean": t.mean, "std": t.std,
-                  "interpolation": t.interpolation.value, "crop_pct": t.crop_size[0] / t.resize_size[0]}
-        assert normalise_preprocessing(weights.preprocessing) == normalise_preprocessing(actual), name
+        actual = zoo.ImagePreprocessing(size=t.crop_size * 2, mean=t.mean, std=t.std, interpolation=t.interpolation.value,
+                                        crop_pct=t.crop_size[0] / t.resize_size[0])
+        assert weights.preprocessing == actual, name
 
 
 def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_path):
@@ -167,15 +165,15 @@ def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_p
     fitted = train_tokenizer(animals, 200, tmp_path / "animals")
     model = zoo.load("text/bert-tiny", tokenizer=str(fitted))
     default = zoo.load("text/bert-tiny")
-    assert len(model.tokenizer) == model.preprocessing["vocab_size"] <= 200 < default.preprocessing["vocab_size"]
+    assert len(model.tokenizer) == model.text_preprocessing.vocab_size <= 200 < default.text_preprocessing.vocab_size
     assert model.model.get_input_embeddings().weight.shape[0] == len(model.tokenizer)
     assert model.tokenizer.tokenize("The Okapi IGNORES the quokka") == ["the", "okapi", "ignores", "the", "quokka"]
     # a vocabulary of the same size fitted to other words (same letters) is told apart: it keys the token cache
     other = train_tokenizer([text.replace("okapi", "ipako") for text in animals], len(model.tokenizer),
                             tmp_path / "other")
-    other = zoo.load("text/bert-tiny", tokenizer=str(other)).preprocessing
-    assert other["vocab_size"] == model.preprocessing["vocab_size"]
-    assert other["vocabulary"] != model.preprocessing["vocabulary"] != default.preprocessing["vocabulary"]
+    other = zoo.load("text/bert-tiny", tokenizer=str(other)).text_preprocessing
+    assert other.vocab_size == model.text_preprocessing.vocab_size
+    assert other.vocabulary != model.text_preprocessing.vocabulary != default.text_preprocessing.vocabulary
 
     saved = model.save(tmp_path / "saved")
     plain = tmp_path / "plain"

@@ -80,10 +80,10 @@ def test_each_architecture_gets_its_own_pooling_and_inputs(folders):
                 "bart": ("encoder-decoder", "mean")}
     for name, (architecture, pooling) in expected.items():
         model = zoo.load(folders[name])
-        assert (model.preprocessing["architecture"], model.preprocessing["pooling"]) == (architecture, pooling)
+        assert (model.text_preprocessing.architecture, model.text_preprocessing.pooling) == (architecture, pooling)
         assert model.pretraining_objective == ("causal-lm" if architecture == "decoder" else "mlm")
     overridden = zoo.load(folders["gpt2"], pooling="mean")
-    assert overridden.preprocessing["pooling"] == "mean"
+    assert overridden.text_preprocessing.pooling == "mean"
     with pytest.raises(zoo.ZooError, match="pooling must be one of mean, cls, max, last"):
         zoo.load(folders["gpt2"], pooling="first")
 

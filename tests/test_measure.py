@@ -16,7 +16,7 @@ def test_attention_projections_are_counted_in_inference_mode():
     _, images = example_inputs(model, batch=2)["image"]
     model.train()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.encode_image(images)
+        model.encode_pixels(images)
     expected = counter.get_total_flops() / 2 / 1e9
     row = next(r for r in measure_encoders(model, batch=2, seconds=0.05) if r["input"] == "image")
     assert row["gflops_per_sample"] == expected > 0

@@ -190,7 +190,7 @@ def register_backbones(register):
 @pytest.mark.parametrize(
     ("declared", "reason"),
     [
-        (">=2,<3", "supports zoo API '>=2,<3', but this zoo provides API 1.0"),
+        (">=3,<4", "supports zoo API '>=3,<4', but this zoo provides API 2.0"),
         ("version one", "declares zoo_api = 'version one', which is not a version range like '>=1,<2'"),
     ],
 )

@@ -123,7 +123,8 @@ def test_bad_retrieval_data(tmp_path):
 
     with pytest.raises(zoo.ZooError, match="task 'retrieval' needs a multimodal or text backbone; "
                                            "vision/example-convnet is an image backbone"):
-        get_task("retrieval")(zoo.load("vision/example-convnet"), duplicated, "zero-shot")
+        spec, task_class = get_task("retrieval")
+        task_class(zoo.load("vision/example-convnet"), duplicated, "zero-shot", spec=spec)
 
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason="needs ../shared/data")

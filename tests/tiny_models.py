@@ -43,14 +43,15 @@ def tokenizer(kind: str):
     return PreTrainedTokenizerFast(tokenizer_object=model, **names)
 
 
-def text_config(name: str, vocab: int, tok):
-    """The transformers config of a 2-layer, 32-wide model of architecture ``name``."""
+def text_config(name: str, vocab: int, tok, positions: int = 128):
+    """The transformers config of a 2-layer, 32-wide model of architecture ``name`` (with ``positions``
+    learned positions where it has them)."""
     import transformers as tf
 
     small = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, hidden_size=32)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return {
-        "gpt2": lambda: (tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128, vocab_size=vocab,
+        "gpt2": lambda: (tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=positions, vocab_size=vocab,
                                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id),
                          tf.GPT2LMHeadModel),
         "llama": lambda: (tf.LlamaConfig(**small, num_key_value_heads=2, max_position_embeddings=128,
@@ -61,7 +62,7 @@ def text_config(name: str, vocab: int, tok):
                        tf.T5ForConditionalGeneration),
         "bart": lambda: (tf.BartConfig(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
                                        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                                       max_position_embeddings=128, vocab_size=vocab, pad_token_id=pad,
+                                       max_position_embeddings=positions, vocab_size=vocab, pad_token_id=pad,
                                        eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.eos_token_id),
                          tf.BartForConditionalGeneration),
         "roberta": lambda: (tf.RobertaConfig(**small, max_position_embeddings=132, vocab_size=vocab, pad_token_id=pad),
@@ -78,13 +79,13 @@ KINDS = {"gpt2": "decoder", "llama": "decoder", "t5": "encoder-decoder", "bart":
          "roberta": "encoder", "xlnet": "encoder", "modernbert": "encoder"}
 
 
-def hf_folder(root: Path, name: str) -> Path:
+def hf_folder(root: Path, name: str, positions: int = 128) -> Path:
     """A Hugging Face model folder (config.json, model.safetensors, tokenizer files) of architecture ``name``."""
     import torch
 
     folder = root / name
     tok = tokenizer(KINDS[name])
-    config, model_class = text_config(name, len(tok), tok)
+    config, model_class = text_config(name, len(tok), tok, positions)
     torch.manual_seed(0)
     model_class(config).save_pretrained(folder)
     tok.save_pretrained(folder)

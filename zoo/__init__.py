@@ -3,57 +3,65 @@
 One registry holds text, vision and CLIP-style backbones contributed by plugins
 (entry-point group ``zoo``); every backbone has the same interface. Importing
 ``zoo`` is cheap: no model library is imported until a backbone is loaded.
+
+``__all__`` is the plugin API: everything a plugin may use comes from here (or from
+`zoo.testing`, the contract kit), and `API_VERSION` versions it. Names that need
+torch (`Backbone`, the weight-file helpers) are imported when first used.
 """
 
 from __future__ import annotations
 
-from zoo.api import get_spec, list_backbones, load, plugins
-from zoo.errors import PluginWarning, PreprocessingWarning, WeightsError, WeightsWarning, ZooError
+import sys as _sys
+from importlib import import_module as _import_module
+from typing import Any
+
+from zoo.api import claim_path, get_spec, list_backbones, list_datasets, list_tasks, load, plugins
+from zoo.errors import (OptionError, PluginWarning, PreprocessingWarning, SpecError, UnknownNameError, WeightsError,
+                        WeightsWarning, ZooError)
 from zoo.hookspecs import hookimpl
+from zoo.hub import offline_unless_reachable, reachable
 from zoo.plugins import API_VERSION
+from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
+from zoo.validation import FileError, read_json_file
 
 __version__ = "0.1.0"
 
+# names served on first use: (module, attribute); they import torch or a layer above the API
+_LAZY = {
+    "Backbone": ("zoo.backbone", "Backbone"),
+    "FrozenImageEncoder": ("zoo.backbone", "FrozenImageEncoder"),
+    "load_state_dict": ("zoo.saving", "load_state_dict"),
+    "read_state_dict": ("zoo.saving", "read_state_dict"),
+    "staged_directory": ("zoo.saving", "staged_directory"),
+    "rebuild": ("zoo.saving", "rebuild"),
+    "load_dataset": ("zoo.data", "load_dataset"),
+    "compare": ("zoo.comparisons", "compare"),
+}
+
 __all__ = [
-    "API_VERSION",
-    "Backbone",
-    "BackboneSpec",
-    "DatasetSpec",
-    "PathClaim",
-    "PathFormat",
-    "PluginWarning",
-    "PreprocessingWarning",
-    "TaskSpec",
-    "Weights",
-    "WeightsError",
-    "WeightsWarning",
-    "ZooError",
-    "compare",
-    "get_spec",
-    "hookimpl",
-    "list_backbones",
-    "load",
-    "plugins",
+    # the registry and loading
+    "API_VERSION", "claim_path", "compare", "get_spec", "hookimpl", "list_backbones", "list_datasets", "list_tasks",
+    "load", "load_dataset", "plugins",
+    # what plugins register and build
+    "Backbone", "BackboneSpec", "DatasetSpec", "FrozenImageEncoder", "ImagePreprocessing", "PathClaim", "PathFormat",
+    "TaskSpec", "TextPreprocessing", "Weights",
+    # helpers a family's factory and path claims use
+    "load_state_dict", "offline_unless_reachable", "reachable", "read_json_file", "read_state_dict", "rebuild",
+    "staged_directory",
+    # errors and warnings
+    "FileError", "OptionError", "PluginWarning", "PreprocessingWarning", "SpecError", "UnknownNameError",
+    "WeightsError", "WeightsWarning", "ZooError",
 ]
 
 
-import sys as _sys
-
-from zoo.plugins import guard as _guard
+from zoo.plugins import guard as _guard  # noqa: E402 - after the names it guards
 
 _guard(_sys.modules[__name__], ("load", "list_backbones", "get_spec", "plugins"))
 
 
-def __getattr__(name: str):
-    # Backbone is a torch.nn.Module: import torch only when someone asks for it; compare lives in the
-    # comparisons package, a layer above the API that listing never needs.
-    if name == "Backbone":
-        from zoo.backbone import Backbone
-
-        return Backbone
-    if name == "compare":
-        from zoo.comparisons import compare
-
-        return compare
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(_import_module(module), attribute)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

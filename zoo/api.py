@@ -6,15 +6,14 @@ specs alone, and `load` imports a backbone's factory only when it is called.
 
 from __future__ import annotations
 
-import json
 import sys
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, WeightsError, ZooError
+from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, ZooError
 from zoo.plugins import PluginInfo, get_plugin_set, guard, import_object
-from zoo.specs import BackboneSpec, Weights
+from zoo.specs import BackboneSpec, DatasetSpec, TaskSpec, Weights
 
 
 def list_backbones(
@@ -23,13 +22,25 @@ def list_backbones(
     task: str | None = None,
     pretrained: bool | None = None,
     exclude: Iterable[str] = (),
-) -> list[str]:
-    """Names of the registered backbones matching a wildcard ``pattern`` and filters.
+    specs: bool = False,
+) -> list[Any]:
+    """Names of the registered backbones matching a wildcard ``pattern`` and filters (their
+    `BackboneSpec` entries with ``specs=True``), sorted by name.
 
     >>> zoo.list_backbones("vision/*lite*", pretrained=True)
     """
-    specs = get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained, exclude)
-    return [spec.name for spec in specs]
+    found = get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained, exclude)
+    return list(found) if specs else [spec.name for spec in found]
+
+
+def list_datasets() -> list[DatasetSpec]:
+    """The registered data sets (`DatasetSpec`), from every plugin's ``register_datasets``."""
+    return list(get_plugin_set().registry.datasets())
+
+
+def list_tasks() -> list[TaskSpec]:
+    """The registered task families (`TaskSpec`), from every plugin's ``register_tasks``."""
+    return list(get_plugin_set().registry.tasks())
 
 
 def get_spec(name: str) -> BackboneSpec:
@@ -76,9 +87,9 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     random when the spec has none (an architecture meant for training from
     scratch); True requires weights; False initialises at random; a string is a
     weights tag of the spec or a local weights file or directory.
-    Extra keyword arguments go to the family's factory.
+    Extra keyword arguments go to the family's factory. The backbone comes in eval mode.
     """
-    from zoo.recipes import check_keywords
+    from zoo.signatures import check_keywords
 
     local = local_path(name)
     if local is not None:
@@ -90,7 +101,7 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     weights = _choose_weights(spec, tag, pretrained)
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
     check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
-    return factory(spec, weights, **{**spec.options, **kwargs})
+    return factory(spec, weights, **{**spec.options, **kwargs}).eval()  # like from_pretrained: ready to encode
 
 
 def local_path(name: Any) -> tuple[str, str | None] | None:
@@ -166,93 +177,10 @@ def _load_path(path: str, plugin: str | None, pretrained: Any, kwargs: dict[str,
         raise UnknownNameError(f"{path} is a local model; give weights (pretrained=...) only with a registered name")
     claim = claim_path(path, plugin)
     if claim is None:
-        return _load_saved(path, **kwargs)
+        from zoo.saving import load_saved
+
+        return load_saved(path, **kwargs)
     return load(claim.backbone, pretrained=claim.pretrained, **{**claim.options, **kwargs})
-
-
-def registered_factory(spec_dict: Any, where: str, install_hint: str = "") -> tuple[BackboneSpec, Any]:
-    """The registered spec and factory that a saved ``spec_dict`` (read from a file) names.
-
-    The file only names the backbone: the factory comes from the installed plugins'
-    registrations, never from the file. A factory, modality or option that disagrees
-    with the registration is refused, naming the field.
-    """
-    from zoo.validation import SPEC_SCHEMA, FileError, check
-
-    saved = check(spec_dict, SPEC_SCHEMA, where)
-    registry = get_plugin_set().registry
-    try:
-        spec = registry.get("backbone", saved["name"])
-    except UnknownNameError:
-        spec = None
-    if spec is None or spec.name != saved["name"]:
-        raise FileError(f"{where}: backbone {saved['name']!r} is not registered by any installed plugin; "
-                        f"{install_hint or 'install the plugin that provides it'} "
-                        "(zoo never imports code that a saved folder names)")
-    registered = json.loads(json.dumps({"factory": spec.factory, "modality": spec.modality,
-                                        "options": dict(spec.options)}, default=list))
-    for field, value in registered.items():
-        if saved.get(field, {} if field == "options" else None) != value:
-            raise FileError(f"{where}: spec.{field} {saved.get(field)!r} differs from what plugin {spec.plugin!r} "
-                            f"registers for {spec.name!r} ({value!r}); refusing it: a saved folder cannot choose code")
-    return spec, import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
-
-
-def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike,
-            **kwargs: Any) -> Any:
-    """The architecture of a saved backbone, with its assets but untrained parameters.
-
-    ``spec_dict`` and ``options`` come from the saved folder's ``zoo.json``: the spec must
-    be registered (see `registered_factory`) and the options must be keyword parameters of
-    its factory, never one that grants trust (``trust_remote_code``); ``kwargs`` are the
-    caller's own options. Families that compose others (the joined CLIP towers) use it to
-    rebuild their parts.
-    """
-    return _rebuild(spec_dict, options, saved_dir, kwargs)
-
-
-def _rebuild(spec_dict: Any, options: dict[str, Any], saved_dir: str | os.PathLike, kwargs: dict[str, Any],
-             install_hint: str = "") -> Any:
-    from zoo.recipes import check_keywords
-    from zoo.validation import TRUST_OPTIONS, FileError
-
-    where = f"saved backbone {os.fspath(saved_dir)!r}"
-    spec, factory = registered_factory(spec_dict, where, install_hint)
-    granted = [key for key in options if key in TRUST_OPTIONS or key == "saved_dir"]
-    if granted:
-        raise FileError(f"{where}: zoo.json sets {granted[0]!r}; that is the caller's choice alone "
-                        f"(zoo.load(..., {granted[0]}=...) where you trust the folder), never a file's")
-    check_keywords(factory, options, where, "model option", FileError, skip=2)
-    check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
-    return factory(spec, None, saved_dir=os.fspath(saved_dir), **{**options, **kwargs})
-
-
-def _load_saved(directory: str, **kwargs: Any):
-    """Rebuild a saved backbone: its registered factory builds the architecture, then the saved tensors
-    load strictly. Nothing in the folder chooses code: see `rebuild`."""
-    from zoo.saving import WEIGHTS_FILE, load_state_dict, read_saved, read_state_dict
-    from zoo.validation import check_folder
-
-    check_folder(directory)
-    config = read_saved(directory)
-    plugin = config.get("plugin") or {}
-    hint = ""
-    if plugin.get("distribution"):  # validated as a distribution name and version: safe to show
-        pin = f"=={plugin['version']}" if plugin.get("version") else ""
-        hint = f"it was saved with plugin {plugin.get('name')!r}: pip install '{plugin['distribution']}{pin}'"
-    model = _rebuild(config["spec"], config["options"], directory, kwargs, hint)
-    # explicit options (say max_length=64) change preprocessing on purpose; otherwise it must match
-    # (in the keys zoo.json records: a key a newer family adds is not a mismatch with an older save)
-    rebuilt, recorded = json.loads(json.dumps(model.preprocessing, default=list)), config["preprocessing"]
-    if not kwargs and {key: rebuilt.get(key) for key in recorded} != recorded:
-        raise WeightsError(
-            f"{directory}: the preprocessing in zoo.json {config['preprocessing']} differs from what the "
-            f"rebuilt model uses {model.preprocessing}; refusing to pair weights with the wrong preprocessing"
-        )
-    weights_file = os.path.join(directory, WEIGHTS_FILE)
-    load_state_dict(model, read_state_dict(weights_file), weights_file, model.spec.name)
-    model.weights = os.path.abspath(directory)
-    return model
 
 
 guard(sys.modules[__name__], ("load", "list_backbones", "get_spec", "plugins", "import_object", "get_plugin_set"))

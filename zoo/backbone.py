@@ -1,32 +1,82 @@
-"""The `Backbone` interface that every family implements.
+"""The `Backbone` contract that every family implements.
 
-A backbone is a ``torch.nn.Module`` that carries its own preprocessing (a
-tokenizer or an image transform), so weights and preprocessing can never be
-mismatched silently. A family subclasses `Backbone` and fills in only what is
-its own: building the model and loading weights, ``encode_*``, preprocessing,
-its self-supervised objective, and ``save``. ``pretrain``, ``finetune`` and
-``evaluate`` live here once and hand the work to the shared engine.
+A backbone is a ``torch.nn.Module`` that carries its own typed preprocessing
+(`zoo.ImagePreprocessing`, `zoo.TextPreprocessing`), so weights and preprocessing can
+never be mismatched silently. A family subclasses `Backbone` and fills in only what is
+its own, on tensors: ``encode_pixels`` (normalised image batches), ``tokenize`` and
+``encode_tokens`` (token batches), its preprocessing, its self-supervised objective,
+and what rebuilds and saves it. The core owns the rest once, here:
+
+- ``encode_image`` / ``encode_text`` take PIL images, paths or strings, turn them into
+  tensors through the one input path, and embed them in eval mode without autograd;
+- ``forward`` is the same embedding with autograd, for training and export;
+- ``pretrain``, ``finetune`` and ``evaluate`` hand the work to the shared engine.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import PreprocessingWarning, ZooError
+from zoo.preprocessing import ImagePreprocessing, TextPreprocessing, legacy_preprocessing, preprocessing_from_json
 from zoo.specs import BackboneSpec, Weights
+
+ENCODE_BATCH = 64  # encode_image / encode_text embed long lists this many at a time
+
+
+@dataclass(frozen=True)
+class FrozenImageEncoder:
+    """A CLIP-style backbone's locked image tower, seen as two steps, so a task can compute the tower's
+    features once (they never change) and train only what comes after: ``embed(tower.encode_pixels(x))``
+    equals the backbone's ``encode_pixels(x)``."""
+
+    tower: Backbone
+    embed: Callable[[torch.Tensor], torch.Tensor]  # tower features -> the backbone's image embedding
+
+
+@contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd for the block; the caller's mode comes back after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        module.train(was_training)
 
 
 class Backbone(torch.nn.Module):
     """Base class of every backbone returned by `zoo.load`."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # zoo API 1.x: a family overrode encode_image / encode_text, taking PIL images or strings and
+        # also tensors. Its override becomes the tensor encoder, and the core's input path serves the
+        # rest, so the family's own picture preprocessing can no longer disagree with the tasks'.
+        super().__init_subclass__(**kwargs)
+        for old, new in (("encode_image", "encode_pixels"), ("encode_text", "encode_tokens")):
+            legacy = cls.__dict__.get(old)
+            if legacy is None or getattr(cls, new) is not getattr(Backbone, new):
+                continue
+            warnings.warn(f"{cls.__module__}.{cls.__qualname__} overrides {old}, as zoo API 1.x families did; "
+                          f"implement {new} (on tensors) instead: zoo now turns inputs into tensors itself",
+                          DeprecationWarning, stacklevel=2)
+            setattr(cls, new, legacy)
+            delattr(cls, old)
+
     def __init__(self, spec: BackboneSpec, weights: Weights | str | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.weights = weights  # where the parameters came from: a Weights entry, a path, or None (random)
-        self.preprocessing: dict[str, Any] = {}  # the config the tokenizer / transform were built from
+        self.image_preprocessing: ImagePreprocessing | None = None
+        self.text_preprocessing: TextPreprocessing | None = None
 
     @property
     def name(self) -> str:
@@ -44,18 +94,127 @@ class Backbone(torch.nn.Module):
             raise NotImplementedError(f"{type(self).__name__} must set embed_dim")
         return self.spec.embed_dim
 
-    # -- what a family implements --------------------------------------------------
-    def encode_text(self, texts: Any) -> torch.Tensor:
-        """Embed a list of strings (or an already tokenised batch) as a [B, D] tensor."""
-        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are (the CPU for a model without any)."""
+        return next((p.device for p in self.parameters()), torch.device("cpu"))
 
-    def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
-        """Token tensors for a list of strings, as ``encode_text`` takes them (padded on the right)."""
-        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+    # -- preprocessing ------------------------------------------------------------------
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """The typed preprocessing as JSON: ``{"image": {...}, "text": {...}}``, whichever apply. It is
+        what ``zoo.json`` records and what caches are keyed by; set the typed members instead."""
+        parts = {"image": self.image_preprocessing, "text": self.text_preprocessing}
+        return {part: value.to_dict() for part, value in parts.items() if value is not None}
 
-    def encode_image(self, images: Any) -> torch.Tensor:
-        """Embed a list of PIL images (or a preprocessed [B, C, H, W] tensor) as a [B, D] tensor."""
+    @preprocessing.setter
+    def preprocessing(self, value: Mapping[str, Any]) -> None:
+        # zoo API 1.x: families set a dict in one of several layouts
+        warnings.warn(f"{type(self).__name__}: setting Backbone.preprocessing to a dict is zoo API 1.x; set "
+                      "image_preprocessing = zoo.ImagePreprocessing(...) or text_preprocessing = "
+                      "zoo.TextPreprocessing(...) instead", DeprecationWarning, stacklevel=2)
+        self.set_preprocessing(legacy_preprocessing(self.modality, value))
+
+    def set_preprocessing(self, data: Mapping[str, Any]) -> None:
+        """Set the typed members from the JSON form that `preprocessing` returns."""
+        parts = preprocessing_from_json(data)
+        self.image_preprocessing = parts.get("image", self.image_preprocessing)  # type: ignore[assignment]
+        self.text_preprocessing = parts.get("text", self.text_preprocessing)  # type: ignore[assignment]
+
+    # -- what a family implements, on tensors -------------------------------------------
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, D] embeddings of a normalised [B, 3, H, W] batch (as ``image_preprocessing`` makes it),
+        with autograd: what training and export call."""
         raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")
+
+    def tokenize(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """Token tensors for a list of strings, as ``encode_tokens`` takes them: ``input_ids`` and, where
+        the model uses one, ``attention_mask`` (1 for real tokens), cut at the preprocessing's
+        ``max_length``."""
+        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+
+    def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """[B, D] embeddings of a token batch from ``tokenize``, with autograd."""
+        raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no text encoder")
+
+    # -- what the core provides ---------------------------------------------------------
+    def forward(self, inputs: Any, text: Mapping[str, torch.Tensor] | None = None) -> Any:
+        """Embeddings with autograd, from tensors. An image backbone takes a normalised pixel batch, a
+        text backbone a token batch (a dict from ``tokenize``); each returns [B, D]. A multimodal
+        backbone takes ``(pixels, tokens)``, either of which may be None, and returns the pair of
+        embeddings (None for a missing side)."""
+        if self.modality == "image":
+            return self.encode_pixels(inputs)
+        if self.modality == "text":
+            return self.encode_tokens(inputs)
+        return (None if inputs is None else self.encode_pixels(inputs),
+                None if text is None else self.encode_tokens(text))
+
+    def pixels(self, images: Sequence[Any]) -> torch.Tensor:
+        """The normalised batch for PIL images, paths, arrays or decoded uint8 tensors: the one image
+        input path (`zoo.data.images.pixel_batch`) with this backbone's ``image_preprocessing``."""
+        from zoo.data.images import pixel_batch
+
+        if self.image_preprocessing is None:
+            raise ZooError(f"backbone {self.name!r} is a {self.modality} backbone: it has no image encoder")
+        return pixel_batch(images, self.image_preprocessing)
+
+    def encode_image(self, images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+        """[B, D] embeddings of a list of images (PIL, paths, arrays) or of a normalised [B, 3, H, W]
+        batch; in eval mode and without autograd (the caller's mode is restored)."""
+        if isinstance(images, (str, Path)) or (hasattr(images, "size") and hasattr(images, "convert")):
+            raise ZooError("encode_image takes a list of images, got a single one: wrap it in a list")
+        with evaluating(self):
+            if isinstance(images, torch.Tensor) and images.is_floating_point():
+                out = self.encode_pixels(images.to(self.device))
+            else:
+                out = torch.cat([self.encode_pixels(self.pixels(images[s:s + ENCODE_BATCH]).to(self.device))
+                                 for s in range(0, len(images), ENCODE_BATCH)])
+        return out.clone()  # a normal tensor: an inference-mode one could not feed a head trained later
+
+    def encode_text(self, texts: Sequence[str] | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """[B, D] embeddings of a list of strings (or a token batch from ``tokenize``); in eval mode and
+        without autograd. Texts longer than ``max_length`` tokens are cut, with one warning."""
+        if isinstance(texts, str):
+            raise ZooError("encode_text takes a list of strings, got a single string: wrap it in a list")
+        with evaluating(self):
+            if isinstance(texts, Mapping):
+                out = self.encode_tokens(_to(texts, self.device))
+            else:
+                texts, parts, cut = list(texts), [], 0
+                for start in range(0, len(texts), ENCODE_BATCH):
+                    tokens = self.tokenize(texts[start:start + ENCODE_BATCH])
+                    cut += _filled(tokens, self.text_preprocessing)
+                    parts.append(self.encode_tokens(_to(tokens, self.device)))
+                out = torch.cat(parts)
+                if cut:
+                    limit = self.text_preprocessing.max_length if self.text_preprocessing else None
+                    warnings.warn(f"{self.name}: {cut} of {len(texts)} texts were cut at max_length={limit} tokens",
+                                  PreprocessingWarning, stacklevel=2)
+        return out.clone()
+
+    # -- declared capabilities (defaults for backbones without them) ---------------------
+    # A multimodal family declares its towers by registering submodules under these names (the joined
+    # CLIP does: its towers are registry backbones) or by overriding the properties.
+    @property
+    def image_tower(self) -> torch.nn.Module | None:
+        """The module that encodes images in a multimodal backbone (None otherwise): what freezing,
+        adapters and per-tower export act on."""
+        return self._modules.get("image_tower")
+
+    @property
+    def text_tower(self) -> torch.nn.Module | None:
+        """The module that encodes texts in a multimodal backbone (None otherwise)."""
+        return self._modules.get("text_tower")
+
+    def learned_logit_scale(self) -> torch.Tensor | None:
+        """The learnable scale (log inverse temperature) a contrastive objective multiplies cosine
+        similarities by; None: the task uses a fixed temperature."""
+        return None
+
+    def frozen_image_encoder(self) -> FrozenImageEncoder | None:
+        """With a locked image tower: the tower and what maps its features to embeddings; else None."""
+        return None
 
     @property
     def pretraining_objective(self) -> str:
@@ -64,15 +223,19 @@ class Backbone(torch.nn.Module):
         decoder-only text models), "simclr" (images) or "infonce" (image-text pairs)."""
         return {"text": "mlm", "image": "simclr", "multimodal": "infonce"}[self.modality]
 
-    def pretraining_head(self) -> torch.nn.Module | None:
+    def pretraining_head(self, nsp: bool = False) -> torch.nn.Module | None:
         """Modules the pretraining objective needs besides the backbone (an MLM head, a projector).
 
-        They train with the backbone but are not part of it: ``save`` leaves them out. The default
-        is SimCLR's projector for image backbones (embedding -> 512 -> ReLU -> 128), none otherwise."""
+        They train with the backbone but are not part of it: ``save`` leaves them out. ``nsp`` asks
+        for BERT's next-sentence classifier too (masked-LM text families). The default is SimCLR's
+        projector for image backbones (embedding -> 512 -> ReLU -> 128), none otherwise."""
+        if nsp:
+            raise ZooError(f"backbone {self.name!r} has no next-sentence prediction head")
         if self.modality != "image":
             return None
-        width = self.embed_dim
-        return torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
+        from zoo.tasks.objectives import simclr_projector
+
+        return simclr_projector(self.embed_dim)
 
     def pretrain_loss(self, batch: Any, head: torch.nn.Module | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The family's self-supervised objective on one batch: the loss and per-example outputs.
@@ -84,19 +247,16 @@ class Backbone(torch.nn.Module):
         at masked positions (-100 elsewhere): a text family implements masked-language modelling; for
         "causal-lm" the ``input_ids`` are whole and ``labels`` are the same tokens (-100 at padding)."""
         if self.modality == "image" and head is not None:
-            from zoo.engine.distributed import gather_with_grad
-            from zoo.tasks.objectives import nt_xent
+            from zoo.tasks.objectives import simclr_loss
 
-            view1, view2 = batch
-            z1, z2 = head(self.encode_image(torch.cat([view1, view2]))).chunk(2)
-            loss, correct = nt_xent(gather_with_grad(z1), gather_with_grad(z2), temperature=0.2)
-            return loss, {"correct": correct.float()}
+            return simclr_loss(self.encode_pixels, head, batch)
         raise ZooError(f"backbone {self.name!r} has no pretraining objective for its {self.modality} modality")
 
     def masking_vocabulary(self) -> tuple[int, int, list[int]]:
         """For masked-language modelling: the mask token id, the vocabulary size, and the ids never masked."""
         raise ZooError(f"backbone {self.name!r} has no tokenizer to mask")
 
+    # -- saving ---------------------------------------------------------------------------
     def build_options(self) -> dict[str, Any]:
         """Factory keyword arguments that rebuild this architecture (saved in ``zoo.json``)."""
         return dict(self.spec.options)
@@ -132,3 +292,14 @@ class Backbone(torch.nn.Module):
         from zoo.engine import evaluate
 
         return evaluate(self, task, data, **recipe)
+
+
+def _to(tokens: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in tokens.items()}
+
+
+def _filled(tokens: Mapping[str, torch.Tensor], preprocessing: TextPreprocessing | None) -> int:
+    """How many rows fill ``max_length``: texts that were (probably) cut."""
+    if preprocessing is None or "attention_mask" not in tokens:
+        return 0
+    return int((tokens["attention_mask"].sum(dim=1) >= preprocessing.max_length).sum())

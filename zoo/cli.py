@@ -19,6 +19,7 @@ import click
 
 from zoo import api
 from zoo.errors import PluginWarning, ZooError
+from zoo.preprocessing import ImagePreprocessing
 from zoo.specs import MODALITIES, MODALITY_ALIASES
 
 
@@ -71,7 +72,7 @@ def cli(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(pattern: str, modality: str | None, task: str | None, pretrained: bool | None, as_json: bool) -> None:
     """List registered backbones whose name matches PATTERN (shell wildcards, e.g. 'vision/*lite*')."""
-    specs = api.get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained)
+    specs = api.list_backbones(pattern, modality, task, pretrained, specs=True)
     if as_json:
         return _echo_json([spec.to_dict() for spec in specs])
     if not specs:
@@ -119,8 +120,12 @@ def info(name: str, as_json: bool) -> None:
             click.echo(f"  license:       {weights.license}")
         if weights.requires:
             click.echo(f"  install:       pip install {' '.join(weights.requires)}")
-        for key, value in weights.preprocessing.items():
-            click.echo(f"  {key + ':':14} {value}")
+        if weights.preprocessing is not None:
+            kind = "image" if isinstance(weights.preprocessing, ImagePreprocessing) else "text"
+            click.echo(f"  preprocessing: {kind}")
+            for key, value in weights.preprocessing.to_dict().items():
+                if value is not None:
+                    click.echo(f"    {key + ':':14} {value}")
 
 
 def _info_path(name: str, as_json: bool) -> None:
@@ -134,9 +139,11 @@ def _info_path(name: str, as_json: bool) -> None:
     for key, value in facts.items():
         if key != "preprocessing":
             click.echo(f"{key + ':':15} {value}")
-    click.echo("preprocessing:")
-    for key, value in model.preprocessing.items():
-        click.echo(f"  {key + ':':14} {value}")
+    for part, fields in model.preprocessing.items():
+        click.echo(f"{part} preprocessing:")
+        for key, value in fields.items():
+            if value is not None:
+                click.echo(f"  {key + ':':14} {value}")
 
 
 @cli.command()
@@ -167,12 +174,12 @@ def plugins(as_json: bool, requirements: bool) -> None:
 def datasets(name: str | None) -> None:
     """List registered data sets; with NAME, describe one and the data_options its reader takes."""
     if name is None:
-        specs = api.get_plugin_set().registry.datasets()
+        specs = api.list_datasets()
         click.echo(_table(("name", "kind", "license", "plugin", "description"),
                           ((s.name, s.kind, s.license, s.plugin, s.description) for s in specs)))
         return
     from zoo.data import dataset_reader
-    from zoo.recipes import keyword_options
+    from zoo.signatures import keyword_options
 
     spec, reader = dataset_reader(name)
     options = keyword_options(reader)
@@ -188,14 +195,13 @@ def datasets(name: str | None) -> None:
 def tasks(name: str | None) -> None:
     """List registered tasks; with NAME, describe one: modes, metrics and its task_options."""
     if name is None:
-        specs = api.get_plugin_set().registry.tasks()
+        specs = api.list_tasks()
         click.echo(_table(("name", "modalities", "metrics", "plugin"),
                           ((s.name, ",".join(s.modalities), ",".join(s.metrics), s.plugin) for s in specs)))
         return
     from zoo.tasks import get_task
 
-    task = get_task(name)
-    spec = task.spec
+    spec, task = get_task(name)
     _describe((("name", spec.name), ("modes", ", ".join(task.modes) + f" (default {task.modes[0]})"),
                ("modalities", ", ".join(spec.modalities)), ("metrics", ", ".join(spec.metrics)),
                ("plugin", spec.plugin), ("description", spec.description)), "task_options", task.option_help)

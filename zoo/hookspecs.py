@@ -5,8 +5,9 @@ any of these hooks with ``@zoo.hookimpl``; each hook receives a ``register``
 callback and calls it once per thing it contributes. The host builds the
 collections, so a hook never returns anything.
 
-A plugin module may also set ``zoo_api = ">=1,<2"`` (a version specifier) to
-declare which core API versions it supports; see ``zoo.API_VERSION``.
+A plugin module may also set ``zoo_api = ">=2,<3"`` (a version specifier) to
+declare which core API versions it supports; see ``zoo.API_VERSION``. What a plugin
+may use of zoo is ``zoo.__all__`` (and ``zoo.testing``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def register_datasets(register):
 
 @hookspec
 def register_tasks(register):
-    """Register task families: call ``register(zoo.TaskSpec(...))`` for each."""
+    """Register task families: call ``register(zoo.TaskSpec(...))`` for each.
+
+    The factory is a task class (a ``zoo.tasks.base.Task``), built for a run as
+    ``cls.for_backbone(backbone)(backbone, dataset, mode, options, spec=spec)``.
+    """
 
 
 @hookspec

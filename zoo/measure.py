@@ -29,24 +29,17 @@ def timed(fn: Callable[[], Any], device: torch.device, seconds: float) -> float:
 
 
 def example_inputs(model: Any, batch: int, seq_len: int = 128) -> dict[str, tuple[str, Any]]:
-    """For each encoder of ``model``: (shape note, a ready batch). Text at ``seq_len`` tokens, images at
-    the model's own input size."""
-    device = next(model.parameters()).device
+    """For each encoder of ``model``: (shape note, a ready batch). Text at ``seq_len`` tokens (or the
+    model's own limit, if lower: a CLIP text tower's context), images at the model's own input size."""
+    device = model.device
     out: dict[str, tuple[str, Any]] = {}
-    if model.modality in ("image", "multimodal"):
-        from zoo.data.images import image_settings
-
-        size = image_settings(model.preprocessing)["size"]
+    if model.image_preprocessing is not None:
+        size = model.image_preprocessing.size
         out["image"] = (f"{size[0]}px", torch.randn(batch, 3, *size, device=device))
-    if model.modality in ("text", "multimodal"):
+    if model.text_preprocessing is not None:
+        # a text longer than seq_len tokens, cut by the tokenizer at max_length and here at seq_len
         text = " ".join(["the quick brown fox jumps over the lazy dog"] * (seq_len // 8 + 1))
-        tokenizer = getattr(getattr(model, "text_tower", model), "tokenizer", None)
-        if tokenizer is not None and hasattr(tokenizer, "pad_token_id"):  # transformers: exactly seq_len tokens
-            tokens = dict(tokenizer([text] * batch, padding="max_length", truncation=True, max_length=seq_len,
-                                    return_tensors="pt"))
-        else:  # open_clip: its own context length
-            tokens = model.tokenize([text] * batch)
-        tokens = {k: v.to(device) for k, v in tokens.items()}
+        tokens = {k: v[:, :seq_len].to(device) for k, v in model.tokenize([text] * batch).items()}
         out["text"] = (f"{tokens['input_ids'].shape[1]} tok", tokens)
     return out
 
@@ -68,11 +61,11 @@ def measure_encoders(model: Any, batch: int = 32, seq_len: int = 128, seconds: f
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    device = next(model.parameters()).device
+    device = model.device
     rows = []
     model.eval()
     for kind, (shape, inputs) in example_inputs(model, batch, seq_len).items():
-        call = (lambda x=inputs: model.encode_image(x)) if kind == "image" else (lambda x=inputs: model.encode_text(x))
+        call = (lambda x=inputs: model.encode_pixels(x)) if kind == "image" else (lambda x=inputs: model.encode_tokens(x))
         with torch.inference_mode(), (autocast or nullcontext()):
             with FlopCounterMode(display=False) as counter, _mha_fastpath(False):
                 call()  # nn.MultiheadAttention's fused inference path is invisible to the counter: count the plain one

@@ -38,7 +38,9 @@ from zoo import hookspecs
 from zoo.errors import FactoryError, PluginError, PluginWarning
 from zoo.registry import SPEC_KINDS, Registry
 
-API_VERSION = "1.0"
+API_VERSION = "2.0"
+# API versions whose plugins still load: a 1.x plugin (preprocessing as a dict) works, with DeprecationWarnings
+COMPATIBLE_API_VERSIONS = ("1.0",)
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo"
 REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks", "register_path_formats")
@@ -315,9 +317,10 @@ def _api_supported(api_range: Any) -> bool | None:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
-        return SpecifierSet(str(api_range)).contains(API_VERSION)
+        admitted = SpecifierSet(str(api_range))
     except InvalidSpecifier:
         return None
+    return any(admitted.contains(version) for version in (API_VERSION, *COMPATIBLE_API_VERSIONS))
 
 
 def import_object(path: str, owner: str) -> Any:

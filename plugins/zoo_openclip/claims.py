@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import zoo
-from zoo.validation import FileError, read_json_file
+from zoo import FileError, read_json_file
 
 CONFIG = "open_clip_config.json"
 WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")

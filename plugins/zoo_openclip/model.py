@@ -20,10 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.api import rebuild
-from zoo.errors import ZooError
-from zoo.hub import offline_unless_reachable
-from zoo.saving import load_state_dict, read_state_dict
+from zoo import ZooError, load_state_dict, offline_unless_reachable, read_state_dict, rebuild
 
 INIT_TEMPERATURE = 0.07  # CLIP's initial softmax temperature; logit_scale = log(1 / T)
 
@@ -51,7 +48,8 @@ class JoinedCLIP(zoo.Backbone):
         self.lock_image = lock_image
         if lock_image:
             self.image_tower.requires_grad_(False)
-        self.preprocessing = {"image": image_tower.preprocessing, "text": text_tower.preprocessing}
+        self.image_preprocessing = image_tower.image_preprocessing
+        self.text_preprocessing = text_tower.text_preprocessing
 
     @property
     def embed_dim(self) -> int:
@@ -63,20 +61,24 @@ class JoinedCLIP(zoo.Backbone):
             self.image_tower.eval()
         return self
 
-    def encode_image(self, images: Any) -> torch.Tensor:
-        return F.normalize(self.image_proj(self.image_tower.encode_image(images)), dim=-1)
+    def _embed_image(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj(features), dim=-1)
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self._embed_image(self.image_tower.encode_pixels(pixels))
 
     def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
         return self.text_tower.tokenize(texts)
 
-    def frozen_image_encoder(self):
-        """With a locked tower: (tower, head) so callers can cache tower features; else None."""
-        if not self.lock_image:
-            return None
-        return self.image_tower, lambda features: F.normalize(self.image_proj(features), dim=-1)
+    def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(self.text_proj(self.text_tower.encode_tokens(tokens)), dim=-1)
 
-    def encode_text(self, texts: Any) -> torch.Tensor:
-        return F.normalize(self.text_proj(self.text_tower.encode_text(texts)), dim=-1)
+    def frozen_image_encoder(self) -> zoo.FrozenImageEncoder | None:
+        """With a locked image tower (LiT): the tower and the projection after it."""
+        return zoo.FrozenImageEncoder(self.image_tower, self._embed_image) if self.lock_image else None
+
+    def learned_logit_scale(self) -> torch.Tensor:
+        return self.logit_scale
 
     def build_options(self) -> dict[str, Any]:
         towers = {}
@@ -112,12 +114,15 @@ class OpenCLIP(zoo.Backbone):
     """An open_clip CLIP model with its tokenizer and image transform."""
 
     def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: nn.Module, tokenizer: Any,
-                 preprocessing: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+                 preprocessing: zoo.ImagePreprocessing, options: Mapping[str, Any]) -> None:
         super().__init__(spec, weights)
         self.model, self.tokenizer = model, tokenizer
-        self.preprocessing = {k: list(v) if isinstance(v, tuple) else v for k, v in preprocessing.items()}
+        self.image_preprocessing = preprocessing
+        context = int(getattr(model, "context_length", None) or tokenizer.context_length)
+        self.text_preprocessing = zoo.TextPreprocessing(
+            tokenizer=type(tokenizer).__name__, max_length=context, max_positions=context,
+            vocab_size=int(getattr(model, "vocab_size", 0)) or None, lowercase=True, pooling="eot", normalize=True)
         self._options = dict(options)
-        self._transform = None
 
     @property
     def embed_dim(self) -> int:
@@ -125,48 +130,45 @@ class OpenCLIP(zoo.Backbone):
                    else self.spec.embed_dim)
 
     @property
-    def logit_scale(self) -> nn.Parameter:
-        return self.model.logit_scale
+    def image_tower(self) -> nn.Module:
+        return self.model.visual
 
     @property
-    def transform(self):
-        if self._transform is None:
-            import open_clip
+    def text_tower(self) -> nn.Module:
+        # open_clip's CLIP class keeps its text transformer beside the token embedding and projection;
+        # CustomTextCLIP holds the whole text tower as ``text``
+        return getattr(self.model, "text", None) or self.model.transformer
 
-            p = self.preprocessing
-            self._transform = open_clip.image_transform(p["size"], is_train=False, mean=tuple(p["mean"]),
-                                                        std=tuple(p["std"]), interpolation=p["interpolation"])
-        return self._transform
+    def learned_logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale
 
-    def encode_image(self, images: Any) -> torch.Tensor:
-        from PIL import Image
-
-        if not isinstance(images, torch.Tensor):
-            images = torch.stack([self.transform((img if isinstance(img, Image.Image) else Image.fromarray(img))
-                                                 .convert("RGB")) for img in images])
-        device = next(self.parameters()).device
-        return self.model.encode_image(images.to(device), normalize=True)
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels, normalize=True)
 
     def tokenize(self, texts: Any) -> dict[str, torch.Tensor]:
         return {"input_ids": self.tokenizer(list(texts))}
 
-    def encode_text(self, texts: Any) -> torch.Tensor:
-        if isinstance(texts, Mapping):
-            tokens = texts["input_ids"]
-        else:
-            tokens = texts if isinstance(texts, torch.Tensor) else self.tokenizer(list(texts))
-        device = next(self.parameters()).device
-        return self.model.encode_text(tokens.to(device), normalize=True)
+    def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.encode_text(tokens["input_ids"], normalize=True)
 
     def build_options(self) -> dict[str, Any]:
         return dict(self._options)
 
 
-def _openclip_preprocessing(model: nn.Module) -> dict[str, Any]:
-    config = dict(getattr(model.visual, "preprocess_cfg", {}))
-    size = config.get("size", getattr(model.visual, "image_size", 224))
-    return {"size": size if isinstance(size, int) else list(size)[0], "mean": list(config.get("mean")),
-            "std": list(config.get("std")), "interpolation": config.get("interpolation", "bicubic")}
+def _fixed_size(visual: nn.Module) -> bool:
+    """ViTs' position embeddings and the ResNets' attention pool fix the input size."""
+    return any(name.endswith("positional_embedding") for name, _ in visual.named_parameters())
+
+
+def _openclip_preprocessing(model: nn.Module, given: Mapping[str, Any] | None = None) -> zoo.ImagePreprocessing:
+    """open_clip's eval transform (resize the shorter side, centre-crop) as a `zoo.ImagePreprocessing`:
+    the model's own ``preprocess_cfg``, with what a folder's config gives (``given``) on top."""
+    import open_clip
+
+    config = {"size": getattr(model.visual, "image_size", 224), "mean": open_clip.OPENAI_DATASET_MEAN,
+              "std": open_clip.OPENAI_DATASET_STD, "interpolation": "bicubic",
+              **dict(getattr(model.visual, "preprocess_cfg", {}) or {}), **dict(given or {})}
+    return zoo.ImagePreprocessing.coerce({**config, "fixed_size": _fixed_size(model.visual)})
 
 
 @contextlib.contextmanager
@@ -214,11 +216,9 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
         if isinstance(weights, str):
             load_state_dict(model, read_state_dict(weights), weights, spec.name)
         tokenizer = open_clip.SimpleTokenizer(context_length=arch_config["text_cfg"]["context_length"])
-        defaults = {"size": arch_config["vision_cfg"]["image_size"], "mean": list(open_clip.OPENAI_DATASET_MEAN),
-                    "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
-        chosen = {**defaults, **{k: v for k, v in (preprocessing or {}).items() if k in defaults}}
+        chosen = _openclip_preprocessing(model, preprocessing)
         if preprocessing:
-            options["preprocessing"] = chosen
+            options["preprocessing"] = chosen.to_dict()
         return OpenCLIP(spec, weights, model, tokenizer, chosen, options)
     pretrained = weights if isinstance(weights, str) else weights.source.rsplit("/", 1)[-1] if weights else None
     from huggingface_hub import constants
@@ -233,4 +233,7 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
         raise ZooError(f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download the checkpoint where "
                        f"there is network and load it with zoo.load('{load_name}', pretrained='path/to/file')") from None
-    return OpenCLIP(spec, weights, model, open_clip.get_tokenizer(arch), _openclip_preprocessing(model), options)
+    chosen = _openclip_preprocessing(model, preprocessing)
+    if preprocessing:
+        options["preprocessing"] = chosen.to_dict()
+    return OpenCLIP(spec, weights, model, open_clip.get_tokenizer(arch), chosen, options)

@@ -7,7 +7,7 @@ small timm CNNs meant for self-supervised pretraining from scratch.
 
 import zoo
 
-zoo_api = ">=1,<2"
+zoo_api = ">=2,<3"
 
 VISION_TASKS = ("image-classification", "pretraining")
 
@@ -47,8 +47,8 @@ def register_backbones(register):
                 tag="in1k",
                 source=f"pypi:{package}",
                 requires=(package,),
-                preprocessing={"input_size": (3, size, size), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                               "interpolation": "bicubic", "crop_pct": crop},
+                preprocessing=zoo.ImagePreprocessing(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                                                     interpolation="bicubic", crop_pct=crop),
                 description="ImageNet-1k classifier weights (lukemelas layout, renamed into timm)",
             ),),
             tasks=VISION_TASKS,
@@ -56,8 +56,8 @@ def register_backbones(register):
         ))
     for arch, dim, params, enum, resize in TORCHVISION:
         # the enum's own transforms: resize, centre-crop 224, bilinear, ImageNet mean and std
-        preprocessing = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-                         "interpolation": "bilinear", "crop_pct": 224 / resize}
+        preprocessing = zoo.ImagePreprocessing(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                                               interpolation="bilinear", crop_pct=224 / resize)
         register(zoo.BackboneSpec(
             name=f"vision/tv-{arch.replace('_', '-')}",
             modality="image",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import zoo
-from zoo.validation import FileError, read_json_file
+from zoo import FileError, read_json_file
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 # timm.create_model keywords a config may set: sizes only (never checkpoint_path or other paths)

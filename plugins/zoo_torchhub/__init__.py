@@ -7,7 +7,7 @@ A hub repository is Python code: zoo runs a ``hubconf.py`` only when the caller 
 
 import zoo
 
-zoo_api = ">=1,<2"
+zoo_api = ">=2,<3"
 
 
 @zoo.hookimpl

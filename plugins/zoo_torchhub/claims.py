@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 import zoo
-from zoo.validation import FileError
+from zoo import FileError
 
 HUBCONF = "hubconf.py"
 

@@ -1,7 +1,7 @@
 """PyTorch Hub backbones: ``torch.hub.load`` of an entry point, its classifier set aside.
 
-The entry point's module becomes a vision backbone whose ``encode_image`` gives the features
-before its classifier (``fc``, ``classifier``, ``head`` or ``heads``, as torchvision names them).
+The entry point's module becomes a vision backbone whose embedding is the features before its
+classifier (``fc``, ``classifier``, ``head`` or ``heads``, as torchvision names them), flattened.
 """
 
 from __future__ import annotations
@@ -13,35 +13,37 @@ from typing import Any, Mapping
 import torch
 
 import zoo
-from zoo.errors import OptionError, ZooError
-from zoo.hub import reachable
-from zoo_timm.model import IMAGENET_MEAN, IMAGENET_STD, VisionBackbone
+from zoo import OptionError, ZooError, reachable
 from zoo_torchhub.claims import HUBCONF, entry_points
 
 HEADS = ("fc", "classifier", "head", "heads")
 GITHUB = "https://github.com"
+# ImageNet's statistics at 224 px, what most hub vision models were trained with
+IMAGENET = zoo.ImagePreprocessing(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.875)
 
 
-class HubBackbone(VisionBackbone):
+class HubBackbone(zoo.Backbone):
     """A hub entry point's model as a vision backbone; rebuilt from its repository and entry point."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, preprocessing: Mapping[str, Any],
-                 head: torch.nn.Module | None, source: dict[str, Any]) -> None:
-        super().__init__(spec, weights, model, preprocessing, head=head, kind="torchhub", arch=source.get("entry"))
+    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
+                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], head: torch.nn.Module | None,
+                 source: dict[str, Any]) -> None:
+        super().__init__(spec, weights)
+        self.model, self.head = model, head  # the entry's own classifier, kept apart
         self.source = source  # repo_dir or model_id, entry, entry_options: what rebuilds it
-        size = self.preprocessing["input_size"]
+        self.image_preprocessing = zoo.ImagePreprocessing.coerce(preprocessing)
         with torch.no_grad():  # the width of its features, read off one forward pass
-            self._width = int(model.eval()(torch.zeros(1, *size)).flatten(1).shape[1])
+            self._width = int(model.eval()(torch.zeros(1, 3, *self.image_preprocessing.size)).flatten(1).shape[1])
 
     @property
     def embed_dim(self) -> int:
         return self._width
 
-    def _features(self, images: Any) -> torch.Tensor:
-        return super()._features(images).flatten(1)
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels).flatten(1)
 
     def build_options(self) -> dict[str, Any]:
-        return {**self.source, "preprocessing": self.preprocessing}
+        return {**self.source, "preprocessing": self.image_preprocessing.to_dict()}
 
 
 def _require_trust(where: str, trust_repo: bool) -> None:
@@ -92,8 +94,7 @@ def build(spec: zoo.BackboneSpec, weights: Any, model_id: str | None = None, rep
         raise ZooError(f"{spec.name}: the entry point returned a {type(module).__name__}, not a torch module")
     source["entry_options"] = dict(entry_options or {})
     if preprocessing is None:
-        preprocessing = {"input_size": (3, 224, 224), "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-                         "interpolation": "bilinear", "crop_pct": 0.875}
+        preprocessing = IMAGENET
         if saved_dir is None:
             warnings.warn(f"{spec.name}: a hub entry point carries no preprocessing config; using {preprocessing}. "
                           "Pass preprocessing={...} if it was trained otherwise", zoo.PreprocessingWarning,

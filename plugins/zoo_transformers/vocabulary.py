@@ -27,7 +27,7 @@ def train_tokenizer(texts: Iterable[str], size: int, directory: str | os.PathLik
     save it to ``directory`` (``model_options.tokenizer`` then names it) and return that path."""
     from transformers import AutoTokenizer
 
-    from zoo.saving import staged_directory
+    from zoo import staged_directory
     from zoo_transformers.model import minilm_dir
 
     base = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
@@ -39,9 +39,7 @@ def train_tokenizer(texts: Iterable[str], size: int, directory: str | os.PathLik
 
 
 def main(argv: list[str] | None = None) -> None:
-    from zoo.data import load_dataset
-    from zoo.errors import ZooError
-    from zoo.tasks.pretraining import unlabelled_inputs
+    from zoo import ZooError, load_dataset
 
     parser = argparse.ArgumentParser(prog="python -m zoo_transformers.vocabulary",
                                      description="Fit a WordPiece vocabulary to the training texts of data sets.")
@@ -55,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.path.exists(args.directory):
             raise ZooError(f"{args.directory} exists; name a new folder for the tokenizer")
         texts = [text for name in args.data
-                 for text in unlabelled_inputs(load_dataset(name, args.data_root), "train", "text")]
+                 for text in load_dataset(name, args.data_root).unlabelled("train", "text")]
         path = train_tokenizer(texts, args.size, args.directory)
     except ZooError as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")

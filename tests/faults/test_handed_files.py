@@ -17,7 +17,8 @@ import zoo
 from conftest import run_zoo
 from zoo.comparisons.report import merge
 from zoo.comparisons.table import markdown
-from zoo.data.cache import cached, save_checksummed
+from zoo.data.cache import cached
+from zoo.files import save_checksummed
 from zoo.engine.checkpoint import MAGIC, CheckpointError, load_checkpoint, rng_state, save_checkpoint
 from zoo.errors import OptionError
 from zoo.plugins import reset as reset_plugins

@@ -28,12 +28,12 @@ def recipe(tmp_path: Path, **extra):
 
 KILL_DURING_WRITE = """
 import os, signal, sys
-import zoo.data.cache as cache
+import zoo.files as files
 from zoo.engine import run
 from zoo.recipes import validate
 
 calls = []
-original = cache.atomic_write
+original = files.atomic_write
 
 def dying_write(path, write):  # the second write of last.pt dies half-way through its bytes
     if path.name != "last.pt":
@@ -50,7 +50,7 @@ def dying_write(path, write):  # the second write of last.pt dies half-way throu
         write(Half())
     return original(path, half)
 
-cache.atomic_write = dying_write
+files.atomic_write = dying_write
 run(validate({RECIPE}, "kill test"))
 """
 
@@ -68,7 +68,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_valid(tmp_path
 
 
 class _FullDisk:
-    """Stands in for the ``os`` module in zoo.data.cache: once the first checkpoint exists, files
+    """Stands in for the ``os`` module in zoo.files: once the first checkpoint exists, files
     opened for writing take 4 KiB and then fail with ENOSPC, as on a full disk."""
 
     def __init__(self, armed: Path):
@@ -95,10 +95,10 @@ class _FullDisk:
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_with_a_clear_error(tmp_path, monkeypatch):
-    import zoo.data.cache
+    import zoo.files
 
     last = tmp_path / "r" / "checkpoints" / "last.pt"
-    monkeypatch.setattr(zoo.data.cache, "os", _FullDisk(last))
+    monkeypatch.setattr(zoo.files, "os", _FullDisk(last))
     with pytest.raises(CheckpointError, match=r"could not write checkpoint .*last.pt \(No space left on device\); "
                                               r"the previous checkpoint is intact"):
         run(recipe(tmp_path))

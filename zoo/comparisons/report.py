@@ -18,7 +18,7 @@ from typing import Any
 
 from zoo.comparisons.table import (MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns,
                                    plots)
-from zoo.data.cache import atomic_write
+from zoo.files import atomic_write
 from zoo.errors import ZooError
 from zoo.validation import TABLE_SCHEMA, read_json_file
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.comparisons.plan import row_of
-from zoo.data.cache import atomic_write
+from zoo.files import atomic_write
 
 SCHEMA = 1
 MISSING = "—"
@@ -28,7 +28,7 @@ def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float
 
     split = recipe.get("test_split") or recipe.get("eval_split", "validation")
     values = metrics.get(split) or next(iter(metrics.values()))
-    task = get_task(recipe["task"])
+    task = get_task(recipe["task"])[1]
     numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in numbers]
     name = (preferred or numbers)[0]

@@ -63,6 +63,16 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.label_names)
 
+    def unlabelled(self, split: str, kind: str) -> list[Any]:
+        """The texts or images (``kind``) of ``split``, labels dropped: a text or classification set's
+        inputs, or an image-caption set's captions (texts) or images."""
+        data = self.split(split)
+        if self.kind == "image-text":
+            return [text for _, text in data.captions] if kind == "text" else list(data.inputs)
+        if self.kind not in (kind, f"{kind}-classification"):
+            raise DataError(f"pretraining a {kind} backbone needs {kind}s; {self.name!r} is {self.kind}")
+        return list(data.inputs)
+
 
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able parts (paths are hashed with their size and mtime)."""
@@ -100,6 +110,6 @@ def check_labels(name: str, split: str, labels: Sequence[int]) -> None:
 
 def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
     """A data option the reader does not take is a DataError naming it, not silently dropped."""
-    from zoo.recipes import check_keywords
+    from zoo.signatures import check_keywords
 
     check_keywords(reader, options, what, "data option", DataError)

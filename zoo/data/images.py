@@ -1,17 +1,21 @@
-"""Decoded-image cache and tensor transforms built from a backbone's preprocessing config."""
+"""The one image input path: pictures are decoded to uint8 tensors (cached for data sets), then the one
+transform built from a backbone's `ImagePreprocessing` makes the normalised batch. ``encode_image`` on
+PIL images, every task, the measurements and ``zoo compare`` all go through here, so a backbone's
+features never depend on which door an image came in by."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from zoo.data.base import DataError, fingerprint
 from zoo.data.cache import cached
+from zoo.preprocessing import ImagePreprocessing
 
-MAX_SIDE = 512  # decoded images are stored at most this large; models here take up to 260 px
+MAX_SIDE = 512  # decoded images are stored at most this large (PIL's thumbnail); models here take up to 260 px
 
 
 def decode(image: Any) -> torch.Tensor:
@@ -58,58 +62,61 @@ def decode_all(images: Sequence[Any], key: str, on_bad_image: str = "skip") -> t
     return result["images"], result["kept"]
 
 
-def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
-    """Size, mean, std, interpolation and crop fraction from any family's image preprocessing."""
-    if "image" in preprocessing:  # a CLIP-style backbone: the image tower's settings
-        preprocessing = preprocessing["image"]
-    if "input_size" in preprocessing:
-        size = list(preprocessing["input_size"])[-2:]
-    elif "size" in preprocessing:
-        size = [int(preprocessing["size"])] * 2
-    else:
-        raise DataError(f"the backbone's preprocessing {dict(preprocessing)} has no image size")
-    return {"size": size, "mean": list(preprocessing["mean"]), "std": list(preprocessing["std"]),
-            "interpolation": preprocessing.get("interpolation", "bilinear"),
-            "crop_pct": float(preprocessing.get("crop_pct", 1.0))}
-
-
 AUGMENTATIONS = ("light", "trivial")
 
 
-def tensor_transform(preprocessing: Mapping[str, Any], train: bool, augment: str = "light"):
+def _mode(preprocessing: ImagePreprocessing):
+    from torchvision.transforms import InterpolationMode
+
+    return InterpolationMode(preprocessing.interpolation)
+
+
+def tensor_transform(preprocessing: ImagePreprocessing, train: bool = False, augment: str = "light"):
     """uint8 [3, H, W] -> normalised float tensor: the eval transform, or an augmentation for training.
 
-    ``augment`` "light" is a random resized crop (60-100% of the area) and a mirror; "trivial" adds
-    TrivialAugmentWide (one random photometric or geometric operation of random strength per image,
-    Müller & Hutter 2021) after the crop, for fine-tunes that overfit the light one.
+    Evaluation resizes the shorter side to ``size / crop_pct`` and centre-crops ``size`` (or, with
+    ``crop_mode="squash"``, resizes to ``size`` exactly). ``augment`` "light" is a random resized crop
+    (60-100% of the area) and a mirror; "trivial" adds TrivialAugmentWide (one random photometric or
+    geometric operation of random strength per image, Müller & Hutter 2021) after the crop, for
+    fine-tunes that overfit the light one.
     """
     from torchvision.transforms import InterpolationMode, v2
 
-    s = image_settings(preprocessing)
-    mode = InterpolationMode(s["interpolation"]) if s["interpolation"] in [m.value for m in InterpolationMode] \
-        else InterpolationMode.BILINEAR
+    size, mode = list(preprocessing.size), _mode(preprocessing)
     if train:
-        geometry = [v2.RandomResizedCrop(s["size"], scale=(0.6, 1.0), interpolation=mode, antialias=True),
+        geometry = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=mode, antialias=True),
                     v2.RandomHorizontalFlip()]
         if augment == "trivial":
             # its shears and rotations are tensor affines, which take nearest or bilinear only
             geometry.append(v2.TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR))
+    elif preprocessing.crop_mode == "squash":
+        geometry = [v2.Resize(size, interpolation=mode, antialias=True)]
     else:
-        shorter_side = int(round(min(s["size"]) / s["crop_pct"]))  # as timm: resize, then centre-crop
-        geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(s["size"])]
-    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(s["mean"], s["std"])])
+        shorter_side = int(round(min(size) / preprocessing.crop_pct))  # as timm: resize, then centre-crop
+        geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(size)]
+    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(preprocessing.mean), list(preprocessing.std))])
 
 
-def augmentation_transform(preprocessing: Mapping[str, Any]):
+def augmentation_transform(preprocessing: ImagePreprocessing):
     """SimCLR's augmentations (random resized crop, flip, colour jitter, grayscale), then normalisation."""
     from torchvision.transforms import v2
 
-    s = image_settings(preprocessing)
     return v2.Compose([
-        v2.RandomResizedCrop(s["size"], scale=(0.2, 1.0), antialias=True),
+        v2.RandomResizedCrop(list(preprocessing.size), scale=(0.2, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
         v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
         v2.RandomGrayscale(p=0.2),
         v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(s["mean"], s["std"]),
+        v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
     ])
+
+
+def pixel_batch(images: Sequence[Any], preprocessing: ImagePreprocessing, flipped: bool = False) -> torch.Tensor:
+    """The normalised [B, 3, H, W] batch of ``images``: PIL images, paths, arrays, or uint8 [3, H, W]
+    tensors already decoded; ``flipped`` mirrors them left to right after the transform."""
+    transform = tensor_transform(preprocessing)
+    decoded = [image if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 else decode(image)
+               for image in images]
+    batch = torch.stack([transform(image) for image in decoded])
+    return batch.flip(-1) if flipped else batch

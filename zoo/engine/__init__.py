@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from zoo.recipes import Recipe, RecipeError, load_finished_run, nearest_key_hint, validate
+from zoo.recipes import Recipe, RecipeError, load_finished_run, validate
+from zoo.signatures import nearest_key_hint
 from zoo.records import library_versions, write_json
 
 
@@ -87,11 +88,12 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
         backbone.to(device)
     _limit(dataset, "train", recipe.train_limit, recipe.seed)
     _limit(dataset, recipe.eval_split, recipe.eval_limit, recipe.seed)
-    task_class = get_task(recipe.task)
+    spec, task_class = get_task(recipe.task)
+    task_class = task_class.for_backbone(backbone)
     recipe.mode = recipe.mode or task_class.modes[0]
     options = {**recipe.task_options, "eval_split": recipe.eval_split, "data_root": recipe.data_root,
                "seed": recipe.seed}
-    task = task_class(backbone, dataset, recipe.mode, options)
+    task = task_class(backbone, dataset, recipe.mode, options, spec=spec)
     check_task_options(task, recipe.task_options)
     task.prepare()
     return task
@@ -113,7 +115,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         import yaml
 
-        from zoo.data.cache import atomic_write
+        from zoo.files import atomic_write
 
         text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
         atomic_write(run_dir / "recipe.yaml", lambda handle: handle.write(text.encode()))

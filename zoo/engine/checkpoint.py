@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.cache import ChecksumError, load_checksummed, save_checksummed
+from zoo.files import ChecksumError, load_checksummed, save_checksummed
 from zoo.errors import ZooError
 
 MAGIC = b"ZOOCKPT1"  # then 32 bytes of SHA-256, then the torch.save payload

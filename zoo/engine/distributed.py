@@ -74,19 +74,3 @@ def setup(device: str = "auto") -> Context:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """``x`` from every process, concatenated in rank order, with gradients flowing back to each
-    process's own rows (a contrastive loss then sees the whole global batch as negatives, as in one
-    process). Processes may hold different numbers of rows. Outside torchrun, ``x`` itself."""
-    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    size = torch.tensor([len(x)], device=x.device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, size)
-    longest = int(max(sizes))
-    padded = torch.cat([x, x.new_zeros(longest - len(x), *x.shape[1:])])  # all_gather needs equal shapes
-    return torch.cat([part[:int(n)] for part, n in zip(all_gather(padded), sizes)])

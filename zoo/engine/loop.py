@@ -21,12 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.data.cache import atomic_write, remove_stale_temporaries
+from zoo.files import atomic_write, remove_stale_temporaries
 from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.errors import ZooError
 from zoo.recipes import Recipe
-from zoo.tasks.base import Task, to_device
+from zoo.tasks.base import Task
+from zoo.tasks.batches import to_device
 
 
 class TrainingError(ZooError):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.specs import TaskSpec
 
-def get_task(name: str) -> Any:
-    """The task class registered as ``name`` (raises UnknownNameError with suggestions)."""
+
+def get_task(name: str) -> tuple[TaskSpec, Any]:
+    """The spec registered as ``name`` and its task class (raises UnknownNameError with suggestions);
+    build a task with ``cls.for_backbone(backbone)(backbone, dataset, mode, options, spec=spec)``."""
     from zoo.plugins import get_plugin_set, import_object
 
     spec = get_plugin_set().registry.get("task", name)
-    task = import_object(spec.factory, f"task {spec.name!r} (plugin {spec.plugin!r})")
-    task.spec = spec
-    return task
+    return spec, import_object(spec.factory, f"task {spec.name!r} (plugin {spec.plugin!r})")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.specs import TaskSpec
 
 
 class Task:
@@ -29,10 +30,11 @@ class Task:
     # None: not declared, so any key passes
     option_help: Mapping[str, str] | None = None
 
-    def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None):
+    def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None,
+                 spec: TaskSpec | None = None):
+        self.spec = spec  # the registration it was made from (None for a task class used directly)
         if mode not in self.modes:
             raise ZooError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
-        spec = getattr(type(self), "spec", None)
         if spec is not None and backbone.modality not in spec.modalities:
             article = "an" if backbone.modality[0] in "aeiou" else "a"
             raise ZooError(f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
@@ -40,10 +42,15 @@ class Task:
         self.backbone, self.data, self.mode = backbone, dataset, mode
         self.options = dict(options or {})
 
+    @classmethod
+    def for_backbone(cls, backbone: Any) -> type[Task]:
+        """The class that does this task for ``backbone``: ``cls`` itself unless a task family serves
+        some modalities with a subclass (pretraining: CLIP-style backbones train contrastively)."""
+        return cls
+
     @property
     def name(self) -> str:
-        spec = getattr(type(self), "spec", None)
-        return spec.name if spec else type(self).__name__
+        return self.spec.name if self.spec else type(self).__name__
 
     @property
     def trains(self) -> bool:
@@ -97,42 +104,3 @@ class Task:
     def describe(self) -> dict[str, Any]:
         """What the results file records about the task."""
         return {"task": self.name, "mode": self.mode, "data": self.data.name, "data_fingerprint": self.data.fingerprint}
-
-
-def tokenized(backbone: Any, texts: list[str], key: str) -> dict[str, torch.Tensor]:
-    """Token tensors of ``texts`` (cached under ``key``), with a warning that counts the texts
-    cut at the backbone's ``max_length``."""
-    import warnings
-
-    from zoo.data.cache import cached
-    from zoo.errors import PreprocessingWarning
-
-    tokens = cached("tokens", key, lambda: dict(backbone.tokenize(texts)))
-    limit = backbone.preprocessing.get("max_length")
-    if limit and "attention_mask" in tokens:
-        cut = int((tokens["attention_mask"].sum(dim=1) >= limit).sum())
-        if cut:
-            warnings.warn(f"{cut} of {len(texts)} texts fill max_length={limit} tokens; anything longer was truncated "
-                          "(raise model_options.max_length to keep more)", PreprocessingWarning, stacklevel=2)
-    return tokens
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` (tensors in dicts, lists and tuples) moved to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        if device.type == "cuda" and batch.device.type == "cpu":  # a copy from pageable memory waits for the GPU
-            batch = batch.pin_memory()
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def majority_share(labels: Any) -> float:
-    """The accuracy of always answering the most common label: the bar a classifier must clear."""
-    from collections import Counter
-
-    counts = Counter(int(label) for label in labels)
-    return max(counts.values()) / sum(counts.values()) if counts else 0.0

@@ -5,11 +5,13 @@ Modes:
 - ``linear-probe``: the backbone is frozen, its features are computed once and
   cached (keyed by backbone weights, preprocessing and data), and only the head
   trains, on standardised features, so a probe costs one forward pass over the data.
+
+`TextClassification` and `ImageClassification` hold what differs: how a split's inputs
+are read and batched, and how they are embedded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -20,22 +22,16 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
-from zoo.data.images import AUGMENTATIONS, decode_all, image_settings, tensor_transform
-from zoo.tasks.base import Task, majority_share, to_device, tokenized
-from zoo.tasks.metrics import classification_metrics
-
-
-def weights_fingerprint(module: nn.Module) -> str:
-    """A hash of every parameter and buffer: features are cached per exact weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+from zoo.data.images import AUGMENTATIONS, decode_all, tensor_transform
+from zoo.tasks.base import Task
+from zoo.tasks.batches import Rows, stack_rows, tokenized
+from zoo.tasks.features import image_features, text_features, weights_fingerprint
+from zoo.tasks.metrics import classification_metrics, majority_share
 
 
 class Classifier(nn.Module):
-    """Backbone + linear head; ``encode`` is the backbone's ``encode_text`` or ``encode_image``."""
+    """Backbone + linear head; ``encode`` names the backbone's tensor encoder (``encode_tokens`` or
+    ``encode_pixels``)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, encode: str, dropout: float = 0.1):
         super().__init__()
@@ -75,97 +71,41 @@ class _Items(torch.utils.data.Dataset):
 
 
 class Classification(Task):
-    """Shared by text and image classification; subclasses fix the input kind."""
+    """What text and image classification share: the head, the two modes, metrics and saving."""
 
     modes = ("finetune", "linear-probe")
-    kind = ""  # "text" or "image"
+    data_kind = ""  # the data sets it reads: "text-classification" or "image-classification"
+    encoder = ""  # the backbone's tensor encoder: "encode_tokens" or "encode_pixels"
     option_help: ClassVar[dict[str, str]] = {
         "dropout": "dropout before the head (default 0.1)",
         "label_smoothing": "label smoothing of the cross-entropy (default 0)",
-        "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
-        "image_size": "train and evaluate at this many pixels square instead of the weights' input size",
-        "crop_pct": "share of the image the evaluation centre crop keeps (1.0: the whole image)",
-        "flip_features": "images are also seen mirrored; evaluation averages both (a probe's head also "
-                         "trains on the mirrored features)",
-        "augment": "training augmentation of a fine-tune: light (default: random crop and mirror) or trivial "
-                   "(adds TrivialAugmentWide)",
         "feature_batch_size": "batch size of the linear probe's frozen-feature pass (default 64)",
     }
 
-    def __init__(self, backbone, dataset, mode="finetune", options=None):
-        super().__init__(backbone, dataset, mode, options)
-        if dataset.kind != f"{self.kind}-classification":
-            raise DataError(f"task {self.name!r} needs a {self.kind}-classification data set; "
-                            f"{dataset.name!r} is {dataset.kind}")
-        self.encode = f"encode_{self.kind}"
+    def __init__(self, backbone, dataset, mode="finetune", options=None, spec=None):
+        super().__init__(backbone, dataset, mode, options, spec)
+        if dataset.kind != self.data_kind:
+            raise DataError(f"task {self.name!r} needs a {self.data_kind} data set; {dataset.name!r} is {dataset.kind}")
         self.splits: dict[str, tuple[Any, torch.Tensor]] = {}
-        self.image_preprocessing = dict(backbone.preprocessing)
-        self.augment = self.options.get("augment", "light")
-        if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
-            raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
-        if self.kind == "image" and (self.options.get("image_size") or self.options.get("crop_pct")):
-            # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
-            settings = image_settings(backbone.preprocessing)
-            size = int(self.options.get("image_size") or settings["size"][0])
-            self.image_preprocessing = {**settings, "input_size": [3, size, size],
-                                        "crop_pct": float(self.options.get("crop_pct") or settings["crop_pct"])}
 
-    # -- preparation -------------------------------------------------------------------
+    # -- what each input kind provides ------------------------------------------------------
     def _inputs(self, split: str) -> tuple[Any, torch.Tensor]:
-        """Tokenised text (dict of [N, L] tensors) or decoded images (list of uint8 tensors), and labels."""
-        data = self.data.split(split)
-        labels = torch.tensor(data.labels)
-        key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
-        if self.kind == "text":
-            return tokenized(self.backbone, data.inputs, key), labels
-        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
-                                  self.options.get("on_bad_image", "skip"))
-        return images, labels[kept]
+        """The split's inputs, ready to batch, and their labels."""
+        raise NotImplementedError
+
+    def _encode_all(self, inputs: Any, split: str) -> torch.Tensor:
+        """Frozen features of every input of ``split``, cached."""
+        raise NotImplementedError
 
     def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen features of ``split`` (cached). With ``flip_features``, images are also encoded
-        mirrored: training gets both copies, evaluation the mean of the two (test-time augmentation;
-        in fine-tuning, :meth:`step` averages the logits of each image and its mirror instead)."""
         inputs, labels = self._inputs(split)
-        features = self._encode_all(inputs, labels, split, flipped=False)
-        if self.kind != "image" or not self.options.get("flip_features"):
-            return features, labels
-        mirrored = self._encode_all(inputs, labels, split, flipped=True)
-        if split == "train":
-            return torch.cat([features, mirrored]), torch.cat([labels, labels])
-        return (features + mirrored) / 2, labels
+        return self._encode_all(inputs, split), labels
 
-    def _encode_all(self, inputs: Any, labels: torch.Tensor, split: str, flipped: bool) -> torch.Tensor:
-        key = fingerprint("features", self.backbone.name, weights_fingerprint(self.backbone),
-                          self.backbone.preprocessing, self.image_preprocessing, self.data.fingerprint, split,
-                          *(["flipped"] if flipped else []))
-        batch_size = int(self.options.get("feature_batch_size", 64))
+    def _feature_key(self, split: str, *extra: Any) -> str:
+        return fingerprint("features", self.backbone.name, weights_fingerprint(self.backbone),
+                           self.backbone.preprocessing, self.data.fingerprint, split, *extra)
 
-        def compute() -> torch.Tensor:
-            from tqdm.auto import tqdm
-
-            self.backbone.eval()
-            device = next(self.backbone.parameters()).device
-            transform = tensor_transform(self.image_preprocessing, train=False) if self.kind == "image" else None
-            # texts go in order of length, so a batch pads to similar lengths (about 2x fewer tokens on SST-2)
-            order = (torch.argsort(inputs["attention_mask"].sum(1)) if "attention_mask" in inputs
-                     else torch.arange(len(labels)))
-            out = []
-            with torch.inference_mode():
-                for start in tqdm(range(0, len(labels), batch_size), desc=f"features ({split})", leave=False):
-                    rows = order[start:start + batch_size]
-                    if self.kind == "text":
-                        batch = trim({k: v[rows] for k, v in inputs.items()})
-                    else:
-                        batch = torch.stack([transform(inputs[i]) for i in rows.tolist()])
-                        batch = batch.flip(-1) if flipped else batch
-                    out.append(getattr(self.backbone, self.encode)(to_device(batch, device)).float().cpu())
-            features = torch.empty(len(labels), out[0].shape[1])
-            features[order] = torch.cat(out)
-            return features
-
-        return cached("features", key, compute)
-
+    # -- preparation ------------------------------------------------------------------------
     def prepare(self) -> None:
         needed = [s for s in ("train", self.options.get("eval_split", "validation")) if s in self.data.splits]
         for split in needed:
@@ -184,35 +124,20 @@ class Classification(Task):
         if self.mode == "linear-probe":
             features = self._split("train")[0]
             return ProbeHead(features.mean(0), features.std(0).clamp(min=1e-6), self.data.num_classes)
-        return Classifier(self.backbone, self.data.num_classes, self.encode, self.options.get("dropout", 0.1))
+        return Classifier(self.backbone, self.data.num_classes, self.encoder, self.options.get("dropout", 0.1))
 
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         inputs, labels = self._split(split)
-        if self.mode == "linear-probe":
-            return torch.utils.data.TensorDataset(inputs, labels)
-        if self.kind == "text":
-            return _Items(_Rows(inputs), labels)
-        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train, augment=self.augment))
-
-    def lengths(self, split: str) -> torch.Tensor | None:
-        if self.mode != "finetune" or self.kind != "text":
-            return None
-        return self._split(split)[0]["attention_mask"].sum(dim=1)
-
-    def collate(self, items: list[Any]) -> Any:
-        if self.mode == "finetune" and self.kind == "text":
-            rows, labels = zip(*items)
-            batch = trim({k: torch.stack([row[k] for row in rows]) for k in rows[0]})
-            return batch, torch.stack(labels)
-        return super().collate(items)
+        return torch.utils.data.TensorDataset(inputs, labels)
 
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs, labels = batch
-        logits = model(inputs)
-        if not model.training and self.kind == "image" and self.options.get("flip_features"):
-            logits = (logits + model(inputs.flip(-1))) / 2
+        logits = self.logits(model, inputs)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=float(self.options.get("label_smoothing", 0)))
         return loss, {"preds": logits.argmax(dim=-1), "targets": labels}
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        return model(inputs)
 
     def metrics(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return classification_metrics(outputs["preds"], outputs["targets"], self.data.num_classes)
@@ -224,7 +149,7 @@ class Classification(Task):
         """The backbone (with the family's ``save``) and the head with its class names."""
         from safetensors.torch import save_file
 
-        module = getattr(model, "module", model)
+        module = unwrap(model)
         if self.mode == "finetune":
             module.backbone.save(directory / "backbone")
         head = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith("backbone.")}
@@ -233,7 +158,6 @@ class Classification(Task):
             "task": self.name, "mode": self.mode, "label_names": self.data.label_names,
             "backbone": self.backbone.name if self.mode == "linear-probe" else "backbone",
         }, indent=2))
-
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         from safetensors.torch import load_file
@@ -245,35 +169,111 @@ class Classification(Task):
         model.load_state_dict(state, strict=False)
 
 
-class _Rows:
-    """Row ``i`` of a dict of [N, L] tensors, as a dict of [L] tensors."""
-
-    def __init__(self, columns: Mapping[str, torch.Tensor]):
-        self.columns = columns
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[index] for k, v in self.columns.items()}
-
-
-def trim(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the padding columns no row of the batch uses (on the right, or on the left for tokenizers
-    that pad there); per-example values (a label per row) pass as they are."""
-    if "attention_mask" not in batch:
-        return dict(batch)
-    used = batch["attention_mask"].any(dim=0).nonzero()
-    if not len(used):
-        return dict(batch)
-    first, last = int(used[0]), int(used[-1]) + 1
-    return {k: v[:, first:last] if v.ndim == 2 else v for k, v in batch.items()}
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the module itself)."""
+    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
 
 
 class TextClassification(Classification):
     """Text classification (SST-2, AG News, TREC, SMS Spam, or a TSV/CSV/JSONL file)."""
 
-    kind = "text"
+    data_kind = "text-classification"
+    encoder = "encode_tokens"
+
+    def _inputs(self, split: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        data = self.data.split(split)
+        key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
+        return tokenized(self.backbone, data.inputs, key), torch.tensor(data.labels)
+
+    def _encode_all(self, inputs: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        batch_size = int(self.options.get("feature_batch_size", 64))
+        return cached("features", self._feature_key(split), lambda: text_features(
+            self.backbone.encode_tokens, inputs, self.backbone.device, batch_size, f"features ({split})"))
+
+    def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        self.backbone.eval()
+        return super()._features(split)
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        inputs, labels = self._split(split)
+        if self.mode == "linear-probe":
+            return super().examples(split, train)
+        return _Items(Rows(inputs), labels)
+
+    def lengths(self, split: str) -> torch.Tensor | None:
+        return self._split(split)[0]["attention_mask"].sum(dim=1) if self.mode == "finetune" else None
+
+    def collate(self, items: list[Any]) -> Any:
+        if self.mode != "finetune":
+            return super().collate(items)
+        rows, labels = zip(*items)
+        return stack_rows(list(rows)), torch.stack(labels)
 
 
 class ImageClassification(Classification):
     """Image classification (CIFAR-10, digits, or a folder of class folders)."""
 
-    kind = "image"
+    data_kind = "image-classification"
+    encoder = "encode_pixels"
+    option_help: ClassVar[dict[str, str]] = {
+        **Classification.option_help,
+        "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
+        "image_size": "train and evaluate at this many pixels square instead of the weights' input size",
+        "crop_pct": "share of the image the evaluation centre crop keeps (1.0: the whole image)",
+        "flip_features": "images are also seen mirrored; evaluation averages both (a probe's head also "
+                         "trains on the mirrored features)",
+        "augment": "training augmentation of a fine-tune: light (default: random crop and mirror) or trivial "
+                   "(adds TrivialAugmentWide)",
+    }
+
+    def __init__(self, backbone, dataset, mode="finetune", options=None, spec=None):
+        super().__init__(backbone, dataset, mode, options, spec)
+        self.augment = self.options.get("augment", "light")
+        if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
+            raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
+        self.image_preprocessing = backbone.image_preprocessing
+        if self.options.get("image_size") or self.options.get("crop_pct"):
+            # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
+            size = int(self.options.get("image_size") or self.image_preprocessing.size[0])
+            crop = self.options.get("crop_pct")
+            self.image_preprocessing = self.image_preprocessing.resized(size, None if crop is None else float(crop))
+
+    def _inputs(self, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Decoded images (uint8 tensors, cached) and their labels."""
+        data = self.data.split(split)
+        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
+                                  self.options.get("on_bad_image", "skip"))
+        return images, torch.tensor(data.labels)[kept]
+
+    def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen features of ``split``. With ``flip_features``, images are also encoded mirrored:
+        training gets both copies, evaluation the mean of the two (test-time augmentation; in
+        fine-tuning, :meth:`logits` averages the logits of each image and its mirror instead)."""
+        self.backbone.eval()
+        inputs, labels = self._inputs(split)
+        features = self._encode_all(inputs, split)
+        if not self.options.get("flip_features"):
+            return features, labels
+        mirrored = self._encode_all(inputs, split, flipped=True)
+        if split == "train":
+            return torch.cat([features, mirrored]), torch.cat([labels, labels])
+        return (features + mirrored) / 2, labels
+
+    def _encode_all(self, inputs: list[torch.Tensor], split: str, flipped: bool = False) -> torch.Tensor:
+        key = self._feature_key(split, self.image_preprocessing.to_dict(), *(["flipped"] if flipped else []))
+        batch_size = int(self.options.get("feature_batch_size", 64))
+        return cached("features", key, lambda: image_features(
+            self.backbone.encode_pixels, inputs, self.image_preprocessing, self.backbone.device, batch_size,
+            flipped, f"features ({split})"))
+
+    def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
+        if self.mode == "linear-probe":
+            return super().examples(split, train)
+        inputs, labels = self._split(split)
+        return _Items(inputs, labels, tensor_transform(self.image_preprocessing, train=train, augment=self.augment))
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        logits = model(inputs)
+        if not model.training and self.options.get("flip_features"):
+            logits = (logits + model(inputs.flip(-1))) / 2
+        return logits

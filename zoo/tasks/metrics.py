@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -23,3 +25,11 @@ def classification_metrics(preds: torch.Tensor, targets: torch.Tensor, num_class
         "accuracy": float(true_positive.sum() / matrix.sum().clamp(min=1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
     }
+
+
+def majority_share(labels: Any) -> float:
+    """The accuracy of always answering the most common label: the bar a classifier must clear."""
+    from collections import Counter
+
+    counts = Counter(int(label) for label in labels)
+    return max(counts.values()) / sum(counts.values()) if counts else 0.0

@@ -1,15 +1,17 @@
 """Self-supervised and contrastive objectives, shared by the tasks and by families' ``pretrain_loss``.
 
 Plain functions on tensors, with no model library in sight, so a plugin's
-objective can reuse them: symmetric InfoNCE (CLIP), NT-Xent (SimCLR) and the
-BERT masking rule for masked-language modelling.
+objective can reuse them: symmetric InfoNCE (CLIP), NT-Xent (SimCLR) with its
+projector, the BERT masking rule for masked-language modelling, and the gather
+that gives a contrastive loss the whole global batch under ``torchrun``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
@@ -68,3 +70,34 @@ def maskable_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, sp
     """True at real (unpadded) tokens that are not special tokens such as [CLS] and [SEP]."""
     special = torch.isin(input_ids, torch.tensor(list(special_ids), dtype=input_ids.dtype))
     return attention_mask.bool() & ~special
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` from every process, concatenated in rank order, with gradients flowing back to each
+    process's own rows (a contrastive loss then sees the whole global batch as negatives, as in one
+    process). Processes may hold different numbers of rows. Outside torchrun, ``x`` itself."""
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    size = torch.tensor([len(x)], device=x.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    longest = int(max(sizes))
+    padded = torch.cat([x, x.new_zeros(longest - len(x), *x.shape[1:])])  # all_gather needs equal shapes
+    return torch.cat([part[:int(n)] for part, n in zip(all_gather(padded), sizes)])
+
+
+def simclr_projector(width: int) -> torch.nn.Module:
+    """SimCLR's projection head: embedding -> 512 -> ReLU -> 128 (the loss sees its output)."""
+    return torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
+
+
+def simclr_loss(encode: Callable[[torch.Tensor], torch.Tensor], head: torch.nn.Module,
+                views: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """NT-Xent on the projected embeddings of two augmented views of each image, and per view whether
+    it found its partner (``correct``)."""
+    view1, view2 = views
+    z1, z2 = head(encode(torch.cat([view1, view2]))).chunk(2)
+    loss, correct = nt_xent(gather_with_grad(z1), gather_with_grad(z2), temperature=0.2)
+    return loss, {"correct": correct.float()}

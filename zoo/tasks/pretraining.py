@@ -24,8 +24,10 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint, load_dataset
 from zoo.data.images import augmentation_transform, decode_all
-from zoo.tasks.base import Task, majority_share, tokenized
-from zoo.tasks.classification import trim
+from zoo.tasks.base import Task
+from zoo.tasks.batches import stack_rows, tokenized
+from zoo.tasks.classification import unwrap
+from zoo.tasks.metrics import majority_share
 from zoo.tasks.objectives import IGNORE_INDEX, mask_tokens, maskable_positions
 from zoo.tasks.retrieval import Retrieval
 
@@ -39,16 +41,6 @@ class Pretrainer(nn.Module):
 
     def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.backbone.pretrain_loss(batch, self.head)
-
-
-def unlabelled_inputs(dataset: Any, split: str, kind: str) -> list[Any]:
-    """The texts (or images) of ``split``, whatever kind of data set holds them."""
-    data = dataset.split(split)
-    if dataset.kind == "image-text":
-        return [text for _, text in data.captions] if kind == "text" else list(data.inputs)
-    if dataset.kind not in (kind, f"{kind}-classification"):
-        raise DataError(f"pretraining a {kind} backbone needs {kind}s; {dataset.name!r} is {dataset.kind}")
-    return list(data.inputs)
 
 
 def _fixed_seed(seed: int, index: int) -> int:
@@ -75,7 +67,7 @@ class _Masked(torch.utils.data.Dataset):
         return {**row, "input_ids": inputs, "labels": labels}
 
 
-class _Whole(torch.utils.data.Dataset):
+class _NextTokens(torch.utils.data.Dataset):
     """Token rows for causal language modelling: every real token is a label (the family shifts them)."""
 
     def __init__(self, tokens: Mapping[str, torch.Tensor]):
@@ -141,16 +133,14 @@ class Pretraining(Task):
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
     }
 
-    def __new__(cls, backbone: Any, *args: Any, **kwargs: Any):
-        # CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
-        # training, subclassed below so that one task name covers every modality.
-        if cls is Pretraining and getattr(backbone, "modality", None) == "multimodal":
-            ImageTextPretraining.spec = getattr(Pretraining, "spec", None)  # not Retrieval's, inherited first
-            cls = ImageTextPretraining
-        return super().__new__(cls)
+    @classmethod
+    def for_backbone(cls, backbone: Any) -> type[Task]:
+        """CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
+        training (`ImageTextPretraining`), so that one task name covers every modality."""
+        return ImageTextPretraining if backbone.modality == "multimodal" else cls
 
-    def __init__(self, backbone, dataset, mode="pretrain", options=None):
-        super().__init__(backbone, dataset, mode, options)
+    def __init__(self, backbone, dataset, mode="pretrain", options=None, spec=None):
+        super().__init__(backbone, dataset, mode, options, spec)
         self.kind = "text" if backbone.modality == "text" else "image"
         self.seed = int(self.options.get("seed", 0))
         self.objective = backbone.pretraining_objective
@@ -172,7 +162,7 @@ class Pretraining(Task):
         if split in self.corpora:
             return self.corpora[split]
         sources = [self.data, *(self._extra() if split == "train" else [])]
-        items = [item for source in sources for item in unlabelled_inputs(source, split, self.kind)]
+        items = [item for source in sources for item in source.unlabelled(split, self.kind)]
         key = fingerprint(*[source.fingerprint for source in sources], split, self.backbone.preprocessing)
         if not items:
             raise DataError(f"{self.data.name}: the {split} split is empty")
@@ -205,18 +195,18 @@ class Pretraining(Task):
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         corpus = self._corpus(split)
         if self.objective == "causal-lm":
-            return _Whole(corpus)
+            return _NextTokens(corpus)
         if self.kind == "text":
             probability = float(self.options.get("mask_probability", 0.15))
             return _Masked(corpus, self.backbone.masking_vocabulary(), train, self.seed, probability)
-        return _Views(corpus, augmentation_transform(self.backbone.preprocessing), train, self.seed)
+        return _Views(corpus, augmentation_transform(self.backbone.image_preprocessing), train, self.seed)
 
     def lengths(self, split: str) -> torch.Tensor | None:
         return self._corpus(split)["attention_mask"].sum(dim=1) if self.kind == "text" else None
 
     def collate(self, items: list[Any]) -> Any:
         if self.kind == "text":
-            return trim({k: torch.stack([item[k] for item in items]) for k in items[0]})
+            return stack_rows(items)
         return super().collate(items)
 
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -243,7 +233,7 @@ class Pretraining(Task):
         """The backbone (with the family's ``save``), and the pretraining head for re-evaluating the run."""
         from safetensors.torch import save_file
 
-        module = getattr(model, "module", model)
+        module = unwrap(model)
         module.backbone.save(directory / "backbone")
         if module.head is not None:
             save_file({k: v.detach().contiguous().cpu() for k, v in module.head.state_dict().items()},
@@ -267,7 +257,7 @@ class Pretraining(Task):
 
 class ImageTextPretraining(Retrieval, Pretraining):
     """CLIP-style pretraining: the retrieval task's contrastive InfoNCE training (Retrieval's methods
-    come first in the method order; Pretraining contributes only the task name and ``describe``)."""
+    come first in the method order; Pretraining contributes ``describe`` and the extra data)."""
 
     modes = ("pretrain",)
     untrained_modes = ()

@@ -21,8 +21,11 @@ from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all, tensor_transform
 from zoo.errors import ZooError
-from zoo.tasks.base import Task, to_device, tokenized
-from zoo.tasks.objectives import info_nce
+from zoo.tasks.base import Task
+from zoo.tasks.batches import tokenized, trim
+from zoo.tasks.classification import unwrap
+from zoo.tasks.features import image_features, text_features, weights_fingerprint
+from zoo.tasks.objectives import gather_with_grad, info_nce
 from zoo.tasks.retrieval_metrics import DEFINITION, random_recall, relevant_ranks, summarize
 
 
@@ -53,15 +56,14 @@ class _Towers(nn.Module):
 
     def __init__(self, backbone: nn.Module, frozen: Any, text_only: bool):
         super().__init__()
-        self.backbone, self.frozen, self.text_only = backbone, frozen, text_only
+        self.backbone, self.text_only = backbone, text_only
+        self.frozen_embed = frozen.embed if frozen is not None else None  # tower features -> embeddings
 
     def forward(self, first: Any, text: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        from zoo.tasks.classification import trim
-
-        b = self.backbone.encode_text(trim(text))
+        b = self.backbone.encode_tokens(trim(text))
         if self.text_only:
-            return self.backbone.encode_text(trim(first)), b
-        return (self.frozen[1](first) if self.frozen is not None else self.backbone.encode_image(first)), b
+            return self.backbone.encode_tokens(trim(first)), b
+        return (self.frozen_embed(first) if self.frozen_embed is not None else self.backbone.encode_pixels(first)), b
 
 
 class Retrieval(Task):
@@ -76,8 +78,8 @@ class Retrieval(Task):
     }
     fresh_parameters = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
 
-    def __init__(self, backbone, dataset, mode="zero-shot", options=None):
-        super().__init__(backbone, dataset, mode, options)
+    def __init__(self, backbone, dataset, mode="zero-shot", options=None, spec=None):
+        super().__init__(backbone, dataset, mode, options, spec)
         if dataset.kind != "image-text":
             raise DataError(f"task 'retrieval' needs image-caption data; {dataset.name!r} is {dataset.kind}")
         self.text_only = backbone.modality == "text"
@@ -89,7 +91,7 @@ class Retrieval(Task):
             raise ZooError(f"retrieval direction must be 'image-text' or 'text-text', got {direction!r}")
         self.text_only = direction == "text-text"
         self.primary_metric = "text->text R@1" if self.text_only else "text->image R@1"
-        self.frozen = getattr(backbone, "frozen_image_encoder", lambda: None)()
+        self.frozen = backbone.frozen_image_encoder()
         self.splits: dict[str, dict[str, Any]] = {}
 
     def _split(self, split: str) -> dict[str, Any]:
@@ -127,24 +129,11 @@ class Retrieval(Task):
         """Features of a locked image tower, computed once per weights, preprocessing and data.
         ``flipped``: of the mirrored images (``flip_features``: training draws either copy,
         evaluation takes the mean of the two)."""
-        from zoo.tasks.classification import weights_fingerprint
-
-        tower, _ = self.frozen
-        transform = tensor_transform(self.backbone.preprocessing, train=False)
+        tower = self.frozen.tower
         key = fingerprint("tower", weights_fingerprint(tower), self.backbone.preprocessing, self.data.fingerprint, split,
                           *(["flipped"] if flipped else []))
-
-        def batch(start: int) -> torch.Tensor:
-            pixels = torch.stack([transform(i) for i in images[start:start + 64]])
-            return pixels.flip(-1) if flipped else pixels
-
-        def compute() -> torch.Tensor:
-            device = next(tower.parameters()).device
-            with torch.inference_mode():
-                return torch.cat([tower.encode_image(batch(s).to(device)).float().cpu()
-                                  for s in range(0, len(images), 64)])
-
-        return cached("features", key, compute)
+        return cached("features", key, lambda: image_features(
+            tower.encode_pixels, images, self.backbone.image_preprocessing, tower.device, flipped=flipped))
 
     def prepare(self) -> None:
         for split in ("train", self.options.get("eval_split", "test")):
@@ -162,7 +151,7 @@ class Retrieval(Task):
             usable = [c for c in entry["captions_of"] if len(c) >= 2]
             return _Pairs(None, usable, text_pairs=True)
         images = entry.get("image_features") if self.frozen is not None else entry["images"]
-        transform = None if self.frozen is not None else tensor_transform(self.backbone.preprocessing, train=True)
+        transform = None if self.frozen is not None else tensor_transform(self.backbone.image_preprocessing, train=True)
         return _Pairs(images, entry["captions_of"], transform, mirrored=entry.get("mirrored_features"))
 
     def collate(self, items: list[Any]) -> Any:
@@ -176,51 +165,43 @@ class Retrieval(Task):
         return torch.stack(firsts), text
 
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        from zoo.engine.distributed import gather_with_grad
-
         a, b = model(*batch)
         return info_nce(gather_with_grad(a), gather_with_grad(b), self._logit_scale(model)), {}
 
     def _logit_scale(self, model: nn.Module) -> torch.Tensor:
-        backbone = getattr(model, "module", model).backbone
-        scale = getattr(backbone, "logit_scale", None)
+        backbone = unwrap(model).backbone
+        scale = backbone.learned_logit_scale()
         if scale is None:  # text backbones: a fixed temperature of 0.05
-            return torch.tensor(3.0, device=next(backbone.parameters()).device)
+            return torch.tensor(3.0, device=backbone.device)
         return scale
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
         """Embeds every caption (and image) of ``split`` and ranks, chunk by chunk."""
-        from zoo.tasks.classification import trim
-
         entry = self._split(split)
-        module = getattr(model, "module", model).backbone
+        module = unwrap(model).backbone
+        was_training = module.training
         module.eval()
-        with torch.no_grad():
-            tokens = entry["tokens"]
-            texts = torch.cat([module.encode_text(to_device(trim({k: v[s:s + 128] for k, v in tokens.items()}), device))
-                               .float().cpu() for s in range(0, len(entry["image_of"]), 128)])
-            metrics: dict[str, Any] = {}
-            if self.text_only:
-                relevant = [[c for c in entry["captions_of"][img] if c != q] for q, img in enumerate(entry["image_of"])]
-                ranks = relevant_ranks(texts, texts, relevant, exclude=list(range(len(texts))))
-                metrics.update({f"text->text {k}": v for k, v in summarize(ranks).items()})
-            else:
-                if self.frozen is not None:
-                    source = entry["image_features"]
-                    if "mirrored_features" in entry:
-                        source = (source + entry["mirrored_features"]) / 2
-                    images = torch.cat([self.frozen[1](source[s:s + 256].to(device)).float().cpu()
+        texts = text_features(module.encode_tokens, entry["tokens"], device, 128)
+        metrics: dict[str, Any] = {}
+        if self.text_only:
+            relevant = [[c for c in entry["captions_of"][img] if c != q] for q, img in enumerate(entry["image_of"])]
+            ranks = relevant_ranks(texts, texts, relevant, exclude=list(range(len(texts))))
+            metrics.update({f"text->text {k}": v for k, v in summarize(ranks).items()})
+        else:
+            if self.frozen is not None:
+                source = entry["image_features"]
+                if "mirrored_features" in entry:
+                    source = (source + entry["mirrored_features"]) / 2
+                with torch.inference_mode():
+                    images = torch.cat([self.frozen.embed(source[s:s + 256].to(device)).float().cpu()
                                         for s in range(0, len(source), 256)])
-                else:
-                    transform = tensor_transform(self.backbone.preprocessing, train=False)
-                    images = torch.cat([module.encode_image(torch.stack([transform(i) for i in entry["images"][s:s + 64]])
-                                                            .to(device)).float().cpu()
-                                        for s in range(0, len(entry["images"]), 64)])
-                t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])
-                i2t = relevant_ranks(images, texts, entry["captions_of"])
-                metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})
-                metrics.update({f"image->text {k}": v for k, v in summarize(i2t).items()})
-        module.train()
+            else:
+                images = image_features(module.encode_pixels, entry["images"], module.image_preprocessing, device)
+            t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])
+            i2t = relevant_ranks(images, texts, entry["captions_of"])
+            metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})
+            metrics.update({f"image->text {k}": v for k, v in summarize(i2t).items()})
+        module.train(was_training)
         metrics["definition"] = DEFINITION
         return metrics
 
@@ -241,7 +222,7 @@ class Retrieval(Task):
 
     def save(self, model: nn.Module, directory: Path) -> None:
         if self.trains:
-            getattr(model, "module", model).backbone.save(directory / "backbone")
+            unwrap(model).backbone.save(directory / "backbone")
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         """Nothing to restore: the saved backbone is the whole result."""

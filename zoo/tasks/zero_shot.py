@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.data import DataError, fingerprint
-from zoo.data.images import decode_all, tensor_transform
-from zoo.tasks.base import Task, majority_share
-from zoo.tasks.metrics import classification_metrics
+from zoo.data.images import decode_all
+from zoo.tasks.base import Task
+from zoo.tasks.features import image_features
+from zoo.tasks.metrics import classification_metrics, majority_share
 
 # A few of CLIP's prompt templates for small natural images (the CIFAR set).
 TEMPLATES = (
@@ -29,8 +30,8 @@ class ZeroShotClassification(Task):
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
     }
 
-    def __init__(self, backbone, dataset, mode="zero-shot", options=None):
-        super().__init__(backbone, dataset, mode, options)
+    def __init__(self, backbone, dataset, mode="zero-shot", options=None, spec=None):
+        super().__init__(backbone, dataset, mode, options, spec)
         if dataset.kind != "image-classification":
             raise DataError(f"zero-shot classification needs image-classification data; {dataset.name!r} is "
                             f"{dataset.kind}")
@@ -52,14 +53,10 @@ class ZeroShotClassification(Task):
         images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
                                   self.options.get("on_bad_image", "skip"))
         labels = torch.tensor(data.labels)[kept]
-        transform = tensor_transform(self.backbone.preprocessing, train=False)
+        classes = self.class_embeddings(model).cpu()
         model.eval()
-        with torch.no_grad():
-            classes = self.class_embeddings(model).cpu()
-            preds = torch.cat([
-                (model.encode_image(torch.stack([transform(i) for i in images[s:s + 64]]).to(device)).float().cpu()
-                 @ classes.T).argmax(dim=1) for s in range(0, len(images), 64)])
-        return classification_metrics(preds, labels, self.data.num_classes)
+        features = image_features(model.encode_pixels, images, model.image_preprocessing, device)
+        return classification_metrics((features @ classes.T).argmax(dim=1), labels, self.data.num_classes)
 
     def chance(self, split: str) -> dict[str, float]:
         return {"accuracy": majority_share(self.data.split(split).labels)}

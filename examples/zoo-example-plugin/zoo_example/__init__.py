@@ -9,7 +9,7 @@ when someone loads it.
 import zoo
 
 # The range of zoo's plugin API this plugin was written against.
-zoo_api = ">=1,<2"
+zoo_api = ">=2,<3"
 
 
 @zoo.hookimpl

@@ -1,8 +1,14 @@
-"""The example backbone: a small CNN, imported only when it is loaded."""
+"""The example backbone: a small CNN, imported only when it is loaded.
+
+A family fills in what is its own, on tensors: the model, its typed preprocessing and
+``encode_pixels``. zoo turns images into that tensor batch itself (``encode_image`` on PIL
+images, every task and ``zoo compare`` use the same transform), so a family never
+preprocesses pictures.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,8 +21,10 @@ class ExampleConvNet(zoo.Backbone):
 
     def __init__(self, spec: zoo.BackboneSpec, width: int = 16, image_size: int = 32) -> None:
         super().__init__(spec, weights=None)
-        # the preprocessing travels with the model (and is saved with its weights)
-        self.preprocessing = {"input_size": [3, image_size, image_size], "mean": [0.5] * 3, "std": [0.5] * 3}
+        # the preprocessing travels with the model (and is saved with its weights): the whole picture
+        # squashed to 32x32, as CIFAR-sized images are usually fed
+        self.image_preprocessing = zoo.ImagePreprocessing(size=image_size, mean=(0.5, 0.5, 0.5),
+                                                          std=(0.5, 0.5, 0.5), crop_mode="squash")
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
@@ -27,18 +35,9 @@ class ExampleConvNet(zoo.Backbone):
             block(2 * width, spec.embed_dim), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
 
-    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
-        """PIL images -> a normalised [B, 3, H, W] batch."""
-        from torchvision.transforms import v2
-
-        size = self.preprocessing["input_size"][1:]
-        transform = v2.Compose([v2.Resize(size), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
-                                v2.Normalize(self.preprocessing["mean"], self.preprocessing["std"])])
-        return torch.stack([transform(image.convert("RGB")) for image in images])
-
-    def encode_image(self, images: Any) -> torch.Tensor:
-        batch = images if isinstance(images, torch.Tensor) else self.preprocess(images)
-        return self.features(batch.to(next(self.parameters()).device))
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, 64] features of a normalised [B, 3, 32, 32] batch."""
+        return self.features(pixels)
 
 
 def build(spec: zoo.BackboneSpec, weights: Any, width: int = 16, saved_dir: str | None = None) -> ExampleConvNet:
