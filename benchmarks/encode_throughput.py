@@ -19,6 +19,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+
 import zoo
 from zoo.measure import measure_encoders
 
@@ -62,11 +63,15 @@ def main() -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     peak = matmul_peak(device, dtype)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {device.type} ({name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{args.precision}, batch {args.batch}; measured {args.precision} matmul peak {peak:,.0f} GFLOP/s")
+    print(
+        f"device: {device.type} ({name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{args.precision}, batch {args.batch}; measured {args.precision} matmul peak {peak:,.0f} GFLOP/s"
+    )
     rows = []
-    header = f"{'backbone':28} {'weights':8} {'input':6} {'shape':8} {'params':>9} {'GFLOPs/smp':>10} " \
-             f"{'samples/s':>10} {'GFLOP/s':>8} {'of peak':>7}"
+    header = (
+        f"{'backbone':28} {'weights':8} {'input':6} {'shape':8} {'params':>9} {'GFLOPs/smp':>10} "
+        f"{'samples/s':>10} {'GFLOP/s':>8} {'of peak':>7}"
+    )
     print(header)
     for backbone, pretrained, weights in [*builtin_backbones(args.only), *((path, None, "real") for path in args.path)]:
         try:
@@ -82,12 +87,23 @@ def main() -> None:
         for measured in measure_encoders(model, args.batch, args.seq_len, args.seconds, autocast):
             kind, gflops, rate = measured["input"], measured["gflops_per_sample"], measured["samples_per_second"]
             params = sum(p.numel() for p in towers[kind].parameters())
-            row = {"backbone": backbone, "weights": weights, **measured, "params": params,
-                   "gflop_per_s": gflops * rate, "share_of_peak": gflops * rate / peak,
-                   "device": f"{device.type} ({name})", "precision": args.precision, "batch": args.batch}
+            row = {
+                "backbone": backbone,
+                "weights": weights,
+                **measured,
+                "params": params,
+                "gflop_per_s": gflops * rate,
+                "share_of_peak": gflops * rate / peak,
+                "device": f"{device.type} ({name})",
+                "precision": args.precision,
+                "batch": args.batch,
+            }
             rows.append(row)
-            print(f"{backbone:28} {row['weights']:8} {kind:6} {measured['shape']:8} {params / 1e6:8.1f}M "
-                  f"{gflops:10.3f} {rate:10.1f} {gflops * rate:8.1f} {gflops * rate / peak:7.0%}", flush=True)
+            print(
+                f"{backbone:28} {row['weights']:8} {kind:6} {measured['shape']:8} {params / 1e6:8.1f}M "
+                f"{gflops:10.3f} {rate:10.1f} {gflops * rate:8.1f} {gflops * rate / peak:7.0%}",
+                flush=True,
+            )
         del model
     if args.json:
         with open(args.json, "w") as handle:

@@ -27,12 +27,28 @@ from zoo.tasks.classification import Classifier
 
 
 def recipe(args, output_dir: str):
-    return validate({
-        "model": args.model, "task": "text-classification", "data": "sst2", "train_limit": args.examples,
-        "eval_limit": 32, "batch_size": args.batch, "epochs": 1.0, "lr": 5e-5, "warmup": 0.0, "log_every": 10,
-        "checkpoint_every": 10_000, "model_options": {"max_length": 64}, "output_dir": output_dir, "name": "bench",
-        "precision": args.precision, "device": args.device, "task_options": {"dropout": 0.0},
-    }, "benchmark")
+    return validate(
+        {
+            "model": args.model,
+            "task": "text-classification",
+            "data": "sst2",
+            "train_limit": args.examples,
+            "eval_limit": 32,
+            "batch_size": args.batch,
+            "epochs": 1.0,
+            "lr": 5e-5,
+            "warmup": 0.0,
+            "log_every": 10,
+            "checkpoint_every": 10_000,
+            "model_options": {"max_length": 64},
+            "output_dir": output_dir,
+            "name": "bench",
+            "precision": args.precision,
+            "device": args.device,
+            "task_options": {"dropout": 0.0},
+        },
+        "benchmark",
+    )
 
 
 def engine(args) -> tuple[float, float]:
@@ -49,7 +65,7 @@ def batches(args, device):
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0)).tolist()
     out = []
     for start in range(0, len(order), args.batch):
-        inputs, labels = task.collate([examples[i] for i in order[start:start + args.batch]])
+        inputs, labels = task.collate([examples[i] for i in order[start : start + args.batch]])
         out.append(({k: v.to(device) for k, v in inputs.items()}, labels.to(device)))
     return task, out, [examples[i] for i in order]
 
@@ -92,15 +108,23 @@ def hf_trainer(args, device, defaults: bool) -> float:
     model = _ForTrainer(Classifier(task.backbone, task.data.num_classes, "encode_tokens", dropout=0.0))
     with tempfile.TemporaryDirectory() as directory:
         settings = TrainingArguments(
-            output_dir=directory, per_device_train_batch_size=args.batch, num_train_epochs=1, learning_rate=5e-5,
-            report_to=[], save_strategy="no", logging_strategy="no", use_cpu=device.type == "cpu",
-            dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False,
-            **({} if defaults else {"bf16": args.precision == "bf16", "optim": "adamw_torch_fused"}))
+            output_dir=directory,
+            per_device_train_batch_size=args.batch,
+            num_train_epochs=1,
+            learning_rate=5e-5,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            use_cpu=device.type == "cpu",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            **({} if defaults else {"bf16": args.precision == "bf16", "optim": "adamw_torch_fused"}),
+        )
 
         def collate(items):
             width = max(int(item["attention_mask"].sum()) for item in items)
-            return {k: torch.stack([item[k][:width] if k != "labels" else item[k] for item in items])
-                    for k in items[0]}
+            return {k: torch.stack([item[k][:width] if k != "labels" else item[k] for item in items]) for k in items[0]}
 
         trainer = Trainer(model=model, args=settings, train_dataset=rows, data_collator=collate)
         metrics = trainer.train().metrics
@@ -132,8 +156,10 @@ def main() -> None:
             results["HF Trainer (defaults)"].append(hf_trainer(args, device, defaults=True))
         print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in results.items()), flush=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"\n{args.model}, SST-2 {args.examples} examples, batch {args.batch}, {args.precision}, {name}, "
-          f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds")
+    print(
+        f"\n{args.model}, SST-2 {args.examples} examples, batch {args.batch}, {args.precision}, {name}, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds"
+    )
     ours = statistics.median(results["zoo engine"])
     print(f"{'loop':24} {'samples/s':>10} {'engine / this':>14}")
     for loop, rates in results.items():

@@ -24,11 +24,21 @@ from zoo.comparisons import run_compare, spec_from_dict
 
 
 def spec(cells: int, cores: int, out: str) -> dict:
-    return {"name": "overhead", "output_dir": out, "backbones": ["vision/example-convnet"],
-            "seeds": list(range(cells)),
-            "defaults": {"epochs": 1, "batch_size": 64, "warmup": 0.0, "train_limit": 100, "eval_limit": 50,
-                         "resources": {"num_cpus": cores}},
-            "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}]}
+    return {
+        "name": "overhead",
+        "output_dir": out,
+        "backbones": ["vision/example-convnet"],
+        "seeds": list(range(cells)),
+        "defaults": {
+            "epochs": 1,
+            "batch_size": 64,
+            "warmup": 0.0,
+            "train_limit": 100,
+            "eval_limit": 50,
+            "resources": {"num_cpus": cores},
+        },
+        "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}],
+    }
 
 
 def overhead(executor: str, cells: int, cores: int) -> float:
@@ -51,8 +61,10 @@ def main() -> None:
     cores = os.cpu_count() or 1
     started = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    print(f"machine: {platform.node()}, {cores} CPUs, ray {ray.__version__} (local, started in "
-          f"{time.perf_counter() - started:.1f} s); {args.cells} cells a run, {args.rounds} rounds")
+    print(
+        f"machine: {platform.node()}, {cores} CPUs, ray {ray.__version__} (local, started in "
+        f"{time.perf_counter() - started:.1f} s); {args.cells} cells a run, {args.rounds} rounds"
+    )
     results: dict[str, list[float]] = {"local": [], "ray": []}
     try:
         for round_ in range(1, args.rounds + 1):

@@ -27,7 +27,7 @@ def timed_steps(task, model, optimizer, order: torch.Tensor, batch_size: int, co
     picks = torch.linspace(0, len(order) // batch_size - 1, count).long().tolist()
     seconds, tokens = 0.0, 0
     for k in picks:
-        batch = task.collate([examples[i] for i in order[k * batch_size:(k + 1) * batch_size].tolist()])
+        batch = task.collate([examples[i] for i in order[k * batch_size : (k + 1) * batch_size].tolist()])
         inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
         tokens += inputs["input_ids"].numel()
         started = time.perf_counter()
@@ -54,19 +54,26 @@ def main() -> None:
     model = task.model().train()
     optimizer = make_optimizer(model, recipe, torch.device("cpu"), task.fresh_parameters)
     group = 50 * recipe.batch_size
-    print(f"{args.recipe}: batch {recipe.batch_size}, {len(lengths)} examples, mean {lengths.float().mean():.1f} tokens; "
-          f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"{args.recipe}: batch {recipe.batch_size}, {len(lengths)} examples, mean {lengths.float().mean():.1f} tokens; "
+        f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     results: dict[str, list[tuple[float, int]]] = {"shuffled": [], "grouped": []}
     for round_index in range(args.rounds):
         for name, grouped in (("shuffled", None), ("grouped", lengths)):
             order = epoch_order(recipe.seed, round_index, len(lengths), grouped, group)
             results[name].append(timed_steps(task, model, optimizer, order, recipe.batch_size, args.batches))
-            print(f"  round {round_index + 1} {name:8s} {results[name][-1][0]:.3f} s/step, "
-                  f"{results[name][-1][1]} padded tokens per batch", flush=True)
+            print(
+                f"  round {round_index + 1} {name:8s} {results[name][-1][0]:.3f} s/step, "
+                f"{results[name][-1][1]} padded tokens per batch",
+                flush=True,
+            )
     shuffled = min(s for s, _ in results["shuffled"])
     grouped = min(s for s, _ in results["grouped"])
-    print(f"best of {args.rounds}: shuffled {shuffled:.3f} s/step, grouped {grouped:.3f} s/step, "
-          f"speed-up {shuffled / grouped:.2f}x")
+    print(
+        f"best of {args.rounds}: shuffled {shuffled:.3f} s/step, grouped {grouped:.3f} s/step, "
+        f"speed-up {shuffled / grouped:.2f}x"
+    )
 
 
 if __name__ == "__main__":

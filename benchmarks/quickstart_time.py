@@ -29,8 +29,13 @@ LEAKS = ("Loading weights", "LOAD REPORT", "it/s]", "[transformers]", "safetenso
 def run(out: Path, cache: Path, jobs: int) -> tuple[float, str]:
     env = {**os.environ, "ZOO_CACHE": str(cache)}
     started = time.perf_counter()
-    result = subprocess.run([ZOO, "compare", str(REPO / "recipes" / "quickstart.yaml"), "--jobs", str(jobs),
-                             "--output", str(out)], cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [ZOO, "compare", str(REPO / "recipes" / "quickstart.yaml"), "--jobs", str(jobs), "--output", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"zoo compare failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -33,7 +33,9 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     gallery = torch.nn.functional.normalize(torch.randn(args.size, args.dim, generator=generator), dim=-1)
     # each query is a noisy copy of its one relevant item (the ranking work is the same whatever the noise)
-    queries = torch.nn.functional.normalize(gallery + 0.12 * torch.randn(args.size, args.dim, generator=generator), dim=-1)
+    queries = torch.nn.functional.normalize(
+        gallery + 0.12 * torch.randn(args.size, args.dim, generator=generator), dim=-1
+    )
     relevant = [[i] for i in range(args.size)]
     before = peak_rss_mib()
     started = time.perf_counter()
@@ -47,8 +49,10 @@ def main() -> None:
     full = args.size * args.size * 4 / 2**20
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"{args.size:,} x {args.size:,}, dim {args.dim}, chunk {args.chunk}: {seconds:.1f} s")
-    print(f"peak memory added: {added:,.0f} MiB; stated bound {bound:,.0f} MiB; "
-          f"a full score matrix would need {full:,.0f} MiB ({full / max(added, 1):.0f}x more)")
+    print(
+        f"peak memory added: {added:,.0f} MiB; stated bound {bound:,.0f} MiB; "
+        f"a full score matrix would need {full:,.0f} MiB ({full / max(added, 1):.0f}x more)"
+    )
     print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     if added > bound:
         raise SystemExit(f"peak memory {added:.0f} MiB exceeds the stated bound {bound:.0f} MiB")

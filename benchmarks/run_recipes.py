@@ -25,9 +25,12 @@ def row(results: dict) -> str:
         shown.append(f"{split}: acc {values['accuracy']:.4f}, macro-F1 {values['macro_f1']:.4f}")
     train = results["train"]
     prov = results["provenance"]
-    return (f"| {results['name']} | {results['backbone']} | {results['data']} | {results['mode']} | "
-            f"{'; '.join(shown)} | {train['steps']} steps, {train['epochs']} epochs | {results['wall_seconds'] / 60:.1f} min | "
-            f"{train['train_samples_per_second']} | seed {prov['seed']}, {prov['device']}, {prov['cpus']} CPUs |")
+    return (
+        f"| {results['name']} | {results['backbone']} | {results['data']} | {results['mode']} | "
+        f"{'; '.join(shown)} | {train['steps']} steps, {train['epochs']} epochs | "
+        f"{results['wall_seconds'] / 60:.1f} min | "
+        f"{train['train_samples_per_second']} | seed {prov['seed']}, {prov['device']}, {prov['cpus']} CPUs |"
+    )
 
 
 def main() -> None:

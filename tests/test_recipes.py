@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from zoo.recipes import RecipeError, load_recipe, parse_overrides
+
+from conftest import REPO
 
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "\ncells:" not in p.read_text())
 COMPARE_SPECS = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "\ncells:" in p.read_text())
@@ -81,8 +82,10 @@ def test_missing_required_keys_and_files(tmp_path):
 
 
 def test_overrides_are_typed_and_nested(tmp_path):
-    recipe = load_recipe(write(tmp_path, BASE + "lr: 1.0e-4\n"),
-                         ["lr=3e-5", "epochs=2", "data_options.seed=3", "test_split=null", "compile=true"])
+    recipe = load_recipe(
+        write(tmp_path, BASE + "lr: 1.0e-4\n"),
+        ["lr=3e-5", "epochs=2", "data_options.seed=3", "test_split=null", "compile=true"],
+    )
     assert recipe.lr == 3e-5 and recipe.epochs == 2 and recipe.data_options == {"seed": 3}
     assert recipe.test_split is None and recipe.compile is True
     assert parse_overrides(["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
@@ -105,12 +108,17 @@ def test_an_unknown_task_option_is_named_with_the_nearest_and_zoo_tasks_lists_th
 
     from zoo.engine import prepare
 
-    recipe = load_recipe(REPO / "recipes" / "cifar10-lite0-probe.yaml",
-                         ["model=vision/example-convnet", "data=digits", "task_options.flip_feature=true",
-                          f"output_dir={tmp_path}"])
-    with pytest.raises(RecipeError, match=r"task_options: 'image-classification' has no option 'flip_feature'; "
-                                          r"did you mean 'flip_features'\?"):
+    recipe = load_recipe(
+        REPO / "recipes" / "cifar10-lite0-probe.yaml",
+        ["model=vision/example-convnet", "data=digits", "task_options.flip_feature=true", f"output_dir={tmp_path}"],
+    )
+    with pytest.raises(
+        RecipeError,
+        match=r"task_options: 'image-classification' has no option 'flip_feature'; "
+        r"did you mean 'flip_features'\?",
+    ):
         prepare(recipe)
-    shown = subprocess.run([sys.executable, "-m", "zoo", "tasks", "image-classification"], capture_output=True,
-                           text=True, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "zoo", "tasks", "image-classification"], capture_output=True, text=True, check=True
+    ).stdout
     assert "modes:        finetune, linear-probe" in shown and "  flip_features " in shown

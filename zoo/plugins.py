@@ -22,6 +22,7 @@ registry is read-only once loading ends.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import json
@@ -29,8 +30,9 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -93,7 +95,7 @@ def _requirement(dist: importlib.metadata.Distribution | None, name: str, versio
             info = {}
         url = info.get("url", "")
         if info.get("dir_info", {}).get("editable") and url.startswith("file://"):
-            return f"-e {url[len('file://'):]}"
+            return f"-e {url[len('file://') :]}"
         if url:
             return f"{name} @ {url}"
     return f"{name}=={version}"
@@ -169,20 +171,30 @@ class PluginSet:
         else:
             self.add_plugin(module, info)
         info.load_seconds += time.perf_counter() - started
-        patched = [f"{_dotted(owner)}.{name}" for (owner, name), value in objects.items()
-                   if (vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)) is not value]
+        patched = [
+            f"{_dotted(owner)}.{name}"
+            for (owner, name), value in objects.items()
+            if (vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)) is not value
+        ]
         for (owner, name), value in objects.items():
             setattr(owner, name, value)
-        edited = [kind for kind, table in before[0].items()
-                  if sorted(self.registry.contents()[kind]) != sorted({*table, *getattr(info, kind + "s")})]
+        edited = [
+            kind
+            for kind, table in before[0].items()
+            if sorted(self.registry.contents()[kind]) != sorted({*table, *getattr(info, kind + "s")})
+        ]
         if patched or edited:
             self.registry.restore(before)  # none of its registrations land, as for any quarantined plugin
             info.backbones, info.datasets, info.tasks, info.path_formats = [], [], [], []
             what = ", ".join(patched + [f"the registry's {kind} table" for kind in edited])
             self._fail(info, f"modified {what} while loading (undone); plugins register specs through hooks")
         elif info.status == "ok" and info.load_seconds > SLOW_SECONDS:
-            warnings.warn(f"plugin {info.name!r} is slow to load: {info.load_seconds:.1f} s for its import and hooks "
-                          "(zoo plugins shows each plugin's time)", PluginWarning, stacklevel=2)
+            warnings.warn(
+                f"plugin {info.name!r} is slow to load: {info.load_seconds:.1f} s for its import and hooks "
+                "(zoo plugins shows each plugin's time)",
+                PluginWarning,
+                stacklevel=2,
+            )
 
     def add_plugin(self, module: Any, info: PluginInfo) -> None:
         """Check, register and collect the registrations of one plugin module (or object)."""
@@ -214,7 +226,8 @@ class PluginSet:
                 mine: list[Any] = []  # a hook that times out may still call register later: it lands here
                 register = _stager(mine, hook_name)
                 try:
-                    _with_timeout(lambda: impl.function(**{arg: register for arg in impl.argnames}), f"hook {hook_name}")
+                    call = functools.partial(impl.function, **{arg: register for arg in impl.argnames})
+                    _with_timeout(call, f"hook {hook_name}")
                 except PluginTimeout as exc:
                     return self._fail(info, str(exc), exc)
                 except Exception as exc:  # noqa: BLE001 - a plugin's bug must not break the host
@@ -283,12 +296,18 @@ def guard(owner: Any, names: tuple[str, ...]) -> None:
 
 def _guarded_objects() -> dict[tuple[Any, str], Any]:
     """zoo's functions and classes' methods that a plugin must not replace, as they are now."""
-    owners = [*_GUARDED,
-              (Registry, tuple(n for n, v in vars(Registry).items() if callable(v) and not n.startswith("__"))),
-              (PluginSet, tuple(n for n, v in vars(PluginSet).items() if callable(v) and not n.startswith("__")))]
+    owners = [
+        *_GUARDED,
+        (Registry, tuple(n for n, v in vars(Registry).items() if callable(v) and not n.startswith("__"))),
+        (PluginSet, tuple(n for n, v in vars(PluginSet).items() if callable(v) and not n.startswith("__"))),
+    ]
     # classes are read through __dict__, so a restore puts back the very descriptor (a staticmethod stays one)
-    return {(owner, name): (vars(owner)[name] if isinstance(owner, type) else getattr(owner, name))
-            for owner, names in owners for name in names if isinstance(owner, type) or hasattr(owner, name)}
+    return {
+        (owner, name): (vars(owner)[name] if isinstance(owner, type) else getattr(owner, name))
+        for owner, names in owners
+        for name in names
+        if isinstance(owner, type) or hasattr(owner, name)
+    }
 
 
 def _dotted(owner: Any) -> str:
@@ -296,13 +315,18 @@ def _dotted(owner: Any) -> str:
 
 
 def _stager(staged: list[Any], hook_name: str) -> Callable[[Any], None]:
-    expected = {"register_backbones": "BackboneSpec", "register_datasets": "DatasetSpec", "register_tasks": "TaskSpec",
-                "register_path_formats": "PathFormat"}
+    expected = {
+        "register_backbones": "BackboneSpec",
+        "register_datasets": "DatasetSpec",
+        "register_tasks": "TaskSpec",
+        "register_path_formats": "PathFormat",
+    }
 
     def register(spec: Any) -> None:
         if register.closed:
-            raise PluginError(f"register() of {hook_name} was called after the hook returned; "
-                              "register specs inside the hook")
+            raise PluginError(
+                f"register() of {hook_name} was called after the hook returned; register specs inside the hook"
+            )
         kind = type(spec).__name__
         if type(spec) not in SPEC_KINDS or kind != expected[hook_name]:
             raise TypeError(f"{hook_name} registered a {kind}; register() takes a zoo.{expected[hook_name]}")

@@ -12,8 +12,9 @@ Nothing here imports torch: specs are metadata, and listing stays light.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from zoo.errors import SpecError, ZooError
 
@@ -61,8 +62,9 @@ class ImagePreprocessing:
         if min(self.std) <= 0:
             raise SpecError(f"{owner}: std must be positive, got {self.std!r}")
         if self.interpolation not in INTERPOLATIONS:
-            raise SpecError(f"{owner}: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
-                            f"got {self.interpolation!r}")
+            raise SpecError(
+                f"{owner}: interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
+            )
         if self.crop_mode not in CROP_MODES:
             raise SpecError(f"{owner}: crop_mode must be one of {', '.join(CROP_MODES)}, got {self.crop_mode!r}")
         crop = float(self.crop_pct)
@@ -101,8 +103,10 @@ class ImagePreprocessing:
         """The same preprocessing at ``size`` pixels square (and another crop share); refused with one
         line when the model's position embeddings fix its input size."""
         if self.fixed_size and (size, size) != self.size:
-            raise ZooError(f"this model takes {self.size[0]}x{self.size[1]} images only (its position embeddings "
-                           f"are fixed); image_size {size} cannot be used: leave image_size out")
+            raise ZooError(
+                f"this model takes {self.size[0]}x{self.size[1]} images only (its position embeddings "
+                f"are fixed); image_size {size} cannot be used: leave image_size out"
+            )
         return replace(self, size=(size, size), crop_pct=self.crop_pct if crop_pct is None else crop_pct)
 
 
@@ -217,8 +221,11 @@ def weights_preprocessing(value: Any, owner: str) -> Preprocessing | None:
         return None
     image = any(key in value for key in ("input_size", "size", "mean"))
     kind = ImagePreprocessing if image else TextPreprocessing
-    warnings.warn(f"{owner}: a preprocessing dict is zoo API 1.x; declare a zoo.{kind.__name__} instead",
-                  DeprecationWarning, stacklevel=4)
+    warnings.warn(
+        f"{owner}: a preprocessing dict is zoo API 1.x; declare a zoo.{kind.__name__} instead",
+        DeprecationWarning,
+        stacklevel=4,
+    )
     try:
         return kind.coerce(value)
     except SpecError:

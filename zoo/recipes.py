@@ -12,9 +12,10 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from zoo.errors import ZooError
 from zoo.signatures import nearest_key_hint
@@ -34,7 +35,9 @@ class Recipe:
     model: str  # a registered backbone name, or a directory written by Backbone.save
     task: str  # a registered task: text-classification, image-classification, ...
     data: str  # a registered data set (sst2, cifar10, ...) or a file / folder
-    mode: str | None = None  # the task's modes: finetune | linear-probe, zero-shot | contrastive, pretrain; None: its first
+    mode: str | None = (
+        None  # the task's modes: finetune | linear-probe, zero-shot | contrastive, pretrain; None: its first
+    )
     name: str | None = None  # run name; default: the recipe file's stem
     output_dir: str = "runs"  # the run directory is output_dir/name
     pretrained: bool | str | None = None  # as zoo.load: None = default weights (random if the spec has none)
@@ -109,14 +112,25 @@ RECIPE_ALIASES: dict[str, str] = {
     **dict.fromkeys(["learning_rate", "learningrate", "base_lr", "lr_rate", "initial_lr", "max_lr"], "lr"),
     **dict.fromkeys(["epoch", "num_epochs", "n_epochs", "num_train_epochs", "max_epochs", "nb_epochs"], "epochs"),
     **dict.fromkeys(["max_train_steps", "num_steps", "train_steps", "steps", "max_iters"], "max_steps"),
-    **dict.fromkeys(["batchsize", "bs", "batch", "train_batch_size", "per_device_train_batch_size",
-                     "train_batchsize"], "batch_size"),
-    **dict.fromkeys(["eval_bs", "per_device_eval_batch_size", "validation_batch_size", "val_batch_size",
-                     "test_batch_size"], "eval_batch_size"),
+    **dict.fromkeys(
+        ["batchsize", "bs", "batch", "train_batch_size", "per_device_train_batch_size", "train_batchsize"], "batch_size"
+    ),
+    **dict.fromkeys(
+        ["eval_bs", "per_device_eval_batch_size", "validation_batch_size", "val_batch_size", "test_batch_size"],
+        "eval_batch_size",
+    ),
     **dict.fromkeys(["wd", "weightdecay", "weight_decay_rate", "l2"], "weight_decay"),
     **dict.fromkeys(["warmup_ratio", "warmup_fraction", "warmup_proportion"], "warmup"),
-    **dict.fromkeys(["gradient_accumulation_steps", "grad_accum_steps", "accumulate_grad_batches",
-                     "gradient_accumulation", "accum_iter"], "grad_accum"),
+    **dict.fromkeys(
+        [
+            "gradient_accumulation_steps",
+            "grad_accum_steps",
+            "accumulate_grad_batches",
+            "gradient_accumulation",
+            "accum_iter",
+        ],
+        "grad_accum",
+    ),
     **dict.fromkeys(["max_grad_norm", "clip_grad_norm", "gradient_clip_val", "grad_clip", "clip_norm"], "clip_grad"),
     **dict.fromkeys(["patience", "early_stopping_rounds"], "early_stopping_patience"),
     **dict.fromkeys(["model_ema_decay", "ema"], "ema_decay"),
@@ -150,13 +164,16 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
         raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
     recipe = Recipe(**values)
     if recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.batch_size % recipe.grad_accum:
-        raise RecipeError(f"{where}: batch_size ({recipe.batch_size}) must be a positive multiple of grad_accum "
-                          f"({recipe.grad_accum})")
+        raise RecipeError(
+            f"{where}: batch_size ({recipe.batch_size}) must be a positive multiple of grad_accum ({recipe.grad_accum})"
+        )
     if recipe.precision not in ("auto", "fp32", "bf16"):
         raise RecipeError(f"{where}: precision must be auto, fp32 or bf16, got {recipe.precision!r}")
     if recipe.name is not None and (recipe.name in ("", ".", "..") or any(c in recipe.name for c in "/\\\0")):
-        raise RecipeError(f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "
-                          "run's folder inside output_dir")
+        raise RecipeError(
+            f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "
+            "run's folder inside output_dir"
+        )
     if recipe.ema_decay is not None and not 0 < recipe.ema_decay < 1:
         raise RecipeError(f"{where}: ema_decay must be between 0 and 1 (say 0.998), got {recipe.ema_decay!r}")
     return recipe
@@ -232,6 +249,8 @@ def load_finished_run(run_dir: str | Path, overrides: Sequence[str] | Mapping[st
     recipe = load_recipe(run_dir / "recipe.yaml", overrides)
     granted = [key for key in recipe.model_options if key in TRUST_OPTIONS]
     if granted:
-        raise RecipeError(f"{run_dir / 'recipe.yaml'} sets model_options.{granted[0]}: a run folder cannot grant "
-                          "trust to a model's own code; load the model yourself where you trust it")
+        raise RecipeError(
+            f"{run_dir / 'recipe.yaml'} sets model_options.{granted[0]}: a run folder cannot grant "
+            "trust to a model's own code; load the model yourself where you trust it"
+        )
     return recipe

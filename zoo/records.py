@@ -15,8 +15,13 @@ from typing import Any
 def library_versions() -> dict[str, str | None]:
     """Installed versions of zoo and the model libraries (None where one is missing)."""
     out: dict[str, str | None] = {}
-    for name, dist in (("zoo", "zoo"), ("torch", "torch"), ("transformers", "transformers"), ("timm", "timm"),
-                       ("open_clip", "open_clip_torch")):
+    for name, dist in (
+        ("zoo", "zoo"),
+        ("torch", "torch"),
+        ("transformers", "transformers"),
+        ("timm", "timm"),
+        ("open_clip", "open_clip_torch"),
+    ):
         try:
             out[name] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from types import MappingProxyType
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable, TypeVar
+from types import MappingProxyType
+from typing import TypeVar
 
 from zoo.errors import InvalidPatternError, SpecError, UnknownNameError
 from zoo.specs import BackboneSpec, DatasetSpec, PathFormat, TaskSpec, normalize_modality

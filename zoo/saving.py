@@ -20,9 +20,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -95,8 +96,11 @@ def save_backbone(backbone: Any, path: str | os.PathLike) -> Path:
 def _plugin_of(spec: Any) -> dict[str, str | None]:
     """The plugin that registered ``spec`` and its distribution: what to install to load the save elsewhere."""
     info = get_plugin_set().infos.get(spec.plugin) if spec.plugin else None
-    return {"name": spec.plugin, "distribution": info.distribution if info else None,
-            "version": info.version if info else None}
+    return {
+        "name": spec.plugin,
+        "distribution": info.distribution if info else None,
+        "version": info.version if info else None,
+    }
 
 
 def _describe(weights: Any) -> Any:
@@ -114,8 +118,10 @@ def read_saved(path: str | os.PathLike) -> dict[str, Any]:
     directory = Path(path)
     config = read_json_file(directory / CONFIG_FILE, SAVED_SCHEMA, "a saved backbone's zoo.json")
     if config["zoo_format"] not in (1, FORMAT_VERSION):
-        raise WeightsError(f"{directory}: saved with zoo format {config['zoo_format']!r}; "
-                           f"this zoo reads formats 1 and {FORMAT_VERSION}")
+        raise WeightsError(
+            f"{directory}: saved with zoo format {config['zoo_format']!r}; "
+            f"this zoo reads formats 1 and {FORMAT_VERSION}"
+        )
     if config["zoo_format"] == 1:
         try:
             config["preprocessing"] = legacy_preprocessing(config["spec"]["modality"], config["preprocessing"])
@@ -147,9 +153,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - unpickling errors come as many types
         text = str(exc)
         if "weights_only" in text or "Unsupported global" in text:
-            raise WeightsError(f"weights file {path} holds Python objects other than tensors; refusing to "
-                               "unpickle it (it could run code). Convert it to safetensors where you trust it") from None
-        raise WeightsError(f"weights file {path} is corrupt or truncated ({text.splitlines()[0] if text else exc})") from None
+            raise WeightsError(
+                f"weights file {path} holds Python objects other than tensors; refusing to "
+                "unpickle it (it could run code). Convert it to safetensors where you trust it"
+            ) from None
+        raise WeightsError(
+            f"weights file {path} is corrupt or truncated ({text.splitlines()[0] if text else exc})"
+        ) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -192,20 +202,24 @@ def registered_factory(spec_dict: Any, where: str, install_hint: str = "") -> tu
     except UnknownNameError:
         spec = None
     if spec is None or spec.name != saved["name"]:
-        raise FileError(f"{where}: backbone {saved['name']!r} is not registered by any installed plugin; "
-                        f"{install_hint or 'install the plugin that provides it'} "
-                        "(zoo never imports code that a saved folder names)")
-    registered = json.loads(json.dumps({"factory": spec.factory, "modality": spec.modality,
-                                        "options": dict(spec.options)}, default=list))
+        raise FileError(
+            f"{where}: backbone {saved['name']!r} is not registered by any installed plugin; "
+            f"{install_hint or 'install the plugin that provides it'} "
+            "(zoo never imports code that a saved folder names)"
+        )
+    registered = json.loads(
+        json.dumps({"factory": spec.factory, "modality": spec.modality, "options": dict(spec.options)}, default=list)
+    )
     for field, value in registered.items():
         if saved.get(field, {} if field == "options" else None) != value:
-            raise FileError(f"{where}: spec.{field} {saved.get(field)!r} differs from what plugin {spec.plugin!r} "
-                            f"registers for {spec.name!r} ({value!r}); refusing it: a saved folder cannot choose code")
+            raise FileError(
+                f"{where}: spec.{field} {saved.get(field)!r} differs from what plugin {spec.plugin!r} "
+                f"registers for {spec.name!r} ({value!r}); refusing it: a saved folder cannot choose code"
+            )
     return spec, import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
 
 
-def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike,
-            **kwargs: Any) -> Any:
+def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str | os.PathLike, **kwargs: Any) -> Any:
     """The architecture of a saved backbone, with its assets but untrained parameters.
 
     ``spec_dict`` and ``options`` come from the saved folder's ``zoo.json``: the spec must
@@ -217,14 +231,21 @@ def rebuild(spec_dict: dict[str, Any], options: dict[str, Any], saved_dir: str |
     return _rebuild(spec_dict, options, saved_dir, kwargs)
 
 
-def _rebuild(spec_dict: Any, options: dict[str, Any], saved_dir: str | os.PathLike, kwargs: dict[str, Any],
-             install_hint: str = "") -> Any:
+def _rebuild(
+    spec_dict: Any,
+    options: dict[str, Any],
+    saved_dir: str | os.PathLike,
+    kwargs: dict[str, Any],
+    install_hint: str = "",
+) -> Any:
     where = f"saved backbone {os.fspath(saved_dir)!r}"
     spec, factory = registered_factory(spec_dict, where, install_hint)
     granted = [key for key in options if key in TRUST_OPTIONS or key == "saved_dir"]
     if granted:
-        raise FileError(f"{where}: zoo.json sets {granted[0]!r}; that is the caller's choice alone "
-                        f"(zoo.load(..., {granted[0]}=...) where you trust the folder), never a file's")
+        raise FileError(
+            f"{where}: zoo.json sets {granted[0]!r}; that is the caller's choice alone "
+            f"(zoo.load(..., {granted[0]}=...) where you trust the folder), never a file's"
+        )
     check_keywords(factory, options, where, "model option", FileError, skip=2)
     check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
     return factory(spec, None, saved_dir=os.fspath(saved_dir), **{**options, **kwargs})
@@ -253,8 +274,6 @@ def load_saved(directory: str, **kwargs: Any) -> Any:
     load_state_dict(model, read_state_dict(weights_file), weights_file, model.spec.name)
     model.weights = os.path.abspath(directory)
     return model.eval()
-
-
 
 
 def _recorded_part(rebuilt: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
-def nearest_key_hint(key: str, known: Sequence[str], otherwise: str,
-                     aliases: Mapping[str, str] | None = None) -> str:
+def nearest_key_hint(key: str, known: Sequence[str], otherwise: str, aliases: Mapping[str, str] | None = None) -> str:
     """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are).
 
     ``aliases`` maps other names for a known key to it; the key is matched against those names
@@ -30,8 +30,9 @@ def keyword_options(function: Any, skip: int = 1) -> dict[str, Any] | None:
     return {p.name: p.default for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def check_keywords(function: Any, given: Mapping[str, Any], what: str, kind: str, error: type[Exception],
-                   skip: int = 1) -> None:
+def check_keywords(
+    function: Any, given: Mapping[str, Any], what: str, kind: str, error: type[Exception], skip: int = 1
+) -> None:
     """A keyword that ``function`` does not take raises ``error``, naming it, the nearest and those it takes.
 
     A function that takes ``**kwargs`` checks its own (a plugin's factory or reader may).
@@ -42,5 +43,7 @@ def check_keywords(function: Any, given: Mapping[str, Any], what: str, kind: str
     for key in given:
         if key not in known:
             hint = nearest_key_hint(key, known, "")
-            raise error(f"{what} has no {kind} {key!r} (its {kind}s: {', '.join(known) or 'none'})"
-                        + (f"; {hint}" if hint else ""))
+            raise error(
+                f"{what} has no {kind} {key!r} (its {kind}s: {', '.join(known) or 'none'})"
+                + (f"; {hint}" if hint else "")
+            )

@@ -9,8 +9,9 @@ malformed one fails inside its own hook and is quarantined with the reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from zoo.errors import SpecError
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing, weights_preprocessing
@@ -85,7 +86,7 @@ class Weights:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Weights":
+    def from_dict(cls, data: Mapping[str, Any]) -> Weights:
         values = dict(data)
         pre = values.get("preprocessing")
         if isinstance(pre, Mapping) and set(pre) in ({"image"}, {"text"}):
@@ -178,7 +179,7 @@ class BackboneSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BackboneSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> BackboneSpec:
         """The inverse of `to_dict` (extra keys are ignored)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}

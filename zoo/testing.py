@@ -44,7 +44,11 @@ WORDS = {"pos": "good great fine lovely superb", "neg": "bad awful poor dreadful
 
 def pytest_generate_tests(metafunc: Any) -> None:
     """Parametrise a `BackboneContract` subclass's tests over its ``backbones`` (patterns expanded)."""
-    if metafunc.cls is None or not issubclass(metafunc.cls, BackboneContract) or "backbone_name" not in metafunc.fixturenames:
+    if (
+        metafunc.cls is None
+        or not issubclass(metafunc.cls, BackboneContract)
+        or "backbone_name" not in metafunc.fixturenames
+    ):
         return
     import zoo
 
@@ -82,8 +86,10 @@ def _captions(images: Path) -> Path:
     rows = ["image,caption"]
     for folder in sorted(p for p in images.iterdir() if p.is_dir()):
         for image in sorted(folder.iterdir()):
-            rows += [f"{folder.name}/{image.name},a {folder.name} picture number {image.stem}",
-                     f"{folder.name}/{image.name},noise tinted {folder.name} in image {image.stem}"]
+            rows += [
+                f"{folder.name}/{image.name},a {folder.name} picture number {image.stem}",
+                f"{folder.name}/{image.name},noise tinted {folder.name} in image {image.stem}",
+            ]
     (images / "captions.csv").write_text("\n".join(rows) + "\n")
     return images / "captions.csv"
 
@@ -116,7 +122,7 @@ class BackboneContract:
         """What ``zoo.load`` takes for this entry: the backbone name, or the path its ``paths`` function wrote."""
         if not backbone_name.startswith(PATH_PREFIX):
             return backbone_name
-        key = backbone_name[len(PATH_PREFIX):]
+        key = backbone_name[len(PATH_PREFIX) :]
         return str(cls.paths[key](tmp_path_factory.mktemp(key.replace("/", "-"))))
 
     @classmethod
@@ -153,7 +159,10 @@ class BackboneContract:
         if backbone.modality in ("text", "multimodal"):
             inputs["encode_text"] = ["a red square", "two blue circles on a table"]
         if backbone.modality in ("image", "multimodal"):
-            inputs["encode_image"] = [Image.new("RGB", (64, 48), (200, 30, 30)), Image.new("RGB", (40, 40), (20, 20, 220))]
+            inputs["encode_image"] = [
+                Image.new("RGB", (64, 48), (200, 30, 30)),
+                Image.new("RGB", (40, 40), (20, 20, 220)),
+            ]
         return inputs
 
     def _embeddings(self, backbone: Any) -> dict[str, Any]:
@@ -181,18 +190,23 @@ class BackboneContract:
         assert spec.description and spec.license and spec.plugin, f"{spec.name}: description, license, plugin"
         assert spec.embed_dim is None or spec.embed_dim == backbone.embed_dim, "embed_dim differs from the model"
         if spec.params is not None:
-            assert spec.params == backbone.num_params(), \
+            assert spec.params == backbone.num_params(), (
                 f"{spec.name}: spec says {spec.params:,} parameters, the model has {backbone.num_params():,}"
+            )
         for weights in spec.weights if not backbone_name.startswith(PATH_PREFIX) else ():
             assert weights.tag and weights.source, f"{spec.name}:{weights.tag} metadata"
             if spec.modality != "multimodal":  # a CLIP-style model's towers bring their own
                 assert weights.preprocessing is not None, f"{spec.name}:{weights.tag} declares no preprocessing"
         if isinstance(backbone.weights, zoo.Weights) and backbone.weights.preprocessing is not None:
             declared = backbone.weights.preprocessing
-            loaded = backbone.image_preprocessing if isinstance(declared, zoo.ImagePreprocessing) \
+            loaded = (
+                backbone.image_preprocessing
+                if isinstance(declared, zoo.ImagePreprocessing)
                 else backbone.text_preprocessing
-            differing = [key for key, value in declared.to_dict().items()
-                         if value is not None and loaded.to_dict()[key] != value]
+            )
+            differing = [
+                key for key, value in declared.to_dict().items() if value is not None and loaded.to_dict()[key] != value
+            ]
             assert not differing, f"{spec.name}: the weights declare {declared}, the model carries {loaded}"
         registered = {task.name for task in zoo.list_tasks()}
         assert set(spec.tasks) <= registered, f"{spec.name} declares unregistered tasks"
@@ -223,8 +237,9 @@ class BackboneContract:
             pytest.skip("a text backbone reads no images")
         check_one_image_path(backbone, tmp_path)
 
-    def test_save_then_load_offline_gives_identical_embeddings(self, backbone: Any, tmp_path: Path,
-                                                              monkeypatch: Any) -> None:
+    def test_save_then_load_offline_gives_identical_embeddings(
+        self, backbone: Any, tmp_path: Path, monkeypatch: Any
+    ) -> None:
         import torch
 
         import zoo
@@ -240,17 +255,29 @@ class BackboneContract:
         for method in before:
             torch.testing.assert_close(after[method], before[method], rtol=1e-5, atol=1e-5, msg=method)
 
-    def test_a_few_training_steps_lower_the_loss(self, model_source: str, backbone: Any,
-                                                 contract_data: dict[str, Path], tmp_path: Path) -> None:
+    def test_a_few_training_steps_lower_the_loss(
+        self, model_source: str, backbone: Any, contract_data: dict[str, Path], tmp_path: Path
+    ) -> None:
         fresh = self.load(model_source)
-        results = fresh.finetune(self._task(backbone), self._data(backbone, contract_data), output_dir=str(tmp_path),
-                                 max_steps=self.train_steps, batch_size=8, lr=1e-3, head_lr=1e-2, warmup=0.0,
-                                 log_every=1, test_split=None, data_options={"validation_fraction": 0.25})
+        results = fresh.finetune(
+            self._task(backbone),
+            self._data(backbone, contract_data),
+            output_dir=str(tmp_path),
+            max_steps=self.train_steps,
+            batch_size=8,
+            lr=1e-3,
+            head_lr=1e-2,
+            warmup=0.0,
+            log_every=1,
+            test_split=None,
+            data_options={"validation_fraction": 0.25},
+        )
         losses = _train_losses(results)
         assert sum(losses[-3:]) < sum(losses[:3]), f"training loss did not fall: {losses}"
 
-    def test_the_pretraining_objective_trains(self, model_source: str, backbone: Any,
-                                              contract_data: dict[str, Path], tmp_path: Path) -> None:
+    def test_the_pretraining_objective_trains(
+        self, model_source: str, backbone: Any, contract_data: dict[str, Path], tmp_path: Path
+    ) -> None:
         import math
 
         import zoo
@@ -260,19 +287,27 @@ class BackboneContract:
         else:
             data, options = self._data(backbone, contract_data), {"data_options": {"validation_fraction": 0.25}}
         results = self.load(model_source).pretrain(
-            str(data), output_dir=str(tmp_path), max_steps=4, batch_size=8, log_every=1, **options)
+            str(data), output_dir=str(tmp_path), max_steps=4, batch_size=8, log_every=1, **options
+        )
         losses = _train_losses(results)
         assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses), losses
         saved = Path(results["run_dir"]) / "model" / "backbone"
         assert zoo.load(str(saved), **self.load_options).name == backbone.name
 
-    def test_evaluate_returns_the_declared_metrics(self, backbone: Any, contract_data: dict[str, Path],
-                                                   tmp_path: Path) -> None:
+    def test_evaluate_returns_the_declared_metrics(
+        self, backbone: Any, contract_data: dict[str, Path], tmp_path: Path
+    ) -> None:
         import zoo
 
         task = self._task(backbone)
-        metrics = backbone.evaluate(task, self._data(backbone, contract_data), output_dir=str(tmp_path), epochs=3.0,
-                                    data_options={"validation_fraction": 0.25}, test_split=None)
+        metrics = backbone.evaluate(
+            task,
+            self._data(backbone, contract_data),
+            output_dir=str(tmp_path),
+            epochs=3.0,
+            data_options={"validation_fraction": 0.25},
+            test_split=None,
+        )
         declared = next(spec for spec in zoo.list_tasks() if spec.name == task).metrics
         assert set(declared) <= set(metrics["validation"]), f"{task} declares {declared}"
         assert all(0 <= metrics["validation"][name] <= 1 for name in declared)
@@ -327,6 +362,8 @@ def check_one_image_path(backbone: Any, folder: Path, tolerance: float = 1e-5) -
                 pictures.append(opened.convert("RGB"))
         encoded = backbone.encode_image(pictures).float().cpu()
     difference = float((encoded - features).abs().max())
-    assert difference < tolerance, (f"{backbone.name}: encode_image on {len(inputs)} pictures differs from the "
-                                    f"task's features by {difference:.3g}; encode images through encode_pixels "
-                                    "on the tensors zoo makes, not with a transform of the family's own")
+    assert difference < tolerance, (
+        f"{backbone.name}: encode_image on {len(inputs)} pictures differs from the "
+        f"task's features by {difference:.3g}; encode images through encode_pixels "
+        "on the tensors zoo makes, not with a transform of the family's own"
+    )

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from zoo.errors import ZooError
 
@@ -30,24 +31,44 @@ _NAMES = {"type": "array", "items": _NAME, "maxItems": 256}
 _KEYWORDS = {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100}}
 
 WEIGHTS_SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["tag", "source"],
-    "properties": {"tag": _TEXT, "source": _TEXT, "license": _OPTIONAL_TEXT, "preprocessing": {"type": ["object", "null"]},
-                   "requires": {"type": "array", "items": _TEXT, "maxItems": 64}, "description": _TEXT},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["tag", "source"],
+    "properties": {
+        "tag": _TEXT,
+        "source": _TEXT,
+        "license": _OPTIONAL_TEXT,
+        "preprocessing": {"type": ["object", "null"]},
+        "requires": {"type": "array", "items": _TEXT, "maxItems": 64},
+        "description": _TEXT,
+    },
 }
 SPEC_SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["name", "modality", "factory"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "modality", "factory"],
     "properties": {
-        "name": _NAME, "modality": {"enum": ["text", "image", "multimodal"]},
-        "factory": {"type": "string", "maxLength": 300}, "embed_dim": _COUNT, "params": _COUNT,
-        "license": _OPTIONAL_TEXT, "description": _TEXT,
+        "name": _NAME,
+        "modality": {"enum": ["text", "image", "multimodal"]},
+        "factory": {"type": "string", "maxLength": 300},
+        "embed_dim": _COUNT,
+        "params": _COUNT,
+        "license": _OPTIONAL_TEXT,
+        "description": _TEXT,
         "weights": {"type": "array", "items": WEIGHTS_SCHEMA, "maxItems": 256},
-        "tasks": _NAMES, "options": _KEYWORDS, "aliases": _NAMES, "gflops": _NUMBER,
-        "id_option": _OPTIONAL_TEXT, "plugin": _OPTIONAL_TEXT, "pretrained": {"type": "boolean"},
+        "tasks": _NAMES,
+        "options": _KEYWORDS,
+        "aliases": _NAMES,
+        "gflops": _NUMBER,
+        "id_option": _OPTIONAL_TEXT,
+        "plugin": _OPTIONAL_TEXT,
+        "pretrained": {"type": "boolean"},
     },
 }
 _DISTRIBUTION = {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 200}
 SAVED_SCHEMA = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "required": ["zoo_format", "spec", "options", "preprocessing", "sha256"],
     "properties": {
         "zoo_format": {"type": "integer"},
@@ -57,10 +78,15 @@ SAVED_SCHEMA = {
         "weights_from": {"type": ["string", "object", "null"]},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         # the distribution that registered the backbone: named in the error when it is not installed
-        "plugin": {"type": "object", "additionalProperties": False,
-                   "properties": {"name": _OPTIONAL_TEXT, "distribution": _DISTRIBUTION,
-                                  "version": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9.+!_-]+$",
-                                              "maxLength": 100}}},
+        "plugin": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "name": _OPTIONAL_TEXT,
+                "distribution": _DISTRIBUTION,
+                "version": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9.+!_-]+$", "maxLength": 100},
+            },
+        },
     },
 }
 
@@ -69,55 +95,101 @@ _METRICS = {"type": "object", "additionalProperties": {"type": ["number", "strin
 _SPLIT_METRICS = {"type": "object", "additionalProperties": _METRICS}
 PROVENANCE_SCHEMA = {
     "type": "object",
-    "properties": {"versions": {"type": "object", "additionalProperties": _OPTIONAL_TEXT},
-                   "device": _TEXT, "precision": _TEXT, "threads": _COUNT, "seed": {"type": "integer"},
-                   "seeds": {"type": "array", "items": {"type": "integer"}},
-                   "data_fingerprint": _OPTIONAL_TEXT,
-                   "recipe_hash": {"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]},
-                   "weights": {"type": ["string", "object", "null"]},
-                   "parent": {"type": "object", "properties": {"cell": _OPTIONAL_TEXT, "key": _TEXT,
-                                                               "backbone": _TEXT, "model": _TEXT}}},
+    "properties": {
+        "versions": {"type": "object", "additionalProperties": _OPTIONAL_TEXT},
+        "device": _TEXT,
+        "precision": _TEXT,
+        "threads": _COUNT,
+        "seed": {"type": "integer"},
+        "seeds": {"type": "array", "items": {"type": "integer"}},
+        "data_fingerprint": _OPTIONAL_TEXT,
+        "recipe_hash": {"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]},
+        "weights": {"type": ["string", "object", "null"]},
+        "parent": {
+            "type": "object",
+            "properties": {"cell": _OPTIONAL_TEXT, "key": _TEXT, "backbone": _TEXT, "model": _TEXT},
+        },
+    },
 }
 RESULTS_SCHEMA = {
-    "type": "object", "required": ["metrics", "train", "provenance"],
-    "properties": {"metrics": _SPLIT_METRICS, "chance": _SPLIT_METRICS, "train": {"type": "object", "additionalProperties": {
-        "type": ["number", "string", "boolean", "null"]}}, "provenance": PROVENANCE_SCHEMA},
+    "type": "object",
+    "required": ["metrics", "train", "provenance"],
+    "properties": {
+        "metrics": _SPLIT_METRICS,
+        "chance": _SPLIT_METRICS,
+        "train": {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}},
+        "provenance": PROVENANCE_SCHEMA,
+    },
 }
 CELL_SCHEMA = {
-    "type": "object", "required": ["backbone", "recipe", "key", "status"],
+    "type": "object",
+    "required": ["backbone", "recipe", "key", "status"],
     "properties": {
-        "backbone": _TEXT, "recipe": {"type": "object"}, "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-        "status": {"enum": ["ok", "failed", "skipped"]}, "error": _OPTIONAL_TEXT, "seconds": _NUMBER,
-        "peak_rss_mb": _NUMBER, "metrics": _SPLIT_METRICS, "chance": _SPLIT_METRICS,
+        "backbone": _TEXT,
+        "recipe": {"type": "object"},
+        "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "status": {"enum": ["ok", "failed", "skipped"]},
+        "error": _OPTIONAL_TEXT,
+        "seconds": _NUMBER,
+        "peak_rss_mb": _NUMBER,
+        "metrics": _SPLIT_METRICS,
+        "chance": _SPLIT_METRICS,
         "train": RESULTS_SCHEMA["properties"]["train"],
         "provenance": PROVENANCE_SCHEMA,
     },
-    "if": {"properties": {"status": {"const": "ok"}}}, "then": {"required": ["metrics", "train", "provenance"]},
+    "if": {"properties": {"status": {"const": "ok"}}},
+    "then": {"required": ["metrics", "train", "provenance"]},
 }
 ROW_SCHEMA = {
-    "type": "object", "required": ["backbone", "task", "data", "mode", "status", "seeds"],
+    "type": "object",
+    "required": ["backbone", "task", "data", "mode", "status", "seeds"],
     "properties": {
-        "backbone": _TEXT, "family": _OPTIONAL_TEXT, "modality": _OPTIONAL_TEXT, "params": _COUNT,
-        "gflops_per_sample": _NUMBER, "task": _TEXT, "data": _TEXT, "mode": _TEXT,
-        "seeds": {"type": "array", "items": {"type": "integer"}}, "license": _OPTIONAL_TEXT,
-        "status": {"enum": ["ok", "failed", "skipped"]}, "error": _OPTIONAL_TEXT,
-        "metric": _TEXT, "mean": {"type": "number"}, "std": {"type": "number"}, "metrics": _METRICS,
-        "train_seconds": _NUMBER, "train_samples_per_s": _NUMBER, "inference_samples_per_s": _NUMBER,
-        "peak_rss_mb": _NUMBER, "provenance": PROVENANCE_SCHEMA, "chance": _NUMBER,
-        "below_chance": {"type": "boolean"}, "runs": {"type": "array", "items": _TEXT},
+        "backbone": _TEXT,
+        "family": _OPTIONAL_TEXT,
+        "modality": _OPTIONAL_TEXT,
+        "params": _COUNT,
+        "gflops_per_sample": _NUMBER,
+        "task": _TEXT,
+        "data": _TEXT,
+        "mode": _TEXT,
+        "seeds": {"type": "array", "items": {"type": "integer"}},
+        "license": _OPTIONAL_TEXT,
+        "status": {"enum": ["ok", "failed", "skipped"]},
+        "error": _OPTIONAL_TEXT,
+        "metric": _TEXT,
+        "mean": {"type": "number"},
+        "std": {"type": "number"},
+        "metrics": _METRICS,
+        "train_seconds": _NUMBER,
+        "train_samples_per_s": _NUMBER,
+        "inference_samples_per_s": _NUMBER,
+        "peak_rss_mb": _NUMBER,
+        "provenance": PROVENANCE_SCHEMA,
+        "chance": _NUMBER,
+        "below_chance": {"type": "boolean"},
+        "runs": {"type": "array", "items": _TEXT},
     },
-    "if": {"properties": {"status": {"const": "ok"}}}, "then": {"required": ["metric", "mean", "std"]},
+    "if": {"properties": {"status": {"const": "ok"}}},
+    "then": {"required": ["metric", "mean", "std"]},
 }
 # a cached measurement of a backbone (OUTPUT/backbones/NAME.json)
 MEASURE_SCHEMA = {
-    "type": "object", "required": ["key", "gflops", "inference_per_s"],
-    "properties": {"key": {"type": "string"}, "params": _COUNT, "family": _OPTIONAL_TEXT,
-                   "modality": _OPTIONAL_TEXT, "license": _OPTIONAL_TEXT, "error": _TEXT,
-                   "gflops": {"type": "object", "additionalProperties": {"type": "number"}},
-                   "inference_per_s": {"type": "object", "additionalProperties": {"type": "number"}}},
+    "type": "object",
+    "required": ["key", "gflops", "inference_per_s"],
+    "properties": {
+        "key": {"type": "string"},
+        "params": _COUNT,
+        "family": _OPTIONAL_TEXT,
+        "modality": _OPTIONAL_TEXT,
+        "license": _OPTIONAL_TEXT,
+        "error": _TEXT,
+        "gflops": {"type": "object", "additionalProperties": {"type": "number"}},
+        "inference_per_s": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
 }
 TABLE_SCHEMA = {
-    "type": "object", "required": ["schema", "name", "rows"],
+    "type": "object",
+    "required": ["schema", "name", "rows"],
     "properties": {"schema": {"type": "integer"}, "name": _TEXT, "rows": {"type": "array", "items": ROW_SCHEMA}},
 }
 
@@ -168,8 +240,9 @@ def check_folder(directory: str | os.PathLike) -> None:
         for name in [*subfolders, *files]:
             path = Path(folder) / name
             if path.is_symlink() and not path.resolve().is_relative_to(root):
-                raise FileError(f"{path} is a link to {os.readlink(path)}, outside {root}; "
-                                "a saved folder must hold its own files")
+                raise FileError(
+                    f"{path} is a link to {os.readlink(path)}, outside {root}; a saved folder must hold its own files"
+                )
         for name in files:
             if name.endswith(".json") and (Path(folder) / name).stat().st_size <= MAX_JSON_BYTES:
                 _check_named_paths(Path(folder) / name)
@@ -194,4 +267,3 @@ def _check_named_paths(path: Path) -> None:
 
 def _escapes(name: str) -> bool:
     return name.startswith(("/", "\\")) or ".." in Path(name.replace("\\", "/")).parts
-

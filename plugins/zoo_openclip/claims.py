@@ -25,19 +25,25 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
         return claim_checkpoint(path)
     if not path.is_dir() or not config_file.is_file():
         return None
-    config = read_json_file(config_file, {"type": "object", "required": ["model_cfg"],
-                                          "properties": {"model_cfg": {"type": "object"},
-                                                         "preprocess_cfg": {"type": "object"}}},
-                            "an open_clip config")
+    config = read_json_file(
+        config_file,
+        {
+            "type": "object",
+            "required": ["model_cfg"],
+            "properties": {"model_cfg": {"type": "object"}, "preprocess_cfg": {"type": "object"}},
+        },
+        "an open_clip config",
+    )
     model_cfg = config["model_cfg"]
     if "hf_tokenizer_name" in model_cfg.get("text_cfg", {}):
-        raise FileError(f"{config_file}: its text tower uses a Hugging Face tokenizer "
-                        f"({model_cfg['text_cfg']['hf_tokenizer_name']}); zoo loads open_clip folders whose "
-                        "text tower uses open_clip's own tokenizer")
+        raise FileError(
+            f"{config_file}: its text tower uses a Hugging Face tokenizer "
+            f"({model_cfg['text_cfg']['hf_tokenizer_name']}); zoo loads open_clip folders whose "
+            "text tower uses open_clip's own tokenizer"
+        )
     weights = next((path / name for name in WEIGHTS if (path / name).is_file()), None)
     if weights is None:
-        raise FileError(f"{path}: an open_clip folder without weights: expected {' or '.join(WEIGHTS)} "
-                        f"beside {CONFIG}")
+        raise FileError(f"{path}: an open_clip folder without weights: expected {' or '.join(WEIGHTS)} beside {CONFIG}")
     given = config.get("preprocess_cfg") or {}
     preprocessing = {ours: given[theirs] for theirs, ours in PREPROCESSING.items() if theirs in given}
     options = {"arch_config": model_cfg, **({"preprocessing": preprocessing} if preprocessing else {})}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +29,29 @@ INIT_TEMPERATURE = 0.07  # CLIP's initial softmax temperature; logit_scale = log
 class JoinedCLIP(zoo.Backbone):
     """Image tower + text tower + projections; embeddings are L2-normalised in the shared space."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, image_tower: zoo.Backbone, text_tower: zoo.Backbone,
-                 proj_dim: int | None, lock_image: bool = True) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        image_tower: zoo.Backbone,
+        text_tower: zoo.Backbone,
+        proj_dim: int | None,
+        lock_image: bool = True,
+    ) -> None:
         super().__init__(spec, weights)
         if image_tower.modality != "image" or text_tower.modality != "text":
-            raise ZooError(f"{spec.name}: the image tower must be an image backbone and the text tower a text "
-                           f"backbone, got {image_tower.name} ({image_tower.modality}) and "
-                           f"{text_tower.name} ({text_tower.modality})")
+            raise ZooError(
+                f"{spec.name}: the image tower must be an image backbone and the text tower a text "
+                f"backbone, got {image_tower.name} ({image_tower.modality}) and "
+                f"{text_tower.name} ({text_tower.modality})"
+            )
         image_dim, text_dim = image_tower.embed_dim, text_tower.embed_dim
         if proj_dim is None and image_dim != text_dim:
-            raise ZooError(f"{spec.name}: image tower {image_tower.name} gives {image_dim}-d and text tower "
-                           f"{text_tower.name} {text_dim}-d embeddings, and no projection dims were given: "
-                           "set proj_dim (e.g. proj_dim=256)")
+            raise ZooError(
+                f"{spec.name}: image tower {image_tower.name} gives {image_dim}-d and text tower "
+                f"{text_tower.name} {text_dim}-d embeddings, and no projection dims were given: "
+                "set proj_dim (e.g. proj_dim=256)"
+            )
         self.image_tower, self.text_tower = image_tower, text_tower
         self.proj_dim = proj_dim or image_dim
         self.image_proj = nn.Linear(image_dim, self.proj_dim, bias=False) if proj_dim else nn.Identity()
@@ -55,7 +67,7 @@ class JoinedCLIP(zoo.Backbone):
     def embed_dim(self) -> int:
         return self.proj_dim
 
-    def train(self, mode: bool = True) -> "JoinedCLIP":
+    def train(self, mode: bool = True) -> JoinedCLIP:
         super().train(mode)
         if self.lock_image:
             self.image_tower.eval()
@@ -84,9 +96,13 @@ class JoinedCLIP(zoo.Backbone):
         towers = {}
         for part, tower in (("image", self.image_tower), ("text", self.text_tower)):
             towers[part] = {"spec": tower.spec.to_dict(), "options": tower.build_options()}
-        return {"image_tower": self.image_tower.name, "text_tower": self.text_tower.name,
-                "proj_dim": self.proj_dim if isinstance(self.image_proj, nn.Linear) else None,
-                "lock_image": self.lock_image, "towers": towers}
+        return {
+            "image_tower": self.image_tower.name,
+            "text_tower": self.text_tower.name,
+            "proj_dim": self.proj_dim if isinstance(self.image_proj, nn.Linear) else None,
+            "lock_image": self.lock_image,
+            "towers": towers,
+        }
 
     def save_assets(self, directory: Path) -> None:
         for part, tower in (("image", self.image_tower), ("text", self.text_tower)):
@@ -94,9 +110,16 @@ class JoinedCLIP(zoo.Backbone):
             tower.save_assets(Path(directory) / f"{part}_tower")
 
 
-def build_joined(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, image_tower: str, text_tower: str,
-                 proj_dim: int | None = None, lock_image: bool = True, towers: Mapping[str, Any] | None = None,
-                 saved_dir: str | None = None) -> JoinedCLIP:
+def build_joined(
+    spec: zoo.BackboneSpec,
+    weights: zoo.Weights | str | None,
+    image_tower: str,
+    text_tower: str,
+    proj_dim: int | None = None,
+    lock_image: bool = True,
+    towers: Mapping[str, Any] | None = None,
+    saved_dir: str | None = None,
+) -> JoinedCLIP:
     """Factory of joined-tower models: towers pretrained unless ``pretrained=False``; projections random."""
     if isinstance(weights, str):
         raise ZooError(f"{spec.name}: load saved joined models by directory, zoo.load('{weights}')")
@@ -113,21 +136,35 @@ def build_joined(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, imag
 class OpenCLIP(zoo.Backbone):
     """An open_clip CLIP model with its tokenizer and image transform."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: nn.Module, tokenizer: Any,
-                 preprocessing: zoo.ImagePreprocessing, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: nn.Module,
+        tokenizer: Any,
+        preprocessing: zoo.ImagePreprocessing,
+        options: Mapping[str, Any],
+    ) -> None:
         super().__init__(spec, weights)
         self.model, self.tokenizer = model, tokenizer
         self.image_preprocessing = preprocessing
         context = int(getattr(model, "context_length", None) or tokenizer.context_length)
         self.text_preprocessing = zoo.TextPreprocessing(
-            tokenizer=type(tokenizer).__name__, max_length=context, max_positions=context,
-            vocab_size=int(getattr(model, "vocab_size", 0)) or None, lowercase=True, pooling="eot", normalize=True)
+            tokenizer=type(tokenizer).__name__,
+            max_length=context,
+            max_positions=context,
+            vocab_size=int(getattr(model, "vocab_size", 0)) or None,
+            lowercase=True,
+            pooling="eot",
+            normalize=True,
+        )
         self._options = dict(options)
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[1] if hasattr(self.model, "text_projection")
-                   else self.spec.embed_dim)
+        return int(
+            self.model.text_projection.shape[1] if hasattr(self.model, "text_projection") else self.spec.embed_dim
+        )
 
     @property
     def image_tower(self) -> nn.Module:
@@ -165,9 +202,14 @@ def _openclip_preprocessing(model: nn.Module, given: Mapping[str, Any] | None = 
     the model's own ``preprocess_cfg``, with what a folder's config gives (``given``) on top."""
     import open_clip
 
-    config = {"size": getattr(model.visual, "image_size", 224), "mean": open_clip.OPENAI_DATASET_MEAN,
-              "std": open_clip.OPENAI_DATASET_STD, "interpolation": "bicubic",
-              **dict(getattr(model.visual, "preprocess_cfg", {}) or {}), **dict(given or {})}
+    config = {
+        "size": getattr(model.visual, "image_size", 224),
+        "mean": open_clip.OPENAI_DATASET_MEAN,
+        "std": open_clip.OPENAI_DATASET_STD,
+        "interpolation": "bicubic",
+        **dict(getattr(model.visual, "preprocess_cfg", {}) or {}),
+        **dict(given or {}),
+    }
     return zoo.ImagePreprocessing.coerce({**config, "fixed_size": _fixed_size(model.visual)})
 
 
@@ -188,9 +230,15 @@ def _no_implicit_log_setup():
         root.removeHandler(quiet)
 
 
-def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, arch: str | None = None,
-                   arch_config: Mapping[str, Any] | None = None, model_id: str | None = None,
-                   preprocessing: Mapping[str, Any] | None = None, saved_dir: str | None = None) -> OpenCLIP:
+def build_openclip(
+    spec: zoo.BackboneSpec,
+    weights: zoo.Weights | str | None,
+    arch: str | None = None,
+    arch_config: Mapping[str, Any] | None = None,
+    model_id: str | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+    saved_dir: str | None = None,
+) -> OpenCLIP:
     """Factory of open_clip models: a named architecture (``arch``), a custom one (``arch_config``,
     open_clip's ``model_cfg``; with a local weights file when ``weights`` is a path), or ``model_id`` =
     "ARCH/TAG" naming any open_clip architecture and pretrained tag. ``preprocessing`` (size, mean, std,
@@ -205,8 +253,10 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
         load_name = f"{spec.name}:{arch}"
         if isinstance(weights, zoo.Weights):
             if not tag:
-                raise ZooError(f"name the pretrained tag: zoo.load('{spec.name}:{arch}/TAG'), or pass "
-                               "pretrained=False for random initialisation")
+                raise ZooError(
+                    f"name the pretrained tag: zoo.load('{spec.name}:{arch}/TAG'), or pass "
+                    "pretrained=False for random initialisation"
+                )
             weights = zoo.Weights(tag="hub", source=f"open_clip:{arch}/{tag}")
     if arch not in open_clip.list_models() and not arch_config:
         raise ZooError(f"{spec.name}: open_clip has no architecture {arch!r}; see open_clip.list_models()")
@@ -230,9 +280,11 @@ def build_openclip(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, ar
             stack.enter_context(_no_implicit_log_setup())
             model = open_clip.create_model(arch, pretrained=pretrained, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - download failures come as many types
-        raise ZooError(f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download the checkpoint where "
-                       f"there is network and load it with zoo.load('{load_name}', pretrained='path/to/file')") from None
+        raise ZooError(
+            f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download the checkpoint where "
+            f"there is network and load it with zoo.load('{load_name}', pretrained='path/to/file')"
+        ) from None
     chosen = _openclip_preprocessing(model, preprocessing)
     if preprocessing:
         options["preprocessing"] = chosen.to_dict()

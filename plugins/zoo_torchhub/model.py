@@ -7,8 +7,9 @@ classifier (``fc``, ``classifier``, ``head`` or ``heads``, as torchvision names 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -25,9 +26,15 @@ IMAGENET = zoo.ImagePreprocessing(size=224, mean=(0.485, 0.456, 0.406), std=(0.2
 class HubBackbone(zoo.Backbone):
     """A hub entry point's model as a vision backbone; rebuilt from its repository and entry point."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module,
-                 preprocessing: zoo.ImagePreprocessing | Mapping[str, Any], head: torch.nn.Module | None,
-                 source: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: torch.nn.Module,
+        preprocessing: zoo.ImagePreprocessing | Mapping[str, Any],
+        head: torch.nn.Module | None,
+        source: dict[str, Any],
+    ) -> None:
         super().__init__(spec, weights)
         self.model, self.head = model, head  # the entry's own classifier, kept apart
         self.source = source  # repo_dir or model_id, entry, entry_options: what rebuilds it
@@ -48,21 +55,26 @@ class HubBackbone(zoo.Backbone):
 
 def _require_trust(where: str, trust_repo: bool) -> None:
     if trust_repo is not True:
-        raise OptionError(f"{where} is Python code that zoo would run to build the model; zoo runs it only when "
-                          "you pass trust_repo=True (zoo.load(..., trust_repo=True), or model_options: "
-                          "{trust_repo: true}), after reading it")
+        raise OptionError(
+            f"{where} is Python code that zoo would run to build the model; zoo runs it only when "
+            "you pass trust_repo=True (zoo.load(..., trust_repo=True), or model_options: "
+            "{trust_repo: true}), after reading it"
+        )
 
 
-def _load_module(repo_dir: str | None, model_id: str | None, entry: str | None, entry_options: Mapping[str, Any],
-                 trust_repo: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _load_module(
+    repo_dir: str | None, model_id: str | None, entry: str | None, entry_options: Mapping[str, Any], trust_repo: bool
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     if repo_dir:
         folder = Path(repo_dir)
         if not (folder / HUBCONF).is_file():
             raise ZooError(f"{folder} has no {HUBCONF}: a PyTorch Hub folder holds one")
         entries = entry_points(folder)
         if entry not in entries:
-            raise OptionError(f"{folder / HUBCONF} has entry points {', '.join(entries)}: choose one with "
-                              f"entry=NAME" + (f" ({entry!r} is not one)" if entry else ""))
+            raise OptionError(
+                f"{folder / HUBCONF} has entry points {', '.join(entries)}: choose one with "
+                f"entry=NAME" + (f" ({entry!r} is not one)" if entry else "")
+            )
         _require_trust(str(folder / HUBCONF), trust_repo)
         module = torch.hub.load(str(folder), entry, source="local", **entry_options)
         return module, {"repo_dir": str(folder), "entry": entry}
@@ -71,16 +83,26 @@ def _load_module(repo_dir: str | None, model_id: str | None, entry: str | None, 
         raise ZooError("name the hub entry point: zoo.load('torchhub:OWNER/REPO:ENTRY', trust_repo=True)")
     _require_trust(f"the hub repository {repo!r}", trust_repo)
     if not reachable(GITHUB):
-        raise ZooError(f"cannot reach GitHub to fetch {repo!r}. Offline? Clone it where there is network "
-                       f"(git clone https://github.com/{repo.split(':')[0]}), then "
-                       f"zoo.load('torchhub:CLONE_DIR', entry={entry_name!r}, trust_repo=True)")
+        raise ZooError(
+            f"cannot reach GitHub to fetch {repo!r}. Offline? Clone it where there is network "
+            f"(git clone https://github.com/{repo.split(':')[0]}), then "
+            f"zoo.load('torchhub:CLONE_DIR', entry={entry_name!r}, trust_repo=True)"
+        )
     module = torch.hub.load(repo, entry_name, trust_repo=True, **entry_options)
     return module, {"model_id": model_id}
 
 
-def build(spec: zoo.BackboneSpec, weights: Any, model_id: str | None = None, repo_dir: str | None = None,
-          entry: str | None = None, entry_options: Mapping[str, Any] | None = None, trust_repo: bool = False,
-          preprocessing: Mapping[str, Any] | None = None, saved_dir: str | None = None) -> HubBackbone:
+def build(
+    spec: zoo.BackboneSpec,
+    weights: Any,
+    model_id: str | None = None,
+    repo_dir: str | None = None,
+    entry: str | None = None,
+    entry_options: Mapping[str, Any] | None = None,
+    trust_repo: bool = False,
+    preprocessing: Mapping[str, Any] | None = None,
+    saved_dir: str | None = None,
+) -> HubBackbone:
     """Factory: ``torch.hub.load`` of ``model_id`` ("OWNER/REPO:ENTRY", online) or of ``entry`` in the
     local folder ``repo_dir``, with ``entry_options`` as its keyword arguments; runs only with
     ``trust_repo=True``. ``preprocessing``: the entry's input size, mean, std, interpolation and crop
@@ -96,9 +118,12 @@ def build(spec: zoo.BackboneSpec, weights: Any, model_id: str | None = None, rep
     if preprocessing is None:
         preprocessing = IMAGENET
         if saved_dir is None:
-            warnings.warn(f"{spec.name}: a hub entry point carries no preprocessing config; using {preprocessing}. "
-                          "Pass preprocessing={...} if it was trained otherwise", zoo.PreprocessingWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{spec.name}: a hub entry point carries no preprocessing config; using {preprocessing}. "
+                "Pass preprocessing={...} if it was trained otherwise",
+                zoo.PreprocessingWarning,
+                stacklevel=3,
+            )
     head = None
     for name in HEADS:
         if isinstance(getattr(module, name, None), torch.nn.Module):

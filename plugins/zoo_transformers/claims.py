@@ -11,8 +11,15 @@ import zoo
 from zoo import FileError, read_json_file
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
-             "sentencepiece.bpe.model", "tokenizer.model")
+TOKENIZER = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 
 def claim_folder(path: Path) -> zoo.PathClaim | None:
@@ -27,9 +34,13 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
     if not tokenizer and (path / "preprocessor_config.json").is_file():
         return None  # an image model's folder: not a text backbone
     if not any((path / name).is_file() for name in WEIGHTS):
-        raise FileError(f"{path}: a Hugging Face {config['model_type']} folder without weights: expected one of "
-                        f"{', '.join(WEIGHTS)} beside config.json")
+        raise FileError(
+            f"{path}: a Hugging Face {config['model_type']} folder without weights: expected one of "
+            f"{', '.join(WEIGHTS)} beside config.json"
+        )
     if not tokenizer:
-        raise FileError(f"{path}: a Hugging Face {config['model_type']} folder without a tokenizer: expected one of "
-                        f"{', '.join(TOKENIZER)} (save it with tokenizer.save_pretrained(folder))")
+        raise FileError(
+            f"{path}: a Hugging Face {config['model_type']} folder without a tokenizer: expected one of "
+            f"{', '.join(TOKENIZER)} (save it with tokenizer.save_pretrained(folder))"
+        )
     return zoo.PathClaim(backbone="text/hf-hub", pretrained=str(path))

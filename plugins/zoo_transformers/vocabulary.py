@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 
 def train_tokenizer(texts: Iterable[str], size: int, directory: str | os.PathLike) -> Path:
@@ -41,19 +41,24 @@ def train_tokenizer(texts: Iterable[str], size: int, directory: str | os.PathLik
 def main(argv: list[str] | None = None) -> None:
     from zoo import ZooError, load_dataset
 
-    parser = argparse.ArgumentParser(prog="python -m zoo_transformers.vocabulary",
-                                     description="Fit a WordPiece vocabulary to the training texts of data sets.")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo_transformers.vocabulary",
+        description="Fit a WordPiece vocabulary to the training texts of data sets.",
+    )
     parser.add_argument("directory", help="folder to write the tokenizer to (must not exist)")
-    parser.add_argument("--data", action="append", required=True,
-                        help="a data set name or file whose training texts (or captions) to fit; repeatable")
+    parser.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="a data set name or file whose training texts (or captions) to fit; repeatable",
+    )
     parser.add_argument("--size", type=int, default=8192, help="vocabulary size, special tokens included")
     parser.add_argument("--data-root", help="folder of the named data sets (else ZOO_DATA)")
     args = parser.parse_args(argv)
     try:
         if os.path.exists(args.directory):
             raise ZooError(f"{args.directory} exists; name a new folder for the tokenizer")
-        texts = [text for name in args.data
-                 for text in load_dataset(name, args.data_root).unlabelled("train", "text")]
+        texts = [text for name in args.data for text in load_dataset(name, args.data_root).unlabelled("train", "text")]
         path = train_tokenizer(texts, args.size, args.directory)
     except ZooError as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")

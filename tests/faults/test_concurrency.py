@@ -11,16 +11,23 @@ import sys
 import pytest
 import yaml
 
-from conftest import DATA_ROOT, REPO
 from zoo.data.cache import CACHE_MAGIC, load_checksummed
+
+from conftest import DATA_ROOT, REPO
 
 PROCESSES = 3  # more than the 2 cores of the build machine, so they truly interleave
 
 
 def start(args: list[str], cache) -> subprocess.Popen:
     env = {**os.environ, "ZOO_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "zoo", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(processes: list[subprocess.Popen]) -> list[str]:
@@ -36,11 +43,34 @@ def finish(processes: list[subprocess.Popen]) -> list[str]:
 def test_concurrent_runs_share_one_cache_without_corrupting_it(tmp_path):
     cache = tmp_path / "cache"
     recipe = str(REPO / "recipes" / "sst2-minilm-probe.yaml")
-    runs = [start(["run", recipe, "--set", "model=text/bert-tiny", "--set", "train_limit=300", "--set", "eval_limit=60",
-                   "--set", "epochs=2", "--set", "test_split=null", "--set", f"output_dir={tmp_path / 'runs'}",
-                   "--set", f"name=r{i}"], cache) for i in range(PROCESSES)]
+    runs = [
+        start(
+            [
+                "run",
+                recipe,
+                "--set",
+                "model=text/bert-tiny",
+                "--set",
+                "train_limit=300",
+                "--set",
+                "eval_limit=60",
+                "--set",
+                "epochs=2",
+                "--set",
+                "test_split=null",
+                "--set",
+                f"output_dir={tmp_path / 'runs'}",
+                "--set",
+                f"name=r{i}",
+            ],
+            cache,
+        )
+        for i in range(PROCESSES)
+    ]
     finish(runs)
-    metrics = [json.loads((tmp_path / "runs" / f"r{i}" / "results.json").read_text())["metrics"] for i in range(PROCESSES)]
+    metrics = [
+        json.loads((tmp_path / "runs" / f"r{i}" / "results.json").read_text())["metrics"] for i in range(PROCESSES)
+    ]
     assert all(m == metrics[0] for m in metrics)  # same data, same cached features, same result
     entries = list(cache.rglob("*.pt"))
     assert {p.parent.name for p in entries} >= {"tokens", "features"}
@@ -51,10 +81,17 @@ def test_concurrent_runs_share_one_cache_without_corrupting_it(tmp_path):
 
 def test_concurrent_compares_on_one_results_directory_run_each_cell_once(tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "backbones": ["vision/example-convnet"], "seeds": [0, 1], "output_dir": str(tmp_path / "out"),
-        "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
-        "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}]}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "backbones": ["vision/example-convnet"],
+                "seeds": [0, 1],
+                "output_dir": str(tmp_path / "out"),
+                "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0},
+                "cells": [{"task": "image-classification", "data": "digits", "mode": "linear-probe"}],
+            }
+        )
+    )
     logs = finish([start(["compare", str(spec)], tmp_path / "cache") for _ in range(PROCESSES)])
     assert sum(log.count(": ok in") for log in logs) == 2  # two cells, each run by one process
     assert sum(log.count(": reused") for log in logs) == 2 * (PROCESSES - 1)

@@ -14,16 +14,17 @@ import pytest
 import torch
 
 import zoo
-from conftest import run_zoo
 from zoo.comparisons.report import merge
 from zoo.comparisons.table import markdown
 from zoo.data.cache import cached
-from zoo.files import save_checksummed
 from zoo.engine.checkpoint import MAGIC, CheckpointError, load_checkpoint, rng_state, save_checkpoint
 from zoo.errors import OptionError
+from zoo.files import save_checksummed
 from zoo.plugins import reset as reset_plugins
 from zoo.recipes import RecipeError, validate
 from zoo.validation import MAX_JSON_BYTES, FileError
+
+from conftest import run_zoo
 
 EXAMPLE = "vision/example-convnet"  # the example plugin's tiny CNN: saves in milliseconds
 
@@ -70,8 +71,9 @@ def test_a_factory_named_in_zoo_json_is_never_imported(saved, tmp_path, name):
     before = files(saved.parent)
     code = "import sys, zoo\ntry:\n    zoo.load(sys.argv[1])\nexcept zoo.ZooError as e:\n    print(e); sys.exit(2)\n"
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    result = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, env=env,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(saved)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 2, result.stderr
     expected = "spec.factory 'zoo_sentinel:build' differs" if name == EXAMPLE else "is not registered"
     assert expected in result.stdout, result.stdout
@@ -94,31 +96,38 @@ def test_a_saved_spec_that_disagrees_with_the_registration_is_refused_naming_the
 def test_an_unregistered_backbone_names_the_pip_requirement(saved, monkeypatch):
     monkeypatch.setenv("ZOO_BLOCK_PLUGINS", "example")
     reset_plugins()
-    refused(saved, r"'vision/example-convnet' is not registered by any installed plugin; it was saved with plugin "
-                   r"'example': pip install 'zoo-example-plugin==0.1.0'")
+    refused(
+        saved,
+        r"'vision/example-convnet' is not registered by any installed plugin; it was saved with plugin "
+        r"'example': pip install 'zoo-example-plugin==0.1.0'",
+    )
 
 
 def test_options_from_zoo_json_are_checked_before_any_call(saved):
     edit_config(saved, lambda c: c["options"].update(evil=1))
     refused(saved, r"has no model option 'evil' \(its model options: width, saved_dir\)")
     for key in ("trust_remote_code", "trust_repo", "saved_dir"):
-        edit_config(saved, lambda c: (c["options"].pop("evil", None), c["options"].update({key: True})))
+        edit_config(saved, lambda c, key=key: (c["options"].pop("evil", None), c["options"].update({key: True})))
         refused(saved, rf"zoo.json sets '{key}'; that is the caller's choice alone")
-        edit_config(saved, lambda c: c["options"].pop(key))
+        edit_config(saved, lambda c, key=key: c["options"].pop(key))
     with pytest.raises(OptionError, match="has no model option 'evil'"):  # the caller's own options: as zoo.load
         zoo.load(saved, evil=1)
     assert zoo.load(saved).spec.name == EXAMPLE  # edited back: loads
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda c: c.update(extra=1), r"zoo.json: the top level: Additional properties are not allowed \('extra'"),
-    (lambda c: c["spec"].update(embed_dim="64"), r"spec.embed_dim: '64' is not of type 'integer', 'null'"),
-    (lambda c: c["spec"].update(plugin_code="x"), r"spec: Additional properties are not allowed"),
-    (lambda c: c.update(sha256="not a digest"), r"sha256: 'not a digest' does not match"),
-    (lambda c: c["options"].update({"a.b": 1}), r"options: 'a.b' does not match"),
-    (lambda c: c.update(plugin={"distribution": "x; rm -rf /"}), r"plugin.distribution: .* does not match"),
-    (lambda c: c.pop("spec"), r"the top level: 'spec' is a required property"),
-], ids=["unknown-key", "wrong-type", "unknown-spec-key", "digest", "option-name", "distribution", "missing"])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda c: c.update(extra=1), r"zoo.json: the top level: Additional properties are not allowed \('extra'"),
+        (lambda c: c["spec"].update(embed_dim="64"), r"spec.embed_dim: '64' is not of type 'integer', 'null'"),
+        (lambda c: c["spec"].update(plugin_code="x"), r"spec: Additional properties are not allowed"),
+        (lambda c: c.update(sha256="not a digest"), r"sha256: 'not a digest' does not match"),
+        (lambda c: c["options"].update({"a.b": 1}), r"options: 'a.b' does not match"),
+        (lambda c: c.update(plugin={"distribution": "x; rm -rf /"}), r"plugin.distribution: .* does not match"),
+        (lambda c: c.pop("spec"), r"the top level: 'spec' is a required property"),
+    ],
+    ids=["unknown-key", "wrong-type", "unknown-spec-key", "digest", "option-name", "distribution", "missing"],
+)
 def test_zoo_json_is_checked_against_its_schema(saved, edit, match):
     edit_config(saved, edit)
     refused(saved, match)
@@ -159,22 +168,40 @@ def test_a_genuine_save_still_round_trips(saved):
 
 # -- checkpoints -------------------------------------------------------------------------------------
 def good_state() -> dict:
-    return {"model": {"w": torch.zeros(2)}, "optimizer": {}, "scheduler": {}, "ema": None, "recipe_hash": "h",
-            "backbone": "b", "progress": {"step": 3, "epoch": 0, "position": 3, "best": None, "bad_evals": 0,
-                                          "best_step": 0}}
+    return {
+        "model": {"w": torch.zeros(2)},
+        "optimizer": {},
+        "scheduler": {},
+        "ema": None,
+        "recipe_hash": "h",
+        "backbone": "b",
+        "progress": {"step": 3, "epoch": 0, "position": 3, "best": None, "bad_evals": 0, "best_step": 0},
+    }
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda s: s["progress"].update(step="3"), "progress"),
-    (lambda s: s["progress"].update(step=-1), "progress"),
-    (lambda s: s["progress"].update(best="0.9"), "progress"),
-    (lambda s: s["rng"].update(python=["1"] * 625), "rng"),
-    (lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.float32)), "rng"),
-    (lambda s: s["rng"]["numpy"].__setitem__(2, "624"), "rng"),
-    (lambda s: s.update(model={"w": [1.0, 2.0]}), "model"),
-    (lambda s: s.update(backbone=7), "backbone"),
-], ids=["step-string", "step-negative", "best-string", "python-rng", "torch-rng", "numpy-position", "model",
-        "backbone"])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda s: s["progress"].update(step="3"), "progress"),
+        (lambda s: s["progress"].update(step=-1), "progress"),
+        (lambda s: s["progress"].update(best="0.9"), "progress"),
+        (lambda s: s["rng"].update(python=["1"] * 625), "rng"),
+        (lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.float32)), "rng"),
+        (lambda s: s["rng"]["numpy"].__setitem__(2, "624"), "rng"),
+        (lambda s: s.update(model={"w": [1.0, 2.0]}), "model"),
+        (lambda s: s.update(backbone=7), "backbone"),
+    ],
+    ids=[
+        "step-string",
+        "step-negative",
+        "best-string",
+        "python-rng",
+        "torch-rng",
+        "numpy-position",
+        "model",
+        "backbone",
+    ],
+)
 def test_a_checkpoint_with_a_field_of_the_wrong_type_is_refused(tmp_path, edit, field):
     """Crafted with a valid checksum (anyone can recompute it): the types are checked too."""
     path = tmp_path / "last.pt"
@@ -223,9 +250,22 @@ def test_a_tampered_truncated_or_swapped_cache_entry_is_recomputed(tmp_path, mon
 
 
 # -- results tables ----------------------------------------------------------------------------------
-ROW = {"backbone": "text/bert-tiny", "family": "transformers", "modality": "text", "params": 10, "task": "t",
-       "data": "d", "mode": "m", "seeds": [0], "license": "mit", "status": "ok", "error": None, "metric": "acc",
-       "mean": 0.5, "std": 0.0}
+ROW = {
+    "backbone": "text/bert-tiny",
+    "family": "transformers",
+    "modality": "text",
+    "params": 10,
+    "task": "t",
+    "data": "d",
+    "mode": "m",
+    "seeds": [0],
+    "license": "mit",
+    "status": "ok",
+    "error": None,
+    "metric": "acc",
+    "mean": 0.5,
+    "std": 0.0,
+}
 
 
 def write_table(folder: Path, **row) -> Path:
@@ -234,12 +274,16 @@ def write_table(folder: Path, **row) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("row, match", [
-    ({"mean": "<img src=x onerror=alert(1)>"}, r"rows\[0\].mean: '<img .*' is not of type 'number'"),
-    ({"seeds": ["0"]}, r"rows\[0\].seeds\[0\]: '0' is not of type 'integer'"),
-    ({"status": "owned"}, r"rows\[0\].status: 'owned' is not one of"),
-    ({"mean": None}, r"rows\[0\].mean: None is not of type 'number'"),
-], ids=["string-mean", "string-seed", "status", "missing-mean"])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ({"mean": "<img src=x onerror=alert(1)>"}, r"rows\[0\].mean: '<img .*' is not of type 'number'"),
+        ({"seeds": ["0"]}, r"rows\[0\].seeds\[0\]: '0' is not of type 'integer'"),
+        ({"status": "owned"}, r"rows\[0\].status: 'owned' is not one of"),
+        ({"mean": None}, r"rows\[0\].mean: None is not of type 'number'"),
+    ],
+    ids=["string-mean", "string-seed", "status", "missing-mean"],
+)
 def test_merge_refuses_a_table_whose_values_are_not_what_they_claim(tmp_path, row, match):
     folder = write_table(tmp_path / "handed", **row)
     before = files(tmp_path)
@@ -269,8 +313,10 @@ def test_a_run_name_cannot_climb_out_of_the_output_folder(name):
 def test_a_run_folder_cannot_grant_trust_to_remote_code(tmp_path):
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)
-    (run / "recipe.yaml").write_text("model: text/hf-hub:someone/model\ntask: text-classification\ndata: sst2\n"
-                                     "model_options: {trust_remote_code: true}\n")
+    (run / "recipe.yaml").write_text(
+        "model: text/hf-hub:someone/model\ntask: text-classification\ndata: sst2\n"
+        "model_options: {trust_remote_code: true}\n"
+    )
     result = run_zoo("evaluate", str(run))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "sets model_options.trust_remote_code: a run folder cannot grant trust" in result.stderr

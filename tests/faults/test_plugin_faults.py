@@ -8,15 +8,18 @@ import time
 import pytest
 
 import zoo
-from conftest import run_zoo
 from zoo.errors import PluginWarning
+
+from conftest import run_zoo
 
 SPEC = 'zoo.BackboneSpec(name="vision/fault-{name}", modality="image", factory="zoo_fault_{name}:build")'
 
 
 def plugin(name: str, body: str, before: str = "") -> str:
-    return f"import time\nimport zoo\n{before}\n@zoo.hookimpl\ndef register_backbones(register):\n" \
-           f"    {body}\n    register({SPEC.format(name=name)})\n"
+    return (
+        f"import time\nimport zoo\n{before}\n@zoo.hookimpl\ndef register_backbones(register):\n"
+        f"    {body}\n    register({SPEC.format(name=name)})\n"
+    )
 
 
 def info_of(name: str):
@@ -53,8 +56,12 @@ def test_a_hanging_plugin_is_quarantined_after_the_timeout(site, monkeypatch, wh
 
 
 def test_a_plugin_that_replaces_zoo_functions_is_undone_and_quarantined(site):
-    source = plugin("patch", "pass", "zoo.load = lambda *a, **k: 'hijacked'\nimport zoo.registry\n"
-                                     "zoo.registry.Registry.get = lambda self, kind, name: None")
+    source = plugin(
+        "patch",
+        "pass",
+        "zoo.load = lambda *a, **k: 'hijacked'\nimport zoo.registry\n"
+        "zoo.registry.Registry.get = lambda self, kind, name: None",
+    )
     name = site.install("zoo_fault_patch", source)
     with pytest.warns(PluginWarning, match=r"quarantined: modified zoo\.load, zoo\.registry\.Registry\.get?.*"):
         zoo.plugins()
@@ -66,7 +73,9 @@ def test_a_plugin_that_replaces_zoo_functions_is_undone_and_quarantined(site):
 
 
 def test_a_plugin_that_edits_the_registry_tables_is_undone_and_quarantined(site):
-    source = plugin("edit", "pass") + '''
+    source = (
+        plugin("edit", "pass")
+        + """
 @zoo.hookimpl
 def register_tasks(register):
     import gc, warnings
@@ -75,7 +84,8 @@ def register_tasks(register):
         warnings.simplefilter("ignore")
         registry = next(o for o in gc.get_objects() if isinstance(o, Registry) and not o.closed)
     registry._specs["backbone"].pop("text/minilm-l6")  # sabotage another plugin's entry
-'''
+"""
+    )
     name = site.install("zoo_fault_edit", source)
     with pytest.warns(PluginWarning, match=r"quarantined: modified the registry's backbone table while loading"):
         zoo.plugins()

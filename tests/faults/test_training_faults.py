@@ -12,14 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from zoo.engine import run
 from zoo.engine.checkpoint import CheckpointError, read_checkpoint
 from zoo.recipes import validate
 
-RECIPE = {"model": "vision/example-convnet", "task": "image-classification", "data": "digits",
-          "mode": "linear-probe", "epochs": 2.0, "batch_size": 32, "lr": 1e-2, "checkpoint_every": 3,
-          "log_every": 1, "name": "r"}
+from conftest import REPO
+
+RECIPE = {
+    "model": "vision/example-convnet",
+    "task": "image-classification",
+    "data": "digits",
+    "mode": "linear-probe",
+    "epochs": 2.0,
+    "batch_size": 32,
+    "lr": 1e-2,
+    "checkpoint_every": 3,
+    "log_every": 1,
+    "name": "r",
+}
 
 
 def recipe(tmp_path: Path, **extra):
@@ -99,8 +109,11 @@ def test_a_full_disk_keeps_the_previous_checkpoint_with_a_clear_error(tmp_path, 
 
     last = tmp_path / "r" / "checkpoints" / "last.pt"
     monkeypatch.setattr(zoo.files, "os", _FullDisk(last))
-    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*last.pt \(No space left on device\); "
-                                              r"the previous checkpoint is intact"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"could not write checkpoint .*last.pt \(No space left on device\); "
+        r"the previous checkpoint is intact",
+    ):
         run(recipe(tmp_path))
     monkeypatch.undo()
     assert read_checkpoint(last)["progress"]["step"] == 3

@@ -20,8 +20,15 @@ from zoo.comparisons.run import run_compare
 __all__ = ["Cell", "CompareSpec", "compare", "load_spec", "merge", "plan", "run_compare", "spec_from_dict"]
 
 
-def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs: int = 1, executor: str = "local",
-            address: str | None = None, shard: tuple[int, int] | None = None, **overrides: Any) -> dict[str, Any]:
+def compare(
+    spec: str | os.PathLike | dict[str, Any],
+    progress: Any = None,
+    jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    shard: tuple[int, int] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Run a comparison, as ``zoo compare`` does, and return its table.
 
     ``spec`` is a compare spec file (YAML) or a dict of its keys (``backbones``, ``cells``,
@@ -34,5 +41,6 @@ def compare(spec: str | os.PathLike | dict[str, Any], progress: Any = None, jobs
     shard I of N into ``OUTPUT/shard-I-of-N`` (join the shards with `merge`).
     """
     loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
-    return run_compare(loaded, progress=progress or (lambda line: None), jobs=jobs, executor=executor,
-                       address=address, shard_of=shard)
+    return run_compare(
+        loaded, progress=progress or (lambda line: None), jobs=jobs, executor=executor, address=address, shard_of=shard
+    )

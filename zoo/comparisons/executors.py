@@ -23,7 +23,6 @@ from zoo.errors import ZooError
 from zoo.recipes import RecipeError
 from zoo.validation import RESULTS_SCHEMA, FileError, read_json_file
 
-
 # tells the cell's `zoo run` to end when the process that started it dies (a killed Ray worker, say)
 EXIT_WITH_PARENT = "ZOO_EXIT_WITH_PARENT"
 
@@ -38,13 +37,18 @@ def run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> 
 
     directory.mkdir(parents=True, exist_ok=True)
     recipe_file = directory / "recipe.yaml"
-    recipe_file.write_text(yaml.safe_dump({**cell.recipe, "name": "run", "output_dir": str(directory)},
-                                          sort_keys=False))
+    recipe_file.write_text(
+        yaml.safe_dump({**cell.recipe, "name": "run", "output_dir": str(directory)}, sort_keys=False)
+    )
     resume = ["--resume"] if (directory / "run" / "checkpoints" / "last.pt").exists() else []
     started = time.perf_counter()
     with open(directory / "stdout.log", "w") as out, open(directory / "stderr.log", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "zoo", "run", str(recipe_file), *resume],
-                                   stdout=out, stderr=err, env={**(env or os.environ), EXIT_WITH_PARENT: "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "run", str(recipe_file), *resume],
+            stdout=out,
+            stderr=err,
+            env={**(env or os.environ), EXIT_WITH_PARENT: "1"},
+        )
         try:
             _, status, usage = os.wait4(process.pid, 0)  # wait4: the child's own peak memory
         except BaseException:  # Ctrl-C or a cancelled task: the cell stops too, resumable from its checkpoint
@@ -54,22 +58,34 @@ def run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> 
         process.returncode = os.waitstatus_to_exitcode(status)  # reaped: subprocess must not wait on the pid again
     if process.returncode in (130, -signal.SIGINT):  # Ctrl-C reached the cell too: stopped, not failed
         raise CellInterrupted(cell.key)
-    record: dict[str, Any] = {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key,
-                              "seconds": round(time.perf_counter() - started, 2),
-                              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    record: dict[str, Any] = {
+        "backbone": cell.backbone,
+        "recipe": cell.recipe,
+        "key": cell.key,
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
     results_file = directory / "run" / "results.json"
     if process.returncode == 0 and results_file.exists():
         try:
             results = read_json_file(results_file, RESULTS_SCHEMA, "a run's results.json")
         except FileError as exc:
             return {**record, "status": "failed", "error": str(exc)}
-        record.update(status="ok", metrics=results["metrics"], chance=results.get("chance", {}),
-                      train=results["train"], provenance=results["provenance"])
+        record.update(
+            status="ok",
+            metrics=results["metrics"],
+            chance=results.get("chance", {}),
+            train=results["train"],
+            provenance=results["provenance"],
+        )
     else:
-        lines = [line for line in (directory / "stderr.log").read_text().splitlines()
-                 if line.startswith("zoo: error:")]
-        record.update(status="failed", error=lines[-1][len("zoo: error: "):] if lines else
-                      f"exit status {process.returncode}; see {directory / 'stderr.log'}")
+        lines = [line for line in (directory / "stderr.log").read_text().splitlines() if line.startswith("zoo: error:")]
+        record.update(
+            status="failed",
+            error=lines[-1][len("zoo: error: ") :]
+            if lines
+            else f"exit status {process.returncode}; see {directory / 'stderr.log'}",
+        )
     return record
 
 
@@ -156,11 +172,18 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             try:
-                ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR")
+                ray.init(
+                    address=address,
+                    runtime_env=runtime_env,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="ERROR",
+                )
             except ConnectionError as exc:
-                raise ZooError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]} "
-                               "(start one with `ray start --head`, or leave out --address to run Ray here)") from None
+                raise ZooError(
+                    f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]} "
+                    "(start one with `ray start --head`, or leave out --address to run Ray here)"
+                ) from None
         self.slots = 1 << 16  # Ray decides how many run at once, from each task's resources
         self._task = ray.remote(_ray_cell)
         self._pending: set[Any] = set()
@@ -169,7 +192,8 @@ class RayExecutor:
         ray = self._ray
         resources = cell.resources
         ref = self._task.options(num_cpus=resources["num_cpus"], num_gpus=resources["num_gpus"]).remote(
-            cell, str(directory))
+            cell, str(directory)
+        )
         self._pending.add(ref)
         try:
             return ray.get(ref)
@@ -181,8 +205,13 @@ class RayExecutor:
             raise
         except ray.exceptions.RayError as exc:  # the worker or its node died, after Ray's retries
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return {"backbone": cell.backbone, "recipe": cell.recipe, "key": cell.key, "status": "failed",
-                    "error": f"Ray: {type(exc).__name__}: {first}"}
+            return {
+                "backbone": cell.backbone,
+                "recipe": cell.recipe,
+                "key": cell.key,
+                "status": "failed",
+                "error": f"Ray: {type(exc).__name__}: {first}",
+            }
         finally:
             self._pending.discard(ref)
 

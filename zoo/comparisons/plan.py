@@ -55,7 +55,9 @@ def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -
     """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``."""
     unknown = sorted(set(values) - SPEC_KEYS)
     if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}")
+        raise RecipeError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; a compare spec has {', '.join(sorted(SPEC_KEYS))}"
+        )
     for key in ("backbones", "cells"):
         if not values.get(key) or not isinstance(values[key], list):
             raise RecipeError(f"{where}: {key} must be a non-empty list")
@@ -70,13 +72,14 @@ class Cell:
     recipe: dict[str, Any]
     skip: str | None = None  # why the backbone cannot do this task
     cell_id: str | None = None  # the spec cell's id, when other cells use what it trains
-    parent: "Cell | None" = None  # the cell whose trained backbone this one evaluates
+    parent: Cell | None = None  # the cell whose trained backbone this one evaluates
     resources: dict[str, float] = field(default_factory=lambda: dict(RESOURCES))  # what a Ray task asks for
 
     @property
     def key(self) -> str:
-        content = json.dumps({"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()},
-                             sort_keys=True)
+        content = json.dumps(
+            {"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()}, sort_keys=True
+        )
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
     @property
@@ -110,8 +113,9 @@ def check_resources(values: Any, where: str) -> dict[str, float]:
     if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
         raise RecipeError(f"{where}: resources.num_cpus must be a number above 0, got {cpus!r}")
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-        raise RecipeError(f"{where}: resources.num_gpus must be a whole number (a GPU is given whole to one "
-                          f"cell), got {gpus!r}")
+        raise RecipeError(
+            f"{where}: resources.num_gpus must be a whole number (a GPU is given whole to one cell), got {gpus!r}"
+        )
     return merged
 
 
@@ -142,14 +146,18 @@ class _Planner:
         for entry in entries:
             if isinstance(entry, dict):
                 if set(entry) != {TRAINED}:
-                    raise RecipeError(f"{where}: a backbone entry is a name, a pattern or {{trained: CELL_ID}}, "
-                                      f"got {entry!r}")
+                    raise RecipeError(
+                        f"{where}: a backbone entry is a name, a pattern or {{trained: CELL_ID}}, got {entry!r}"
+                    )
                 found.append(self.parent(entry[TRAINED], seed, where))
                 continue
             if not isinstance(entry, str):
                 raise RecipeError(f"{where}: backbone {entry!r} must be a name or a pattern")
-            matched = [s.name for s in self.registry.list_backbones(entry)] if any(c in entry for c in "*?[") \
+            matched = (
+                [s.name for s in self.registry.list_backbones(entry)]
+                if any(c in entry for c in "*?[")
                 else [self.registry.resolve_backbone(entry)[0].name]
+            )
             if not matched:
                 raise RecipeError(f"{where}: no backbone matches {entry!r} (see zoo list)")
             found += [(name, None) for name in matched]
@@ -162,12 +170,15 @@ class _Planner:
         index = self.by_id[cell_id]
         parents = [c for c in self.cells_of(index, seed) if not c.skip]
         if len(parents) != 1:
-            raise RecipeError(f"{where}: cell {cell_id!r} trains {len(parents)} backbones; give it one "
-                              "(backbones: [NAME]) to use what it trains as a backbone")
+            raise RecipeError(
+                f"{where}: cell {cell_id!r} trains {len(parents)} backbones; give it one "
+                "(backbones: [NAME]) to use what it trains as a backbone"
+            )
         parent = parents[0]
         if (parent.recipe.get("mode") or "") in ("linear-probe", "zero-shot"):
-            raise RecipeError(f"{where}: cell {cell_id!r} runs mode {parent.recipe['mode']}, which trains no "
-                              "backbone to evaluate")
+            raise RecipeError(
+                f"{where}: cell {cell_id!r} runs mode {parent.recipe['mode']}, which trains no backbone to evaluate"
+            )
         return self.root(parent), parent
 
     @staticmethod
@@ -180,15 +191,18 @@ class _Planner:
         if (index, seed) in self.done:
             return self.done[(index, seed)]
         if index in self.visiting:
-            loop = [self.spec.cells[i].get("id", f"#{i + 1}") for i in self.visiting[self.visiting.index(index):]]
-            raise RecipeError(f"{self.where}: cells {' -> '.join(map(str, [*loop, loop[0]]))} depend on each other's "
-                              "trained backbones")
+            loop = [self.spec.cells[i].get("id", f"#{i + 1}") for i in self.visiting[self.visiting.index(index) :]]
+            raise RecipeError(
+                f"{self.where}: cells {' -> '.join(map(str, [*loop, loop[0]]))} depend on each other's "
+                "trained backbones"
+            )
         self.visiting.append(index)
         raw = self.spec.cells[index]
         where = f"{self.where}, cell {raw.get('id', index + 1)}"
         values = {k: v for k, v in {**self.spec.defaults, **raw}.items() if k not in CELL_KEYS}
-        resources = check_resources({**(self.spec.defaults.get("resources") or {}), **(raw.get("resources") or {})},
-                                    where)
+        resources = check_resources(
+            {**(self.spec.defaults.get("resources") or {}), **(raw.get("resources") or {})}, where
+        )
         cells = []
         for name, parent in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
             model, shown = name, name
@@ -200,8 +214,11 @@ class _Planner:
             validate(recipe, where)
             task = self.registry.get("task", recipe["task"])
             modality = self.registry.resolve_backbone(name)[0].modality
-            skip = None if modality in task.modalities else \
-                f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
+            skip = (
+                None
+                if modality in task.modalities
+                else f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
+            )
             cells.append(Cell(shown, recipe, skip, raw.get("id"), parent, resources))
         self.visiting.pop()
         self.done[(index, seed)] = cells
@@ -213,8 +230,7 @@ def plan(spec: CompareSpec) -> list[Cell]:
     backbone cannot do are marked skipped with the reason. A missing parent id, a cycle, or a parent
     that trains no single backbone is a RecipeError naming the cells."""
     planner = _Planner(spec)
-    cells = [cell for index in range(len(spec.cells)) for seed in spec.seeds
-             for cell in planner.cells_of(index, seed)]
+    cells = [cell for index in range(len(spec.cells)) for seed in spec.seeds for cell in planner.cells_of(index, seed)]
     unique = list({id(cell): cell for cell in cells}.values())
     return sorted(unique, key=lambda cell: cell.depth)
 
@@ -235,5 +251,5 @@ def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
         if cell.parent is not None:
             group[find(cell.row)] = find(cell.parent.row)
     order = list(dict.fromkeys(find(cell.row) for cell in cells))
-    chosen = set(order[index - 1::count])
+    chosen = set(order[index - 1 :: count])
     return [cell for cell in cells if find(cell.row) in chosen]

@@ -16,10 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.comparisons.table import (MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns,
-                                   plots)
-from zoo.files import atomic_write
+from zoo.comparisons.table import MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns, plots
 from zoo.errors import ZooError
+from zoo.files import atomic_write
 from zoo.validation import TABLE_SCHEMA, read_json_file
 
 STYLE = """
@@ -74,12 +73,23 @@ document.querySelectorAll("tbody.item > tr.summary").forEach(function (row) {
 """
 
 DETAIL_COLUMNS = (  # header, row key, numeric
-    ("backbone", "backbone", False), ("family", "family", False), ("modality", "modality", False),
-    ("params", "params", True), ("GFLOPs/sample", "gflops_per_sample", True), ("task", "task", False),
-    ("data", "data", False), ("mode", "mode", False), ("metric", "metric", False), ("value", "mean", True),
-    ("± std", "std", True), ("chance", "chance", True), ("train s", "train_seconds", True),
-    ("train samples/s", "train_samples_per_s", True), ("inference samples/s", "inference_samples_per_s", True),
-    ("peak RSS MB", "peak_rss_mb", True), ("license", "license", False),
+    ("backbone", "backbone", False),
+    ("family", "family", False),
+    ("modality", "modality", False),
+    ("params", "params", True),
+    ("GFLOPs/sample", "gflops_per_sample", True),
+    ("task", "task", False),
+    ("data", "data", False),
+    ("mode", "mode", False),
+    ("metric", "metric", False),
+    ("value", "mean", True),
+    ("± std", "std", True),
+    ("chance", "chance", True),
+    ("train s", "train_seconds", True),
+    ("train samples/s", "train_samples_per_s", True),
+    ("inference samples/s", "inference_samples_per_s", True),
+    ("peak RSS MB", "peak_rss_mb", True),
+    ("license", "license", False),
 )
 
 
@@ -114,8 +124,10 @@ def _value(row: dict[str, Any]) -> tuple[str, float | None, str]:
 def _matrix(rows: list[dict[str, Any]]) -> str:
     metric_of = metric_columns(rows)
     lookup = {(row["backbone"], column_of(row)): row for row in rows}
-    head = "".join(f"<th>{_e(column)}{'<br><small>' + _e(metric) + '</small>' if metric else ''}</th>"
-                   for column, metric in metric_of.items())
+    head = "".join(
+        f"<th>{_e(column)}{'<br><small>' + _e(metric) + '</small>' if metric else ''}</th>"
+        for column, metric in metric_of.items()
+    )
     body = []
     for backbone in dict.fromkeys(row["backbone"] for row in rows):
         cells = [_td(backbone)]
@@ -129,8 +141,7 @@ def _matrix(rows: list[dict[str, Any]]) -> str:
                 text += f" ({row['metric']})"
             cells.append(_td(text, number, classes))
         body.append(f'<tbody class="item"><tr class="summary">{"".join(cells)}</tr></tbody>')
-    return (f'<table id="matrix" class="sortable"><thead><tr><th>backbone</th>{head}</tr></thead>'
-            f'{"".join(body)}</table>')
+    return f'<table id="matrix" class="sortable"><thead><tr><th>backbone</th>{head}</tr></thead>{"".join(body)}</table>'
 
 
 def _detail(rows: list[dict[str, Any]]) -> str:
@@ -148,15 +159,19 @@ def _detail(rows: list[dict[str, Any]]) -> str:
                 cells.append(_td(_number(row.get(key)), row.get(key), "num"))
             else:
                 cells.append(_td(row.get(key) or MISSING))
-        links = " ".join(f'<a href="{_e(run)}">seed {_e(seed)}</a>'
-                         for run, seed in zip(row.get("runs", []), row.get("seeds", [])))
+        runs = zip(row.get("runs", []), row.get("seeds", []), strict=False)
+        links = " ".join(f'<a href="{_e(run)}">seed {_e(seed)}</a>' for run, seed in runs)
         cells.append(f"<td>{links or MISSING}</td>")
         record = {key: row.get(key) for key in ("provenance", "metrics", "error") if row.get(key) is not None}
-        details = (f'<tr class="provenance" hidden><td colspan="{len(DETAIL_COLUMNS) + 1}"><pre>'
-                   f"{_e(json.dumps(record, indent=2, default=str))}</pre></td></tr>")
+        details = (
+            f'<tr class="provenance" hidden><td colspan="{len(DETAIL_COLUMNS) + 1}"><pre>'
+            f"{_e(json.dumps(record, indent=2, default=str))}</pre></td></tr>"
+        )
         body.append(f'<tbody class="item"><tr class="summary">{"".join(cells)}</tr>{details}</tbody>')
-    return (f'<div class="wide"><table id="detail" class="sortable"><thead><tr>{head}</tr></thead>'
-            f'{"".join(body)}</table></div>')
+    return (
+        f'<div class="wide"><table id="detail" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"{''.join(body)}</table></div>"
+    )
 
 
 def render(table: dict[str, Any], plots: list[Path]) -> str:
@@ -164,22 +179,26 @@ def render(table: dict[str, Any], plots: list[Path]) -> str:
     rows = table["rows"]
     provenance = next((row["provenance"] for row in rows if row.get("provenance")), {})
     versions = ", ".join(f"{name} {version}" for name, version in provenance.get("versions", {}).items() if version)
-    meta = (f"{len(rows)} rows · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-            + (f" · {versions} · {provenance.get('device')}, {provenance.get('precision')}" if provenance else ""))
+    meta = f"{len(rows)} rows · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC" + (
+        f" · {versions} · {provenance.get('device')}, {provenance.get('precision')}" if provenance else ""
+    )
     notes = chance_notes(rows)
-    images = "".join(f'<img alt="{_e(path.stem)}" src="data:image/png;base64,'
-                     f'{base64.b64encode(path.read_bytes()).decode()}">' for path in plots if path.is_file())
+    images = "".join(
+        f'<img alt="{_e(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+        for path in plots
+        if path.is_file()
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(table['name'])} · zoo compare</title><style>{STYLE}</style></head>
+<title>{_e(table["name"])} · zoo compare</title><style>{STYLE}</style></head>
 <body>
-<h1>{_e(table['name'])}</h1>
+<h1>{_e(table["name"])}</h1>
 <p class="meta">{_e(meta)}</p>
 <h2>Headline metric per backbone and cell</h2>
 <p class="notes">Mean ± std over seeds; ⚠ marks a result below chance; click a header to sort.
 R@K = fraction of queries with at least one relevant item in the top K.</p>
 {_matrix(rows)}
-{'<p class="notes">Chance levels: ' + _e('; '.join(notes)) + '</p>' if notes else ''}
+{'<p class="notes">Chance levels: ' + _e("; ".join(notes)) + "</p>" if notes else ""}
 <h2>Every cell</h2>
 <p class="notes">Click a row for its provenance and all its metrics; the links open each seed's run folder.</p>
 {_detail(rows)}
@@ -193,8 +212,11 @@ R@K = fraction of queries with at least one relevant item in the top K.</p>
 def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
     """table.json, table.md, table.csv, the PNG plots and report.html in ``out``, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {"table.json": json.dumps(table, indent=2, default=str), "table.md": markdown(table),
-             "table.csv": csv_text(table)}
+    files = {
+        "table.json": json.dumps(table, indent=2, default=str),
+        "table.md": markdown(table),
+        "table.csv": csv_text(table),
+    }
     for name, text in files.items():
         atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
     images = plots(table, out)
@@ -212,8 +234,10 @@ def merge(directories: list[str | Path], out: str | Path, name: str = "merged") 
             raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
         table = read_json_file(path, TABLE_SCHEMA, "a comparison's table.json")
         if table["schema"] != SCHEMA:
-            raise ZooError(f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
-                           "re-run that compare with this zoo")
+            raise ZooError(
+                f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
+                "re-run that compare with this zoo"
+            )
         for row in table["rows"]:
             # run folders are relative to the table that names them: make them relative to the merged one
             row["runs"] = [os.path.relpath(Path(directory) / run, out) for run in row.get("runs", [])]

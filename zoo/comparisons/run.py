@@ -16,10 +16,11 @@ import hashlib
 import json
 import platform
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from zoo.comparisons.executors import CellInterrupted, make_executor
 from zoo.comparisons.plan import Cell, CompareSpec, plan, shard
@@ -62,13 +63,27 @@ def measure_backbone(name: str, cache: Path, model_source: str | None = None) ->
         model = load(source)
         rows = measure_encoders(model, batch=16, seconds=1.0)
         spec = model.spec
-        info = {"key": key, "params": model.num_params(), "family": spec.plugin, "modality": spec.modality,
-                "license": spec.license, "gflops": {r["input"]: round(r["gflops_per_sample"], 4) for r in rows},
-                "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows}}
+        info = {
+            "key": key,
+            "params": model.num_params(),
+            "family": spec.plugin,
+            "modality": spec.modality,
+            "license": spec.license,
+            "gflops": {r["input"]: round(r["gflops_per_sample"], 4) for r in rows},
+            "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows},
+        }
     except Exception as exc:  # noqa: BLE001 - a backbone that does not load fails its cells, not the table
         spec = get_spec(name if model_source is None else name.split(" + ")[0])
-        info = {"key": key, "params": spec.params, "family": spec.plugin, "modality": spec.modality,
-                "license": spec.license, "gflops": {}, "inference_per_s": {}, "error": str(exc).splitlines()[0]}
+        info = {
+            "key": key,
+            "params": spec.params,
+            "family": spec.plugin,
+            "modality": spec.modality,
+            "license": spec.license,
+            "gflops": {},
+            "inference_per_s": {},
+            "error": str(exc).splitlines()[0],
+        }
     cache.mkdir(parents=True, exist_ok=True)
     write_json(path, info)
     return info
@@ -76,23 +91,37 @@ def measure_backbone(name: str, cache: Path, model_source: str | None = None) ->
 
 def _warn_without_data_root(spec: CompareSpec, cells: list[Cell], progress: Any) -> None:
     """One line up front when the named data sets have no data root, saying what to provide."""
-    from zoo.plugins import get_plugin_set
     from zoo.data import DataError, data_root
+    from zoo.plugins import get_plugin_set
 
     registered = {spec.name: spec for spec in get_plugin_set().registry.datasets()}
-    needing = sorted({c.recipe["data"] for c in cells
-                      if not c.skip and c.recipe["data"] in registered and registered[c.recipe["data"]].needs_data_root})
+    needing = sorted(
+        {
+            c.recipe["data"]
+            for c in cells
+            if not c.skip and c.recipe["data"] in registered and registered[c.recipe["data"]].needs_data_root
+        }
+    )
     if not needing:
         return
     try:
         data_root(spec.data_root)
     except DataError as exc:
-        progress(f"zoo: warning: {exc}. The cells on {', '.join(needing)} will fail; the rest (such as "
-                 "scikit-learn digits) still run")
+        progress(
+            f"zoo: warning: {exc}. The cells on {', '.join(needing)} will fail; the rest (such as "
+            "scikit-learn digits) still run"
+        )
 
 
-def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bool = False, executor: str = "local",
-                address: str | None = None, shard_of: tuple[int, int] | None = None) -> dict[str, Any]:
+def run_compare(
+    spec: CompareSpec,
+    progress: Any = print,
+    jobs: int = 1,
+    bar: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    shard_of: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """Run (or reuse) every cell, then write the tables, plots and report; returns the table.
 
     ``progress`` gets one line per cell as it finishes (reused, ok, failed or skipped, with the reason);
@@ -126,8 +155,10 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
 
     def say(cell: Cell, outcome: str) -> None:
         recipe = cell.recipe
-        line = (f"[{numbers[id(cell)]}/{len(runnable)}] {cell.backbone} {recipe['task']} {recipe['data']} "
-                f"{recipe.get('mode') or 'default mode'} seed {recipe['seed']}: {outcome}")
+        line = (
+            f"[{numbers[id(cell)]}/{len(runnable)}] {cell.backbone} {recipe['task']} {recipe['data']} "
+            f"{recipe.get('mode') or 'default mode'} seed {recipe['seed']}: {outcome}"
+        )
         counter.write(line) if not counter.disable else progress(line)
 
     def report(cell: Cell, outcome: str) -> None:
@@ -159,8 +190,12 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
             if stopping.is_set():  # interrupted while it ran: whatever it says, it did not finish
                 raise CellInterrupted(cell.key)
             if record["status"] == "ok" and cell.parent is not None:  # the trained backbone it evaluates
-                record["provenance"]["parent"] = {"cell": cell.parent.cell_id, "key": cell.parent.key,
-                                                  "backbone": cell.parent.backbone, "model": cell.recipe["model"]}
+                record["provenance"]["parent"] = {
+                    "cell": cell.parent.cell_id,
+                    "key": cell.parent.key,
+                    "backbone": cell.parent.backbone,
+                    "model": cell.recipe["model"],
+                }
             write_json(previous, record)
             took = f" in {record['seconds']:.0f} s" if "seconds" in record else ""
             why = f" ({record['error']})" if record["status"] == "failed" else ""
@@ -186,8 +221,10 @@ def run_compare(spec: CompareSpec, progress: Any = print, jobs: int = 1, bar: bo
         stopping.set()
         runner.cancel()  # the cells still running stop unrecorded; every finished cell.json is kept
         done = sum(1 for record in records.values() if record["status"] != "skipped")
-        progress(f"zoo: interrupted: {done} finished cell(s) kept in {out / 'cells'}; "
-                 "run the same command again to run the rest")
+        progress(
+            f"zoo: interrupted: {done} finished cell(s) kept in {out / 'cells'}; "
+            "run the same command again to run the rest"
+        )
         raise KeyboardInterrupt from None
     finally:
         pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts

@@ -14,8 +14,12 @@ from zoo.files import atomic_write
 
 SCHEMA = 1
 MISSING = "—"
-TASK_INPUT = {"text-classification": "text", "image-classification": "image", "zero-shot-classification": "image",
-              "retrieval": "text"}
+TASK_INPUT = {
+    "text-classification": "text",
+    "image-classification": "image",
+    "zero-shot-classification": "image",
+    "retrieval": "text",
+}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -47,10 +51,16 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
         done = [m for m in members if m["status"] == "ok"]
         kind = TASK_INPUT.get(recipe["task"], "text")
         row: dict[str, Any] = {
-            "backbone": first["backbone"], "family": info.get("family"), "modality": info.get("modality"),
-            "params": info.get("params"), "gflops_per_sample": info.get("gflops", {}).get(kind),
-            "task": recipe["task"], "data": recipe["data"], "mode": recipe.get("mode", "finetune"),
-            "seeds": sorted(m["recipe"]["seed"] for m in done), "license": info.get("license"),
+            "backbone": first["backbone"],
+            "family": info.get("family"),
+            "modality": info.get("modality"),
+            "params": info.get("params"),
+            "gflops_per_sample": info.get("gflops", {}).get(kind),
+            "task": recipe["task"],
+            "data": recipe["data"],
+            "mode": recipe.get("mode", "finetune"),
+            "seeds": sorted(m["recipe"]["seed"] for m in done),
+            "license": info.get("license"),
             "status": "ok" if done else members[0]["status"],
             "error": None if done else members[0].get("error"),
         }
@@ -64,8 +74,11 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
                 row["chance"] = round(statistics.fmean(chances), 6)
                 row["below_chance"] = row["mean"] < row["chance"]
             row["runs"] = [f"cells/{m['key']}/run" for m in done]
-            row["metrics"] = {k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
-                              for k, v in done[0]["metrics"][split].items() if isinstance(v, (int, float))}
+            row["metrics"] = {
+                k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
+                for k, v in done[0]["metrics"][split].items()
+                if isinstance(v, (int, float))
+            }
             train = [m["train"] for m in done]
             row["train_seconds"] = round(statistics.fmean(t.get("train_seconds", 0) for t in train), 1)
             rates = [t["train_samples_per_second"] for t in train if t.get("train_samples_per_second")]
@@ -73,12 +86,17 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             row["inference_samples_per_s"] = info.get("inference_per_s", {}).get(kind)
             row["peak_rss_mb"] = max(m.get("peak_rss_mb", 0) for m in done)
             prov = done[0]["provenance"]
-            row["provenance"] = {"versions": prov["versions"], "device": prov["device"], "precision": prov["precision"],
-                                 "threads": prov.get("threads"),  # torch's CPU threads (fewer with compare --jobs)
-                                 "seeds": row["seeds"], "data_fingerprint": prov["data_fingerprint"],
-                                 "recipe_hash": sorted({m["provenance"]["recipe_hash"] for m in done}),
-                                 "weights": prov["weights"],
-                                 **({"parent": prov["parent"]} if "parent" in prov else {})}
+            row["provenance"] = {
+                "versions": prov["versions"],
+                "device": prov["device"],
+                "precision": prov["precision"],
+                "threads": prov.get("threads"),  # torch's CPU threads (fewer with compare --jobs)
+                "seeds": row["seeds"],
+                "data_fingerprint": prov["data_fingerprint"],
+                "recipe_hash": sorted({m["provenance"]["recipe_hash"] for m in done}),
+                "weights": prov["weights"],
+                **({"parent": prov["parent"]} if "parent" in prov else {}),
+            }
         rows.append(row)
     return {"schema": SCHEMA, "name": name, "rows": rows}
 
@@ -130,10 +148,16 @@ def markdown(table: dict[str, Any]) -> str:
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     lookup = {(r["backbone"], column_of(r)): r for r in rows}
     headers = [f"{column}: {metric}" if metric else column for column, metric in metric_of.items()]
-    lines = [f"# {escape_markdown(table['name'])}", "", "Headline metric per cell (mean ± std over seeds), named in "
-             f"its column (or beside the value where a column's rows differ); {MISSING} = not run; ⚠ = below chance. "
-             "R@K = fraction of queries with at least one relevant item in the top K.", "",
-             _row_line(["backbone", *headers]), "|---" * (len(headers) + 1) + "|"]
+    lines = [
+        f"# {escape_markdown(table['name'])}",
+        "",
+        "Headline metric per cell (mean ± std over seeds), named in "
+        f"its column (or beside the value where a column's rows differ); {MISSING} = not run; ⚠ = below chance. "
+        "R@K = fraction of queries with at least one relevant item in the top K.",
+        "",
+        _row_line(["backbone", *headers]),
+        "|---" * (len(headers) + 1) + "|",
+    ]
     for backbone in backbones:
         cells = []
         for column, metric in metric_of.items():
@@ -144,25 +168,46 @@ def markdown(table: dict[str, Any]) -> str:
     notes = chance_notes(rows)
     if notes:
         lines += ["", "Chance levels (the most common class's share; a random ranking's R@K): " + "; ".join(notes)]
-    lines += ["", "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
-              "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
-              "|---" * 16 + "|"]
+    lines += [
+        "",
+        "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
+        "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
+        "|---" * 16 + "|",
+    ]
     for r in rows:
         if r["status"] == "skipped":  # shown in the matrix above; the reason is in table.json
             continue
         value = _cell(r)
         params = _count(r.get("params"))
-        fields = [r["backbone"], r.get("family"), r.get("modality"), params, _fmt(r.get("gflops_per_sample")), r["task"],
-                  r["data"], r["mode"], r.get("metric", MISSING), value, _fmt(r.get("chance")), _fmt(r.get("train_seconds")),
-                  _fmt(r.get("train_samples_per_s")), _fmt(r.get("inference_samples_per_s")),
-                  _fmt(r.get("peak_rss_mb")), r.get("license") or MISSING]
+        fields = [
+            r["backbone"],
+            r.get("family"),
+            r.get("modality"),
+            params,
+            _fmt(r.get("gflops_per_sample")),
+            r["task"],
+            r["data"],
+            r["mode"],
+            r.get("metric", MISSING),
+            value,
+            _fmt(r.get("chance")),
+            _fmt(r.get("train_seconds")),
+            _fmt(r.get("train_samples_per_s")),
+            _fmt(r.get("inference_samples_per_s")),
+            _fmt(r.get("peak_rss_mb")),
+            r.get("license") or MISSING,
+        ]
         lines.append(_row_line(fields))
     provenances = [r["provenance"] for r in rows if r.get("provenance")]
     if provenances:
         p = provenances[0]
         versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
-        lines += ["", escape_markdown(f"Provenance (each row's full record is in table.json): {versions}; "
-                                      f"{p['device']}, {p['precision']}.")]
+        lines += [
+            "",
+            escape_markdown(
+                f"Provenance (each row's full record is in table.json): {versions}; {p['device']}, {p['precision']}."
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -179,19 +224,50 @@ def _fmt(value: Any) -> str:
 
 
 def csv_text(table: dict[str, Any]) -> str:
-    columns = ["backbone", "family", "modality", "params", "gflops_per_sample", "task", "data", "mode", "metric",
-               "mean", "std", "chance", "below_chance", "seeds", "train_seconds", "train_samples_per_s", "inference_samples_per_s",
-               "peak_rss_mb", "license", "status", "error", "versions", "device", "precision", "data_fingerprint",
-               "recipe_hash"]
+    columns = [
+        "backbone",
+        "family",
+        "modality",
+        "params",
+        "gflops_per_sample",
+        "task",
+        "data",
+        "mode",
+        "metric",
+        "mean",
+        "std",
+        "chance",
+        "below_chance",
+        "seeds",
+        "train_seconds",
+        "train_samples_per_s",
+        "inference_samples_per_s",
+        "peak_rss_mb",
+        "license",
+        "status",
+        "error",
+        "versions",
+        "device",
+        "precision",
+        "data_fingerprint",
+        "recipe_hash",
+    ]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
     writer.writeheader()
     for row in table["rows"]:
         prov = row.get("provenance") or {}
-        writer.writerow({**row, "seeds": " ".join(map(str, row["seeds"])),
-                         "versions": json.dumps(prov.get("versions")) if prov else "", "device": prov.get("device"),
-                         "precision": prov.get("precision"), "data_fingerprint": prov.get("data_fingerprint"),
-                         "recipe_hash": " ".join(prov.get("recipe_hash", []))})
+        writer.writerow(
+            {
+                **row,
+                "seeds": " ".join(map(str, row["seeds"])),
+                "versions": json.dumps(prov.get("versions")) if prov else "",
+                "device": prov.get("device"),
+                "precision": prov.get("precision"),
+                "data_fingerprint": prov.get("data_fingerprint"),
+                "recipe_hash": " ".join(prov.get("recipe_hash", [])),
+            }
+        )
     return buffer.getvalue()
 
 
@@ -204,8 +280,10 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
 
     rows = [r for r in table["rows"] if r["status"] == "ok"]
     written = []
-    for x_key, label, file in (("params", "parameters", "metric_vs_params.png"),
-                               ("inference_samples_per_s", "inference samples/s", "metric_vs_throughput.png")):
+    for x_key, label, file in (
+        ("params", "parameters", "metric_vs_params.png"),
+        ("inference_samples_per_s", "inference samples/s", "metric_vs_throughput.png"),
+    ):
         figure, axes = plt.subplots(figsize=(7, 4.5))
         for column in dict.fromkeys(column_of(r) for r in rows):
             points = [r for r in rows if column_of(r) == column and r.get(x_key)]
@@ -223,7 +301,7 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
         written.append(out / file)
     columns = list(dict.fromkeys(column_of(r) for r in rows))
     figure, axes = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
-    for axis, column in zip(axes[:, 0], columns):
+    for axis, column in zip(axes[:, 0], columns, strict=False):
         points = [r for r in rows if column_of(r) == column]
         uniform = len({r["metric"] for r in points}) == 1
         labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]

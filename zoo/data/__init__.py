@@ -13,11 +13,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.data.base import (KINDS, DataError, Dataset, Split, check_labels, check_options, fingerprint,
-                           stratified_split)
+from zoo.data.base import KINDS, DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
 
-__all__ = ["KINDS", "DataError", "Dataset", "Split", "check_labels", "check_options", "data_root", "dataset_reader",
-           "fingerprint", "load_dataset", "stratified_split"]
+__all__ = [
+    "KINDS",
+    "DataError",
+    "Dataset",
+    "Split",
+    "check_labels",
+    "check_options",
+    "data_root",
+    "dataset_reader",
+    "fingerprint",
+    "load_dataset",
+    "stratified_split",
+]
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -31,8 +41,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     default = Path.cwd().parent / "shared" / "data"
     if default.is_dir():
         return default
-    raise DataError("no data root: pass --data-root DIR (or set ZOO_DATA) to the folder holding text/, images/ "
-                    "and image_text/")
+    raise DataError(
+        "no data root: pass --data-root DIR (or set ZOO_DATA) to the folder holding text/, images/ and image_text/"
+    )
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> Dataset:

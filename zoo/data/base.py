@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from zoo.errors import ZooError
 
@@ -33,7 +34,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def subset(self, indices: Sequence[int]) -> "Split":
+    def subset(self, indices: Sequence[int]) -> Split:
         labels = [self.labels[i] for i in indices] if self.labels is not None else None
         captions = None
         if self.captions is not None:
@@ -104,8 +105,9 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int, salt: st
 
 def check_labels(name: str, split: str, labels: Sequence[int]) -> None:
     if len(set(labels)) < 2:
-        raise DataError(f"{name}: the {split} split has only one class ({len(labels)} examples); "
-                        "a classifier needs at least two")
+        raise DataError(
+            f"{name}: the {split} split has only one class ({len(labels)} examples); a classifier needs at least two"
+        )
 
 
 def check_options(reader: Any, options: dict[str, Any], what: str) -> None:

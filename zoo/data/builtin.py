@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo.data.base import DataError, Dataset, Split, stratified_split
-from zoo.data.readers import (classification, encode_labels, read_caption_file, read_image_folder, read_lines,
-                              read_table)
+from zoo.data.readers import classification, encode_labels, read_caption_file, read_image_folder, read_lines, read_table
 
 
 def _folder(root: Path, relative: str) -> Path:
     folder = root / relative
     if not folder.is_dir():
-        raise DataError(f"{folder} not found: the data root {root} must hold {relative}/ "
-                        "(pass --data-root or set ZOO_DATA)")
+        raise DataError(
+            f"{folder} not found: the data root {root} must hold {relative}/ (pass --data-root or set ZOO_DATA)"
+        )
     return folder
 
 
@@ -28,8 +28,9 @@ def _tsv_pairs(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: bool = True,
-         validation: str = "phrases") -> Dataset:
+def sst2(
+    root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: bool = True, validation: str = "phrases"
+) -> Dataset:
     """GLUE SST-2: train.tsv -> train (5% held out as validation), dev.tsv -> test.
 
     train.tsv holds every phrase of each sentence's parse tree; ``phrases=False`` keeps only the
@@ -50,15 +51,26 @@ def sst2(root: Path, validation_fraction: float = 0.05, seed: int = 0, phrases: 
         splits["train"], splits["validation"] = _hold_out_sentences(*splits["train"], validation_fraction, seed)
     if not phrases:
         splits["train"] = _whole_sentences(*splits["train"])
-    return classification("sst2", "text-classification", splits, ["negative", "positive"], validation_fraction,
-                          seed=seed, source=folder / "train.tsv")
+    return classification(
+        "sst2",
+        "text-classification",
+        splits,
+        ["negative", "positive"],
+        validation_fraction,
+        seed=seed,
+        source=folder / "train.tsv",
+    )
 
 
 def _parts(text: str, proper: bool) -> set[str]:
     """Every contiguous run of ``text``'s words, single-spaced (without the whole text if ``proper``)."""
     words = text.split()
-    return {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
-            if not proper or j - i < len(words)}
+    return {
+        " ".join(words[i:j])
+        for i in range(len(words))
+        for j in range(i + 1, len(words) + 1)
+        if not proper or j - i < len(words)
+    }
 
 
 def _sentence_rows(texts: list[str]) -> list[int]:
@@ -80,8 +92,9 @@ def _whole_sentences(texts: list[str], labels: list[str]) -> tuple[list[str], li
     return [texts[k] for k in kept], [labels[k] for k in kept]
 
 
-def _hold_out_sentences(texts: list[str], labels: list[str], fraction: float,
-                        seed: int) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+def _hold_out_sentences(
+    texts: list[str], labels: list[str], fraction: float, seed: int
+) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
     """(train, validation): ``fraction`` of the whole sentences (stratified, seeded) as validation;
     training keeps the rows that are a part of a remaining sentence."""
     sentences = _sentence_rows(texts)
@@ -90,8 +103,10 @@ def _hold_out_sentences(texts: list[str], labels: list[str], fraction: float,
     training_parts = set().union(*(_parts(texts[sentences[k]], proper=False) for k in kept)) - held_out
     train = [k for k, text in enumerate(texts) if " ".join(text.split()) in training_parts]
     validation = [sentences[k] for k in held]
-    return ([texts[k] for k in train], [labels[k] for k in train]), ([texts[k] for k in validation],
-                                                                    [labels[k] for k in validation])
+    return ([texts[k] for k in train], [labels[k] for k in train]), (
+        [texts[k] for k in validation],
+        [labels[k] for k in validation],
+    )
 
 
 def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -99,9 +114,16 @@ def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float =
     path = _folder(root, "text/ag_news") / "test.csv"
     rows = read_table(path)
     texts = [f"{row['title']}. {row['description']}".replace("\\", " ") for row in rows]
-    return classification("ag_news", "text-classification", {"train": (texts, [r["class"] for r in rows])},
-                          ["World", "Sports", "Business", "Sci/Tech"], validation_fraction, test_fraction, seed,
-                          source=path)
+    return classification(
+        "ag_news",
+        "text-classification",
+        {"train": (texts, [r["class"] for r in rows])},
+        ["World", "Sports", "Business", "Sci/Tech"],
+        validation_fraction,
+        test_fraction,
+        seed,
+        source=path,
+    )
 
 
 def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Dataset:
@@ -115,9 +137,15 @@ def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Data
             labels.append(label if fine else label.split(":")[0])
         splits[split] = (texts, labels)
     name = "trec-fine" if fine else "trec"
-    dataset = classification(name, "text-classification", {"train": splits["train"]},
-                             sorted(set(splits["train"][1])), validation_fraction=validation_fraction, seed=seed,
-                             source=folder / "train_5500.label")
+    dataset = classification(
+        name,
+        "text-classification",
+        {"train": splits["train"]},
+        sorted(set(splits["train"][1])),
+        validation_fraction=validation_fraction,
+        seed=seed,
+        source=folder / "train_5500.label",
+    )
     texts, labels = splits["test"]
     try:
         ids, _ = encode_labels(labels, dataset.label_names)
@@ -147,8 +175,16 @@ def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float 
             raise DataError(f"{path}: line {number} has no tab between label and message")
         texts.append(text)
         labels.append(label)
-    return classification("sms_spam", "text-classification", {"train": (texts, labels)}, ["ham", "spam"],
-                          validation_fraction, test_fraction, seed, source=path)
+    return classification(
+        "sms_spam",
+        "text-classification",
+        {"train": (texts, labels)},
+        ["ham", "spam"],
+        validation_fraction,
+        test_fraction,
+        seed,
+        source=path,
+    )
 
 
 def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -158,22 +194,38 @@ def cifar10(root: Path, validation_fraction: float = 0.1, test_fraction: float =
     return dataset
 
 
-def flickr8k(root: Path, test_images: int = 200, train_images: int | None = None, validation_images: int = 0,
-             seed: int = 0) -> Dataset:
+def flickr8k(
+    root: Path, test_images: int = 200, train_images: int | None = None, validation_images: int = 0, seed: int = 0
+) -> Dataset:
     """Flickr8k image-caption pairs, split by image: ``test_images`` held out, then ``validation_images``, seeded."""
     path = _folder(root, "image_text/flickr8k") / "captions.csv"
-    return read_caption_file(path, test_images, train_images, seed=seed, images_dir="images", name="flickr8k",
-                             validation_images=validation_images)
+    return read_caption_file(
+        path,
+        test_images,
+        train_images,
+        seed=seed,
+        images_dir="images",
+        name="flickr8k",
+        validation_images=validation_images,
+    )
 
 
-def digits(root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2,
-           seed: int = 0) -> Dataset:
+def digits(
+    root: Path | None = None, validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> Dataset:
     """scikit-learn's 1,797 hand-written digits (8x8): 20% test, 10% of the rest validation; no data root."""
     import numpy as np
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = [np.repeat((img * 255 / 16).astype("uint8")[:, :, None], 3, axis=2) for img in bunch.images]
-    return classification("digits", "image-classification", {"train": (images, [str(t) for t in bunch.target])},
-                          [str(d) for d in range(10)], validation_fraction, test_fraction, seed,
-                          source="sklearn-digits")
+    return classification(
+        "digits",
+        "image-classification",
+        {"train": (images, [str(t) for t in bunch.target])},
+        [str(d) for d in range(10)],
+        validation_fraction,
+        test_fraction,
+        seed,
+        source="sklearn-digits",
+    )

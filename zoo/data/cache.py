@@ -11,8 +11,9 @@ The directory is ``ZOO_CACHE`` or ``~/.cache/zoo``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from zoo.files import load_checksummed, save_checksummed
 

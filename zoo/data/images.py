@@ -6,8 +6,9 @@ features never depend on which door an image came in by."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -51,8 +52,9 @@ def decode_all(images: Sequence[Any], key: str, on_bad_image: str = "skip") -> t
                 kept.append(index)
             except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
                 if on_bad_image == "fail":
-                    raise DataError(f"cannot read image {image}: {exc} (set on_bad_image: skip to skip such "
-                                    "images)") from None
+                    raise DataError(
+                        f"cannot read image {image}: {exc} (set on_bad_image: skip to skip such images)"
+                    ) from None
                 bad.append(f"{image}: {type(exc).__name__}")
         return {"images": tensors, "kept": kept, "bad": bad}
 
@@ -84,8 +86,10 @@ def tensor_transform(preprocessing: ImagePreprocessing, train: bool = False, aug
 
     size, mode = list(preprocessing.size), _mode(preprocessing)
     if train:
-        geometry = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=mode, antialias=True),
-                    v2.RandomHorizontalFlip()]
+        geometry = [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=mode, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
         if augment == "trivial":
             # its shears and rotations are tensor affines, which take nearest or bilinear only
             geometry.append(v2.TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR))
@@ -94,29 +98,37 @@ def tensor_transform(preprocessing: ImagePreprocessing, train: bool = False, aug
     else:
         shorter_side = int(round(min(size) / preprocessing.crop_pct))  # as timm: resize, then centre-crop
         geometry = [v2.Resize(shorter_side, interpolation=mode, antialias=True), v2.CenterCrop(size)]
-    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(list(preprocessing.mean), list(preprocessing.std))])
+    return v2.Compose(
+        [
+            *geometry,
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
+        ]
+    )
 
 
 def augmentation_transform(preprocessing: ImagePreprocessing):
     """SimCLR's augmentations (random resized crop, flip, colour jitter, grayscale), then normalisation."""
     from torchvision.transforms import v2
 
-    return v2.Compose([
-        v2.RandomResizedCrop(list(preprocessing.size), scale=(0.2, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(list(preprocessing.size), scale=(0.2, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
+        ]
+    )
 
 
 def pixel_batch(images: Sequence[Any], preprocessing: ImagePreprocessing, flipped: bool = False) -> torch.Tensor:
     """The normalised [B, 3, H, W] batch of ``images``: PIL images, paths, arrays, or uint8 [3, H, W]
     tensors already decoded; ``flipped`` mirrors them left to right after the transform."""
     transform = tensor_transform(preprocessing)
-    decoded = [image if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 else decode(image)
-               for image in images]
+    decoded = [
+        image if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 else decode(image) for image in images
+    ]
     batch = torch.stack([transform(image) for image in decoded])
     return batch.flip(-1) if flipped else batch

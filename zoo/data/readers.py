@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from zoo.data.base import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
 
@@ -32,8 +33,9 @@ def read_lines(path: Path) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
-                        "re-encode the file as UTF-8") from None
+        raise DataError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-encode the file as UTF-8"
+        ) from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise DataError(f"data file {path} is empty")
@@ -58,15 +60,18 @@ def read_table(path: Path, columns: Sequence[str] | None = None, delimiter: str 
     if len(header) == 1 and not columns:
         used = next((d for d in ("\t", ";", "|", ",") if d != delimiter and d in header[0]), None)
         if used:
-            raise DataError(f"{path}: the header {header[0]!r} looks {used!r}-separated, but {path.suffix or 'this'} "
-                            f"files are read as {delimiter!r}-separated; pass data_options: {{delimiter: {used!r}}}")
+            raise DataError(
+                f"{path}: the header {header[0]!r} looks {used!r}-separated, but {path.suffix or 'this'} "
+                f"files are read as {delimiter!r}-separated; pass data_options: {{delimiter: {used!r}}}"
+            )
     rows = []
     for number, values in enumerate(reader, 1 if columns else 2):
         if len(values) != len(header):
             hint = " (wrong delimiter?)" if len(values) == 1 else ""
-            raise DataError(f"{path}: line {number} has {len(values)} field(s), expected {len(header)} "
-                            f"({', '.join(header)}){hint}")
-        rows.append(dict(zip(header, values)))
+            raise DataError(
+                f"{path}: line {number} has {len(values)} field(s), expected {len(header)} ({', '.join(header)}){hint}"
+            )
+        rows.append(dict(zip(header, values, strict=False)))
     if not rows:
         raise DataError(f"{path}: a header ({', '.join(header)}) but no rows of data")
     return rows
@@ -85,9 +90,16 @@ def encode_labels(values: Iterable[str], names: Sequence[str] | None = None) -> 
     return [index[v] for v in values], list(names)
 
 
-def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list[str]]],
-                   label_names: Sequence[str] | None = None, validation_fraction: float = 0.1,
-                   test_fraction: float = 0.0, seed: int = 0, source: Any = None) -> Dataset:
+def classification(
+    name: str,
+    kind: str,
+    splits: dict[str, tuple[list[Any], list[str]]],
+    label_names: Sequence[str] | None = None,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    source: Any = None,
+) -> Dataset:
     """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation."""
     first = next(iter(splits.values()))[1]
     _, names = encode_labels(first if label_names is None else label_names, label_names)
@@ -106,29 +118,44 @@ def classification(name: str, kind: str, splits: dict[str, tuple[list[Any], list
             kept, taken = stratified_split(encoded["train"].labels, fraction, seed, salt=held_out)
             whole = encoded["train"]
             encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
-    digest = fingerprint(name, source, {s: [len(v), v.labels[:50]] for s, v in encoded.items()}, seed,
-                         validation_fraction, test_fraction)
+    digest = fingerprint(
+        name, source, {s: [len(v), v.labels[:50]] for s, v in encoded.items()}, seed, validation_fraction, test_fraction
+    )
     return Dataset(name, kind, encoded, names, digest)
 
 
-def read_text_file(path: Path, text_column: str = "text", label_column: str = "label",
-                   validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0,
-                   delimiter: str | None = None) -> Dataset:
+def read_text_file(
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    validation_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    delimiter: str | None = None,
+) -> Dataset:
     """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns."""
     first = read_lines(path)[0].split(delimiter or "\t")
     headerless = path.suffix == ".tsv" and text_column not in first
     if headerless and label_column in first:  # a header after all, naming the text column otherwise
-        raise DataError(f"{path}: the header names columns {', '.join(first)} but no {text_column!r}; pass "
-                        f"data_options: {{text_column: {next(c for c in first if c != label_column)}}}")
+        raise DataError(
+            f"{path}: the header names columns {', '.join(first)} but no {text_column!r}; pass "
+            f"data_options: {{text_column: {next(c for c in first if c != label_column)}}}"
+        )
     rows = read_table(path, columns=(text_column, label_column) if headerless else None, delimiter=delimiter)
     for column in (text_column, label_column):
         if column not in rows[0]:
             raise DataError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
     texts = [str(row[text_column]) for row in rows]
     labels = [str(row[label_column]) for row in rows]
-    return classification(path.stem, "text-classification", {"train": (texts, labels)},
-                          validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
-                          source=path)
+    return classification(
+        path.stem,
+        "text-classification",
+        {"train": (texts, labels)},
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        source=path,
+    )
 
 
 def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0) -> Dataset:
@@ -144,8 +171,9 @@ def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0)
     return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, validation_fraction))
 
 
-def read_image_folder(path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0,
-                      seed: int = 0) -> Dataset:
+def read_image_folder(
+    path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
+) -> Dataset:
     """Images in class folders: ``root/CLASS/*.jpg``."""
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not classes:
@@ -156,13 +184,21 @@ def read_image_folder(path: Path, validation_fraction: float = 0.2, test_fractio
             if image.suffix.lower() in IMAGE_SUFFIXES:
                 images.append(image)
                 labels.append(name)
-    return classification(path.name, "image-classification", {"train": (images, labels)}, classes,
-                          validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
-                          source=[str(path), len(images)])
+    return classification(
+        path.name,
+        "image-classification",
+        {"train": (images, labels)},
+        classes,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        source=[str(path), len(images)],
+    )
 
 
-def read_captions(path: Path, image_column: str = "image", caption_column: str = "caption",
-                  images_dir: str | None = None) -> tuple[list[Path], list[tuple[int, str]]]:
+def read_captions(
+    path: Path, image_column: str = "image", caption_column: str = "caption", images_dir: str | None = None
+) -> tuple[list[Path], list[tuple[int, str]]]:
     """Images and (image index, caption) pairs from a caption file; every image must exist."""
     rows = read_table(path)
     for column in (image_column, caption_column):
@@ -184,10 +220,18 @@ def read_captions(path: Path, image_column: str = "image", caption_column: str =
     return images, captions
 
 
-def read_caption_file(path: Path, test_images: int | None = None, train_images: int | None = None,
-                      test_fraction: float = 0.25, seed: int = 0, image_column: str = "image",
-                      caption_column: str = "caption", images_dir: str | None = None, name: str | None = None,
-                      validation_images: int = 0) -> Dataset:
+def read_caption_file(
+    path: Path,
+    test_images: int | None = None,
+    train_images: int | None = None,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    image_column: str = "image",
+    caption_column: str = "caption",
+    images_dir: str | None = None,
+    name: str | None = None,
+    validation_images: int = 0,
+) -> Dataset:
     """An image-caption file split by image, seeded: ``test_images`` (else ``test_fraction``) held out as
     test, then ``validation_images`` for selecting weights, then up to ``train_images`` of the rest for training."""
     import random
@@ -199,8 +243,10 @@ def read_caption_file(path: Path, test_images: int | None = None, train_images: 
     held = cut + validation_images
     end = held + train_images if train_images is not None else len(order)
     if end > len(order) or held >= len(order):
-        raise DataError(f"{path}: {len(order)} images cannot give {cut} test + {validation_images} validation + "
-                        f"{train_images if train_images is not None else 'some'} train images")
+        raise DataError(
+            f"{path}: {len(order)} images cannot give {cut} test + {validation_images} validation + "
+            f"{train_images if train_images is not None else 'some'} train images"
+        )
     whole = Split(images, None, captions)
     splits = {"train": whole.subset(sorted(order[held:end])), "test": whole.subset(sorted(order[:cut]))}
     if validation_images:
@@ -216,8 +262,9 @@ def read_path(path: Path, **options: Any) -> Dataset:
     elif not path.exists():
         raise DataError(f"data file {path} not found")
     elif path.suffix not in (".tsv", ".csv", ".jsonl", ".txt"):
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; "
-                        "use .tsv, .csv, .jsonl, .txt or a folder of images")
+        raise DataError(
+            f"{path}: unknown data format {path.suffix!r}; use .tsv, .csv, .jsonl, .txt or a folder of images"
+        )
     else:
         first = read_lines(path)[0]
         captioned = options.get("image_column", "image") in first and options.get("caption_column", "caption") in first

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from zoo.recipes import Recipe, RecipeError, load_finished_run, validate
-from zoo.signatures import nearest_key_hint
 from zoo.records import library_versions, write_json
+from zoo.signatures import nearest_key_hint
 
 
 def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str, Any]:
@@ -29,13 +29,21 @@ def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str,
     device = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.machine()
     return {
         "versions": library_versions(),
-        "device": f"{ctx.device.type} ({device})", "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "device": f"{ctx.device.type} ({device})",
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
         "world_size": ctx.world_size,
-        "precision": precision, "seed": recipe.seed, "recipe_hash": recipe.hash(),
+        "precision": precision,
+        "seed": recipe.seed,
+        "recipe_hash": recipe.hash(),
         "backbone": task.backbone.name,
-        "weights": weights if isinstance(weights, (str, type(None))) else {"tag": weights.tag, "source": weights.source},
-        "data": task.data.name, "data_fingerprint": task.data.fingerprint,
-        "python": platform.python_version(), "host": platform.node(),
+        "weights": weights
+        if isinstance(weights, (str, type(None)))
+        else {"tag": weights.tag, "source": weights.source},
+        "data": task.data.name,
+        "data_fingerprint": task.data.fingerprint,
+        "python": platform.python_version(),
+        "host": platform.node(),
     }
 
 
@@ -70,8 +78,9 @@ def check_task_options(task: Any, options: dict[str, Any]) -> None:
     for key in options:
         if key not in known:
             hint = nearest_key_hint(key, known, f"its options: {', '.join(known)}" if known else "it takes none")
-            raise RecipeError(f"task_options: {task.name!r} has no option {key!r}; {hint} "
-                              f"(zoo tasks {task.name} describes them)")
+            raise RecipeError(
+                f"task_options: {task.name!r} has no option {key!r}; {hint} (zoo tasks {task.name} describes them)"
+            )
 
 
 def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None) -> Any:
@@ -91,8 +100,12 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     spec, task_class = get_task(recipe.task)
     task_class = task_class.for_backbone(backbone)
     recipe.mode = recipe.mode or task_class.modes[0]
-    options = {**recipe.task_options, "eval_split": recipe.eval_split, "data_root": recipe.data_root,
-               "seed": recipe.seed}
+    options = {
+        **recipe.task_options,
+        "eval_split": recipe.eval_split,
+        "data_root": recipe.data_root,
+        "seed": recipe.seed,
+    }
     task = task_class(backbone, dataset, recipe.mode, options, spec=spec)
     check_task_options(task, recipe.task_options)
     task.prepare()
@@ -109,8 +122,10 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
     ctx = setup(recipe.device)
     run_dir = Path(recipe.output_dir) / (recipe.name or f"{recipe.task}-{recipe.data}")
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
-        raise RecipeError(f"{run_dir} holds an earlier run: pass --resume to continue it, or choose another "
-                          "name (--set name=...) or output_dir")
+        raise RecipeError(
+            f"{run_dir} holds an earlier run: pass --resume to continue it, or choose another "
+            "name (--set name=...) or output_dir"
+        )
     if ctx.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         import yaml
@@ -129,14 +144,21 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             trained["train_model"] = trained["model"]
             trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
-        metrics = {split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast)
-                   for split in dict.fromkeys([recipe.eval_split, *([recipe.test_split] if recipe.test_split else [])])}
+        metrics = {
+            split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast)
+            for split in dict.fromkeys([recipe.eval_split, *([recipe.test_split] if recipe.test_split else [])])
+        }
         results = {
-            "name": run_dir.name, **task.describe(), "backbone": task.backbone.name, "metrics": metrics,
+            "name": run_dir.name,
+            **task.describe(),
+            "backbone": task.backbone.name,
+            "metrics": metrics,
             "chance": {split: task.chance(split) for split in metrics},
-            "train": trained["summary"], "wall_seconds": round(time.perf_counter() - started, 2),
+            "train": trained["summary"],
+            "wall_seconds": round(time.perf_counter() - started, 2),
             "provenance": provenance(ctx, recipe, task, trained["summary"]["precision"]),
-            "recipe": recipe.to_dict(), "run_dir": str(run_dir),
+            "recipe": recipe.to_dict(),
+            "run_dir": str(run_dir),
         }
         if ctx.is_main:
             model_dir = run_dir / "model"
@@ -164,8 +186,16 @@ def finetune(backbone: Any, task: str, data: str, resume: bool = False, **recipe
 
 def evaluate(backbone: Any, task: str, data: str, **recipe: Any) -> dict[str, Any]:
     """Metrics of ``backbone`` on ``task``: for classification, a linear probe on frozen features."""
-    values = {"model": backbone.name, "task": task, "data": data, "mode": "linear-probe", "epochs": 30.0,
-              "lr": 1e-3, "batch_size": 256, **recipe}
+    values = {
+        "model": backbone.name,
+        "task": task,
+        "data": data,
+        "mode": "linear-probe",
+        "epochs": 30.0,
+        "lr": 1e-3,
+        "batch_size": 256,
+        **recipe,
+    }
     values.setdefault("name", _run_name(backbone, task, data) + "-eval")
     return run(validate(values, "evaluate()"), backbone=backbone)["metrics"]
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.files import ChecksumError, load_checksummed, save_checksummed
 from zoo.errors import ZooError
+from zoo.files import ChecksumError, load_checksummed, save_checksummed
 
 MAGIC = b"ZOOCKPT1"  # then 32 bytes of SHA-256, then the torch.save payload
 
@@ -52,8 +52,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     try:
         save_checksummed({**state, "rng": rng_state()}, path, MAGIC)
     except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {path} ({exc.strerror or exc}); "
-                              "the previous checkpoint is intact") from None
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint is intact"
+        ) from None
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -63,8 +64,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except ChecksumError as exc:
         if "header" in str(exc):
             raise CheckpointError(f"{path} is not a zoo checkpoint (it lacks the checksum header)") from None
-        raise CheckpointError(f"checkpoint {path} is damaged (its SHA-256 does not match its contents); "
-                              "refusing to resume from it") from None
+        raise CheckpointError(
+            f"checkpoint {path} is damaged (its SHA-256 does not match its contents); refusing to resume from it"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - weights_only refuses code with several exception types
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
 
@@ -89,18 +91,38 @@ _FIELDS = (
     ("optimizer", lambda v: isinstance(v, dict), "a mapping"),
     ("scheduler", lambda v: isinstance(v, dict), "a mapping"),
     ("ema", lambda v: v is None or _tensors(v), "a state dict of tensors or null"),
-    ("progress", lambda v: isinstance(v, dict) and all(_is_int(v.get(k)) and v[k] >= 0 for k in
-                                                        ("step", "epoch", "position", "bad_evals", "best_step"))
-     and (v.get("best") is None or isinstance(v["best"], float)),
-     "step, epoch, position, bad_evals and best_step as non-negative integers and best as a number or null"),
-    ("rng", lambda v: isinstance(v, dict) and _is_int(v.get("python_version"))
-     and isinstance(v.get("python"), list) and len(v["python"]) == 625 and all(_is_int(x) for x in v["python"])
-     and (v.get("python_gauss") is None or isinstance(v["python_gauss"], float))
-     and isinstance(v.get("numpy"), list) and len(v["numpy"]) == 5 and isinstance(v["numpy"][0], str)
-     and isinstance(v["numpy"][1], torch.Tensor) and v["numpy"][1].shape == (624,)
-     and _is_int(v["numpy"][2]) and _is_int(v["numpy"][3]) and isinstance(v["numpy"][4], float)
-     and _byte_tensor(v.get("torch")) and isinstance(v.get("cuda"), list) and all(map(_byte_tensor, v["cuda"])),
-     "the random states of Python, NumPy and torch as zoo writes them"),
+    (
+        "progress",
+        lambda v: (
+            isinstance(v, dict)
+            and all(_is_int(v.get(k)) and v[k] >= 0 for k in ("step", "epoch", "position", "bad_evals", "best_step"))
+            and (v.get("best") is None or isinstance(v["best"], float))
+        ),
+        "step, epoch, position, bad_evals and best_step as non-negative integers and best as a number or null",
+    ),
+    (
+        "rng",
+        lambda v: (
+            isinstance(v, dict)
+            and _is_int(v.get("python_version"))
+            and isinstance(v.get("python"), list)
+            and len(v["python"]) == 625
+            and all(_is_int(x) for x in v["python"])
+            and (v.get("python_gauss") is None or isinstance(v["python_gauss"], float))
+            and isinstance(v.get("numpy"), list)
+            and len(v["numpy"]) == 5
+            and isinstance(v["numpy"][0], str)
+            and isinstance(v["numpy"][1], torch.Tensor)
+            and v["numpy"][1].shape == (624,)
+            and _is_int(v["numpy"][2])
+            and _is_int(v["numpy"][3])
+            and isinstance(v["numpy"][4], float)
+            and _byte_tensor(v.get("torch"))
+            and isinstance(v.get("cuda"), list)
+            and all(map(_byte_tensor, v["cuda"]))
+        ),
+        "the random states of Python, NumPy and torch as zoo writes them",
+    ),
 )
 
 
@@ -110,15 +132,18 @@ def check_state(state: Any, path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not hold a mapping; refusing it")
     for name, ok, what in _FIELDS:
         if name in state and not ok(state[name]):
-            raise CheckpointError(f"checkpoint {path}: {name} must be {what}; the file is malformed or was "
-                                  "edited, refusing it")
+            raise CheckpointError(
+                f"checkpoint {path}: {name} must be {what}; the file is malformed or was edited, refusing it"
+            )
     return state
 
 
 RESUME_FIELDS = ("model", "optimizer", "scheduler", "progress", "rng")
 
 
-def load_checkpoint(path: Path, recipe_hash: str, backbone: str, needs: tuple[str, ...] = RESUME_FIELDS) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, recipe_hash: str, backbone: str, needs: tuple[str, ...] = RESUME_FIELDS
+) -> dict[str, Any]:
     """A checkpoint of this very recipe and backbone holding the fields ``needs``, every field
     type-checked; anything else is refused with the reason."""
     if not path.is_file():
@@ -128,9 +153,13 @@ def load_checkpoint(path: Path, recipe_hash: str, backbone: str, needs: tuple[st
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is not a complete zoo checkpoint")
     if state.get("backbone") != backbone:
-        raise CheckpointError(f"checkpoint {path} was written for backbone {state.get('backbone')!r}, "
-                              f"not {backbone!r}; start a new run (another name) instead of --resume")
+        raise CheckpointError(
+            f"checkpoint {path} was written for backbone {state.get('backbone')!r}, "
+            f"not {backbone!r}; start a new run (another name) instead of --resume"
+        )
     if state.get("recipe_hash") != recipe_hash:
-        raise CheckpointError(f"checkpoint {path} was written by a different recipe (hash {state.get('recipe_hash')} "
-                              f"!= {recipe_hash}); resume with the same recipe and overrides, or start a new run")
+        raise CheckpointError(
+            f"checkpoint {path} was written by a different recipe (hash {state.get('recipe_hash')} "
+            f"!= {recipe_hash}); resume with the same recipe and overrides, or start a new run"
+        )
     return state

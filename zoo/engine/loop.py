@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.files import atomic_write, remove_stale_temporaries
 from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.errors import ZooError
+from zoo.files import atomic_write, remove_stale_temporaries
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
 from zoo.tasks.batches import to_device
@@ -56,8 +56,9 @@ def autocast_for(precision: str, device: torch.device) -> tuple[Any, str]:
     return nullcontext(), "fp32"
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
-                   fresh: tuple[str, ...] = ("head",)) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, recipe: Recipe, device: torch.device, fresh: tuple[str, ...] = ("head",)
+) -> torch.optim.Optimizer:
     """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for the freshly initialised parts."""
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
@@ -74,8 +75,7 @@ def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device,
     return torch.optim.AdamW(param_groups, fused=device.type in ("cuda", "cpu"))
 
 
-def epoch_order(seed: int, epoch: int, size: int, lengths: torch.Tensor | None = None,
-                group: int = 1) -> torch.Tensor:
+def epoch_order(seed: int, epoch: int, size: int, lengths: torch.Tensor | None = None, group: int = 1) -> torch.Tensor:
     """A seeded shuffle of the training examples; with ``lengths``, each run of ``group`` shuffled
     examples is sorted longest first, so consecutive batches pad to similar lengths (as
     transformers' ``group_by_length``) while epochs stay shuffled."""
@@ -156,12 +156,12 @@ def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Rec
         return whole
     examples = task.examples(split, train=False)
     model.eval()
-    indices = list(range(len(examples)))[ctx.rank::ctx.world_size]
+    indices = list(range(len(examples)))[ctx.rank :: ctx.world_size]
     collected: dict[str, list[torch.Tensor]] = {}
     losses = []
     with torch.no_grad():
         for start in range(0, len(indices), recipe.eval_batch_size):
-            chunk = indices[start:start + recipe.eval_batch_size]
+            chunk = indices[start : start + recipe.eval_batch_size]
             batch = task.collate([examples[i] for i in chunk])
             with autocast:
                 loss, outputs = task.step(model, to_device(batch, ctx.device))
@@ -223,8 +223,10 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             if average is not None:
                 average.load_state_dict(saved["ema"])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint {checkpoint_path} does not fit this run's model or optimizer "
-                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path} does not fit this run's model or optimizer "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         state = saved["progress"]
         set_rng_state(saved["rng"])
     train_model = model
@@ -232,8 +234,9 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         from torch.nn.parallel import DistributedDataParallel
 
         # find_unused_parameters: encoders carry parts a task never calls (BERT's pooler under mean pooling)
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                              find_unused_parameters=True)
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     if recipe.compile:
         train_model = torch.compile(train_model)
 
@@ -251,15 +254,24 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
 
     def checkpoint() -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
-            raise TrainingError(f"weights became non-finite at step {state['step']} (epoch {state['epoch']}); "
-                                f"{last_good()}. Lower lr or check the data")
+            raise TrainingError(
+                f"weights became non-finite at step {state['step']} (epoch {state['epoch']}); "
+                f"{last_good()}. Lower lr or check the data"
+            )
         if ctx.is_main:
-            save_checkpoint(checkpoint_path, {
-                "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": None, "progress": dict(state),
-                "ema": average.state_dict() if average is not None else None,
-                "recipe_hash": recipe.hash(), "backbone": task.backbone.name,
-            })
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": _unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": None,
+                    "progress": dict(state),
+                    "ema": average.state_dict() if average is not None else None,
+                    "recipe_hash": recipe.hash(),
+                    "backbone": task.backbone.name,
+                },
+            )
         ctx.barrier()
 
     eval_seconds = 0.0
@@ -277,8 +289,14 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         if state["best"] is None or better(value, state["best"]):
             state.update(best=value, bad_evals=0, best_step=state["step"])
             if ctx.is_main:
-                save_checkpoint(best_path, {"model": _unwrap(eval_model).state_dict(), "recipe_hash": recipe.hash(),
-                                            "backbone": task.backbone.name})
+                save_checkpoint(
+                    best_path,
+                    {
+                        "model": _unwrap(eval_model).state_dict(),
+                        "recipe_hash": recipe.hash(),
+                        "backbone": task.backbone.name,
+                    },
+                )
         else:
             state["bad_evals"] += 1
         patience = recipe.early_stopping_patience
@@ -286,14 +304,16 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
 
     lengths = task.lengths("train") if recipe.group_by_length else None
     if recipe.group_by_length and lengths is None:
-        warnings.warn(f"group_by_length: the {task.name} task's examples have no lengths; batches are not grouped")
+        warnings.warn(
+            f"group_by_length: the {task.name} task's examples have no lengths; batches are not grouped", stacklevel=2
+        )
     while state["step"] < total_steps and not stop:
         order = epoch_order(recipe.seed, state["epoch"], len(train_set), lengths, 50 * micro)
         micro_index = state["position"]
         while micro_index < micro_per_epoch and state["step"] < total_steps:
             fetch_start = time.perf_counter()
-            chunk = order[micro_index * micro:(micro_index + 1) * micro].tolist()
-            shard = chunk[ctx.rank::ctx.world_size]
+            chunk = order[micro_index * micro : (micro_index + 1) * micro].tolist()
+            shard = chunk[ctx.rank :: ctx.world_size]
             batch = to_device(task.collate([train_set[i] for i in shard]), device)
             data_seconds += time.perf_counter() - fetch_start
             last_micro = (micro_index + 1) % recipe.grad_accum == 0 or micro_index + 1 == micro_per_epoch
@@ -303,8 +323,10 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
                 # the mean over the global batch: each rank's shard is weighted by its share
                 (loss * len(shard) / len(chunk) * ctx.world_size / recipe.grad_accum).backward()
             if read_each_step and not torch.isfinite(loss):
-                raise TrainingError(f"loss is {float(loss.detach())} at step {state['step'] + 1} "
-                                    f"(epoch {state['epoch']}); {last_good()}. Lower lr or check the data")
+                raise TrainingError(
+                    f"loss is {float(loss.detach())} at step {state['step'] + 1} "
+                    f"(epoch {state['epoch']}); {last_good()}. Lower lr or check the data"
+                )
             loss_sum, loss_count = loss_sum + loss.detach().double() * len(shard), loss_count + len(shard)
             samples += len(chunk)
             micro_index += 1
@@ -323,10 +345,19 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             if state["step"] % recipe.log_every == 0 or state["step"] == total_steps:
                 total, count = ctx.sum(float(loss_sum), loss_count)  # the mean over every process's examples
                 if not math.isfinite(total):
-                    raise TrainingError(f"loss is {total / count} in the steps up to {state['step']} "
-                                        f"(epoch {state['epoch']}); {last_good()}. Lower lr or check the data")
-                logger.log({"step": state["step"], "epoch": state["epoch"], "split": "train",
-                            "loss": total / count, "lr": scheduler.get_last_lr()[0]})
+                    raise TrainingError(
+                        f"loss is {total / count} in the steps up to {state['step']} "
+                        f"(epoch {state['epoch']}); {last_good()}. Lower lr or check the data"
+                    )
+                logger.log(
+                    {
+                        "step": state["step"],
+                        "epoch": state["epoch"],
+                        "split": "train",
+                        "loss": total / count,
+                        "lr": scheduler.get_last_lr()[0],
+                    }
+                )
                 loss_sum, loss_count = torch.zeros_like(loss_sum), 0
             if recipe.eval_every and state["step"] % recipe.eval_every == 0:
                 stop = run_eval()
@@ -339,9 +370,13 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             if not recipe.eval_every and not stop:
                 stop = run_eval()
     train_seconds = time.perf_counter() - started - eval_seconds
-    if recipe.eval_every and state["step"] % recipe.eval_every and not stop:
-        run_eval()
-    elif not recipe.eval_every and state["position"]:  # ended mid-epoch (max_steps)
+    if (
+        recipe.eval_every
+        and state["step"] % recipe.eval_every
+        and not stop
+        or not recipe.eval_every
+        and state["position"]
+    ):
         run_eval()
     checkpoint()
     logger.close()
@@ -352,14 +387,21 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     elif average is not None:
         _unwrap(model).load_state_dict(average.module.state_dict())
     return {
-        "model": _unwrap(model), "train_model": train_model, "autocast": autocast,
+        "model": _unwrap(model),
+        "train_model": train_model,
+        "autocast": autocast,
         "summary": {
-            "steps": state["step"], "epochs": round(state["step"] * recipe.batch_size / len(train_set), 3),
-            "best_step": state["best_step"], "best_" + task.primary_metric: state["best"],
+            "steps": state["step"],
+            "epochs": round(state["step"] * recipe.batch_size / len(train_set), 3),
+            "best_step": state["best_step"],
+            "best_" + task.primary_metric: state["best"],
             "kept": "best" if recipe.keep_best else "last",
-            "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+            "train_seconds": round(train_seconds, 2),
+            "eval_seconds": round(eval_seconds, 2),
             "train_samples_per_second": round(samples / train_seconds, 2) if train_seconds else None,
             "data_wait_share": round(data_seconds / train_seconds, 4) if train_seconds else None,
-            "early_stopped": stop, "precision": precision, "ema_decay": recipe.ema_decay,
+            "early_stopped": stop,
+            "precision": precision,
+            "ema_decay": recipe.ema_decay,
         },
     }

@@ -8,8 +8,9 @@ and how collected outputs become metrics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,15 +31,23 @@ class Task:
     # None: not declared, so any key passes
     option_help: Mapping[str, str] | None = None
 
-    def __init__(self, backbone: Any, dataset: Any, mode: str = "finetune", options: Mapping[str, Any] | None = None,
-                 spec: TaskSpec | None = None):
+    def __init__(
+        self,
+        backbone: Any,
+        dataset: Any,
+        mode: str = "finetune",
+        options: Mapping[str, Any] | None = None,
+        spec: TaskSpec | None = None,
+    ):
         self.spec = spec  # the registration it was made from (None for a task class used directly)
         if mode not in self.modes:
             raise ZooError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
         if spec is not None and backbone.modality not in spec.modalities:
             article = "an" if backbone.modality[0] in "aeiou" else "a"
-            raise ZooError(f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
-                           f"{backbone.name} is {article} {backbone.modality} backbone")
+            raise ZooError(
+                f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
+                f"{backbone.name} is {article} {backbone.modality} backbone"
+            )
         self.backbone, self.data, self.mode = backbone, dataset, mode
         self.options = dict(options or {})
 

@@ -4,7 +4,8 @@ unused padding, and moving nested batches to a device."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -21,8 +22,12 @@ def tokenized(backbone: Any, texts: list[Any], key: str) -> dict[str, torch.Tens
     if limit and "attention_mask" in tokens:
         cut = int((tokens["attention_mask"].sum(dim=1) >= limit).sum())
         if cut:
-            warnings.warn(f"{cut} of {len(texts)} texts fill max_length={limit} tokens; anything longer was truncated "
-                          "(raise model_options.max_length to keep more)", PreprocessingWarning, stacklevel=2)
+            warnings.warn(
+                f"{cut} of {len(texts)} texts fill max_length={limit} tokens; anything longer was truncated "
+                "(raise model_options.max_length to keep more)",
+                PreprocessingWarning,
+                stacklevel=2,
+            )
     return tokens
 
 

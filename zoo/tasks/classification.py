@@ -13,8 +13,9 @@ are read and batched, and how they are embedded.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -102,8 +103,15 @@ class Classification(Task):
         return self._encode_all(inputs, split), labels
 
     def _feature_key(self, split: str, *extra: Any) -> str:
-        return fingerprint("features", self.backbone.name, weights_fingerprint(self.backbone),
-                           self.backbone.preprocessing, self.data.fingerprint, split, *extra)
+        return fingerprint(
+            "features",
+            self.backbone.name,
+            weights_fingerprint(self.backbone),
+            self.backbone.preprocessing,
+            self.data.fingerprint,
+            split,
+            *extra,
+        )
 
     # -- preparation ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -152,12 +160,21 @@ class Classification(Task):
         module = unwrap(model)
         if self.mode == "finetune":
             module.backbone.save(directory / "backbone")
-        head = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith("backbone.")}
+        head = {
+            k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith("backbone.")
+        }
         save_file(head, str(directory / "head.safetensors"))
-        (directory / "head.json").write_text(json.dumps({
-            "task": self.name, "mode": self.mode, "label_names": self.data.label_names,
-            "backbone": self.backbone.name if self.mode == "linear-probe" else "backbone",
-        }, indent=2))
+        (directory / "head.json").write_text(
+            json.dumps(
+                {
+                    "task": self.name,
+                    "mode": self.mode,
+                    "label_names": self.data.label_names,
+                    "backbone": self.backbone.name if self.mode == "linear-probe" else "backbone",
+                },
+                indent=2,
+            )
+        )
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         from safetensors.torch import load_file
@@ -187,8 +204,13 @@ class TextClassification(Classification):
 
     def _encode_all(self, inputs: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         batch_size = int(self.options.get("feature_batch_size", 64))
-        return cached("features", self._feature_key(split), lambda: text_features(
-            self.backbone.encode_tokens, inputs, self.backbone.device, batch_size, f"features ({split})"))
+        return cached(
+            "features",
+            self._feature_key(split),
+            lambda: text_features(
+                self.backbone.encode_tokens, inputs, self.backbone.device, batch_size, f"features ({split})"
+            ),
+        )
 
     def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         self.backbone.eval()
@@ -206,7 +228,7 @@ class TextClassification(Classification):
     def collate(self, items: list[Any]) -> Any:
         if self.mode != "finetune":
             return super().collate(items)
-        rows, labels = zip(*items)
+        rows, labels = zip(*items, strict=False)
         return stack_rows(list(rows)), torch.stack(labels)
 
 
@@ -221,9 +243,9 @@ class ImageClassification(Classification):
         "image_size": "train and evaluate at this many pixels square instead of the weights' input size",
         "crop_pct": "share of the image the evaluation centre crop keeps (1.0: the whole image)",
         "flip_features": "images are also seen mirrored; evaluation averages both (a probe's head also "
-                         "trains on the mirrored features)",
+        "trains on the mirrored features)",
         "augment": "training augmentation of a fine-tune: light (default: random crop and mirror) or trivial "
-                   "(adds TrivialAugmentWide)",
+        "(adds TrivialAugmentWide)",
     }
 
     def __init__(self, backbone, dataset, mode="finetune", options=None, spec=None):
@@ -241,8 +263,9 @@ class ImageClassification(Classification):
     def _inputs(self, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Decoded images (uint8 tensors, cached) and their labels."""
         data = self.data.split(split)
-        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
-                                  self.options.get("on_bad_image", "skip"))
+        images, kept = decode_all(
+            data.inputs, fingerprint(self.data.fingerprint, split), self.options.get("on_bad_image", "skip")
+        )
         return images, torch.tensor(data.labels)[kept]
 
     def _features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,9 +285,19 @@ class ImageClassification(Classification):
     def _encode_all(self, inputs: list[torch.Tensor], split: str, flipped: bool = False) -> torch.Tensor:
         key = self._feature_key(split, self.image_preprocessing.to_dict(), *(["flipped"] if flipped else []))
         batch_size = int(self.options.get("feature_batch_size", 64))
-        return cached("features", key, lambda: image_features(
-            self.backbone.encode_pixels, inputs, self.image_preprocessing, self.backbone.device, batch_size,
-            flipped, f"features ({split})"))
+        return cached(
+            "features",
+            key,
+            lambda: image_features(
+                self.backbone.encode_pixels,
+                inputs,
+                self.image_preprocessing,
+                self.backbone.device,
+                batch_size,
+                flipped,
+                f"features ({split})",
+            ),
+        )
 
     def examples(self, split: str, train: bool) -> torch.utils.data.Dataset:
         if self.mode == "linear-probe":

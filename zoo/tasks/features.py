@@ -5,7 +5,7 @@ features a task computes are the ones ``encode_image`` gives for the same pictur
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -24,9 +24,15 @@ def weights_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def image_features(encode: Callable[[torch.Tensor], torch.Tensor], images: Sequence[torch.Tensor],
-                   preprocessing: ImagePreprocessing, device: torch.device, batch_size: int = 64,
-                   flipped: bool = False, desc: str | None = None) -> torch.Tensor:
+def image_features(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+    preprocessing: ImagePreprocessing,
+    device: torch.device,
+    batch_size: int = 64,
+    flipped: bool = False,
+    desc: str | None = None,
+) -> torch.Tensor:
     """[N, D] float32 embeddings (on the CPU) of decoded uint8 images through ``preprocessing``'s eval
     transform, ``batch_size`` at a time without autograd; ``flipped`` mirrors every image first."""
     from tqdm.auto import tqdm
@@ -34,13 +40,18 @@ def image_features(encode: Callable[[torch.Tensor], torch.Tensor], images: Seque
     out = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=desc is None):
-            pixels = pixel_batch(images[start:start + batch_size], preprocessing, flipped)
+            pixels = pixel_batch(images[start : start + batch_size], preprocessing, flipped)
             out.append(encode(pixels.to(device)).float().cpu())
     return torch.cat(out)  # outside inference mode: the features can train a head
 
 
-def text_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], tokens: dict[str, torch.Tensor],
-                  device: torch.device, batch_size: int = 64, desc: str | None = None) -> torch.Tensor:
+def text_features(
+    encode: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    tokens: dict[str, torch.Tensor],
+    device: torch.device,
+    batch_size: int = 64,
+    desc: str | None = None,
+) -> torch.Tensor:
     """[N, D] float32 embeddings of token rows; they go in order of length, so a batch pads to similar
     lengths (about 2x fewer tokens on SST-2), and come back in their own order."""
     from tqdm.auto import tqdm
@@ -50,7 +61,7 @@ def text_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], tok
     out = []
     with torch.inference_mode():
         for start in tqdm(range(0, count, batch_size), desc=desc, leave=False, disable=desc is None):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             out.append(encode(to_device(trim({k: v[rows] for k, v in tokens.items()}), device)).float().cpu())
     features = torch.empty(count, out[0].shape[1])
     features[order] = torch.cat(out)

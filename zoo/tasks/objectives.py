@@ -8,7 +8,8 @@ that gives a contrastive loss the whole global batch under ``torchrun``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,8 +23,9 @@ IGNORE_INDEX = -100  # label of positions that do not count (F.cross_entropy's d
 
 def _at_least_two(count: int) -> None:
     if count < 2:
-        raise ZooError("a contrastive loss needs at least 2 pairs per batch (the other pairs are its negatives); "
-                       "raise batch_size")
+        raise ZooError(
+            "a contrastive loss needs at least 2 pairs per batch (the other pairs are its negatives); raise batch_size"
+        )
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -48,8 +50,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tup
     return F.cross_entropy(similarity, partner), similarity.argmax(dim=1) == partner
 
 
-def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, mask_id: int, vocab_size: int,
-                probability: float = 0.15, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: ``probability`` of the maskable tokens are chosen; of those 80% become ``mask_id``,
     10% a random token, 10% stay. Returns (inputs, labels), labels -100 where nothing is predicted."""
     chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & maskable
@@ -66,7 +74,9 @@ def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, mask_id: int, v
     return inputs, labels
 
 
-def maskable_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: Sequence[int]) -> torch.Tensor:
+def maskable_positions(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: Sequence[int]
+) -> torch.Tensor:
     """True at real (unpadded) tokens that are not special tokens such as [CLS] and [SEP]."""
     special = torch.isin(input_ids, torch.tensor(list(special_ids), dtype=input_ids.dtype))
     return attention_mask.bool() & ~special
@@ -85,7 +95,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     dist.all_gather(sizes, size)
     longest = int(max(sizes))
     padded = torch.cat([x, x.new_zeros(longest - len(x), *x.shape[1:])])  # all_gather needs equal shapes
-    return torch.cat([part[:int(n)] for part, n in zip(all_gather(padded), sizes)])
+    return torch.cat([part[: int(n)] for part, n in zip(all_gather(padded), sizes, strict=False)])
 
 
 def simclr_projector(width: int) -> torch.nn.Module:
@@ -93,8 +103,9 @@ def simclr_projector(width: int) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
 
 
-def simclr_loss(encode: Callable[[torch.Tensor], torch.Tensor], head: torch.nn.Module,
-                views: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def simclr_loss(
+    encode: Callable[[torch.Tensor], torch.Tensor], head: torch.nn.Module, views: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """NT-Xent on the projected embeddings of two augmented views of each image, and per view whether
     it found its partner (``correct``)."""
     view1, view2 = views

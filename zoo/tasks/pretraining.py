@@ -16,8 +16,9 @@ family's ``save`` in the run's ``model/backbone``, so ``finetune``, ``evaluate``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -50,8 +51,14 @@ def _fixed_seed(seed: int, index: int) -> int:
 class _Masked(torch.utils.data.Dataset):
     """Token rows, masked afresh on each visit for training, identically on each visit for evaluation."""
 
-    def __init__(self, tokens: Mapping[str, torch.Tensor], vocabulary: tuple[int, int, list[int]], train: bool,
-                 seed: int, probability: float):
+    def __init__(
+        self,
+        tokens: Mapping[str, torch.Tensor],
+        vocabulary: tuple[int, int, list[int]],
+        train: bool,
+        seed: int,
+        probability: float,
+    ):
         self.tokens, self.train, self.seed, self.probability = tokens, train, seed, probability
         self.mask_id, self.vocab_size, self.special = vocabulary
 
@@ -62,8 +69,9 @@ class _Masked(torch.utils.data.Dataset):
         row = {k: v[index] for k, v in self.tokens.items()}
         generator = None if self.train else torch.Generator().manual_seed(_fixed_seed(self.seed, index))
         maskable = maskable_positions(row["input_ids"], row["attention_mask"], self.special)
-        inputs, labels = mask_tokens(row["input_ids"], maskable, self.mask_id, self.vocab_size, self.probability,
-                                     generator)
+        inputs, labels = mask_tokens(
+            row["input_ids"], maskable, self.mask_id, self.vocab_size, self.probability, generator
+        )
         return {**row, "input_ids": inputs, "labels": labels}
 
 
@@ -129,7 +137,7 @@ class Pretraining(Task):
         "extra_data": "more data sets (names or paths) whose training inputs join the corpus",
         "mask_probability": "share of the tokens masked-language modelling predicts (default 0.15)",
         "nsp": "masked-LM text backbones: add BERT's next-sentence prediction on pairs of consecutive lines "
-               "(half of them with a random second line instead); default false",
+        "(half of them with a random second line instead); default false",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
     }
 
@@ -146,8 +154,10 @@ class Pretraining(Task):
         self.objective = backbone.pretraining_objective
         self.nsp = bool(self.options.get("nsp", False))
         if self.nsp and self.objective != "mlm":
-            raise DataError(f"task_options.nsp: next-sentence prediction goes with masked-language modelling; "
-                            f"{backbone.name} pretrains with {self.objective}")
+            raise DataError(
+                f"task_options.nsp: next-sentence prediction goes with masked-language modelling; "
+                f"{backbone.name} pretrains with {self.objective}"
+            )
         self.corpora: dict[str, Any] = {}
 
     def _extra_names(self) -> list[str]:
@@ -168,8 +178,10 @@ class Pretraining(Task):
             raise DataError(f"{self.data.name}: the {split} split is empty")
         if self.kind == "text" and self.nsp:
             pairs, is_next = sentence_pairs(items, _fixed_seed(self.seed, len(items)))
-            corpus = {**tokenized(self.backbone, pairs, fingerprint(key, "nsp", self.seed)),
-                      "next_sentence_label": is_next}
+            corpus = {
+                **tokenized(self.backbone, pairs, fingerprint(key, "nsp", self.seed)),
+                "next_sentence_label": is_next,
+            }
         elif self.kind == "text":
             corpus = tokenized(self.backbone, items, key)
         else:
@@ -236,8 +248,10 @@ class Pretraining(Task):
         module = unwrap(model)
         module.backbone.save(directory / "backbone")
         if module.head is not None:
-            save_file({k: v.detach().contiguous().cpu() for k, v in module.head.state_dict().items()},
-                      str(directory / "pretraining_head.safetensors"))
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in module.head.state_dict().items()},
+                str(directory / "pretraining_head.safetensors"),
+            )
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         from safetensors.torch import load_file
@@ -248,8 +262,10 @@ class Pretraining(Task):
             missing, unexpected = model.head.load_state_dict(load_file(str(path)), strict=False)
             fresh = [key for key in missing if not key.startswith("next_sentence.")]
             if fresh or unexpected:
-                raise DataError(f"{path} does not fit this pretraining head (missing {fresh[:1]}, unexpected "
-                                f"{unexpected[:1]}): it was saved for another objective or model")
+                raise DataError(
+                    f"{path} does not fit this pretraining head (missing {fresh[:1]}, unexpected "
+                    f"{unexpected[:1]}): it was saved for another objective or model"
+                )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "extra_data": self._extra_names()}

@@ -33,8 +33,9 @@ class _Pairs(torch.utils.data.Dataset):
     """Training items: an image (or a caption) with one of its captions, drawn afresh each time;
     with ``mirrored`` (features of the flipped images), either copy of the image at random."""
 
-    def __init__(self, images: Any, captions_of: list[list[int]], transform=None, text_pairs: bool = False,
-                 mirrored: Any = None):
+    def __init__(
+        self, images: Any, captions_of: list[list[int]], transform=None, text_pairs: bool = False, mirrored: Any = None
+    ):
         self.images, self.captions_of, self.transform, self.text_pairs = images, captions_of, transform, text_pairs
         self.mirrored = mirrored
 
@@ -74,7 +75,7 @@ class Retrieval(Task):
     option_help: ClassVar[dict[str, str]] = {
         "direction": "image-text (CLIP-style backbones) or text-text (the default for text backbones)",
         "flip_features": "a locked image tower also encodes mirrored images: training draws either copy, "
-                         "evaluation averages both",
+        "evaluation averages both",
     }
     fresh_parameters = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
 
@@ -85,8 +86,10 @@ class Retrieval(Task):
         self.text_only = backbone.modality == "text"
         direction = self.options.get("direction", "text-text" if self.text_only else "image-text")
         if backbone.modality == "image" or (self.text_only and direction == "image-text"):
-            raise ZooError(f"{backbone.name} is {'an image' if backbone.modality == 'image' else 'a text'} backbone; "
-                           "image<->text retrieval needs a CLIP-style backbone (text backbones do text->text)")
+            raise ZooError(
+                f"{backbone.name} is {'an image' if backbone.modality == 'image' else 'a text'} backbone; "
+                "image<->text retrieval needs a CLIP-style backbone (text backbones do text->text)"
+            )
         if direction not in ("image-text", "text-text"):
             raise ZooError(f"retrieval direction must be 'image-text' or 'text-text', got {direction!r}")
         self.text_only = direction == "text-text"
@@ -102,16 +105,19 @@ class Retrieval(Task):
         seen: dict[str, int] = {}
         for image, text in data.captions:
             if text in seen and seen[text] != image:
-                raise DataError(f"{self.data.name} ({split}): the caption {text!r} belongs to two images; "
-                                "duplicate captions make relevance ambiguous: remove or disambiguate them")
+                raise DataError(
+                    f"{self.data.name} ({split}): the caption {text!r} belongs to two images; "
+                    "duplicate captions make relevance ambiguous: remove or disambiguate them"
+                )
             seen[text] = image
         captions_of: list[list[int]] = [[] for _ in data.inputs]
         for position, (image, _) in enumerate(data.captions):
             captions_of[image].append(position)
         empty = [i for i, c in enumerate(captions_of) if not c]
         if empty:
-            raise DataError(f"{self.data.name} ({split}): {len(empty)} image(s) have no caption, first "
-                            f"{data.inputs[empty[0]]}")
+            raise DataError(
+                f"{self.data.name} ({split}): {len(empty)} image(s) have no caption, first {data.inputs[empty[0]]}"
+            )
         key = fingerprint(self.data.fingerprint, split, self.backbone.preprocessing)
         tokens = tokenized(self.backbone, texts, key)
         entry = {"tokens": tokens, "image_of": [image for image, _ in data.captions], "captions_of": captions_of}
@@ -130,10 +136,21 @@ class Retrieval(Task):
         ``flipped``: of the mirrored images (``flip_features``: training draws either copy,
         evaluation takes the mean of the two)."""
         tower = self.frozen.tower
-        key = fingerprint("tower", weights_fingerprint(tower), self.backbone.preprocessing, self.data.fingerprint, split,
-                          *(["flipped"] if flipped else []))
-        return cached("features", key, lambda: image_features(
-            tower.encode_pixels, images, self.backbone.image_preprocessing, tower.device, flipped=flipped))
+        key = fingerprint(
+            "tower",
+            weights_fingerprint(tower),
+            self.backbone.preprocessing,
+            self.data.fingerprint,
+            split,
+            *(["flipped"] if flipped else []),
+        )
+        return cached(
+            "features",
+            key,
+            lambda: image_features(
+                tower.encode_pixels, images, self.backbone.image_preprocessing, tower.device, flipped=flipped
+            ),
+        )
 
     def prepare(self) -> None:
         for split in ("train", self.options.get("eval_split", "test")):
@@ -156,7 +173,7 @@ class Retrieval(Task):
 
     def collate(self, items: list[Any]) -> Any:
         """Items hold caption positions in the train split; their tokens are looked up here."""
-        firsts, captions = zip(*items)
+        firsts, captions = zip(*items, strict=False)
         tokens = self._split("train")["tokens"]
         rows = torch.tensor(captions)
         text = {k: v[rows] for k, v in tokens.items()}
@@ -193,8 +210,12 @@ class Retrieval(Task):
                 if "mirrored_features" in entry:
                     source = (source + entry["mirrored_features"]) / 2
                 with torch.inference_mode():
-                    images = torch.cat([self.frozen.embed(source[s:s + 256].to(device)).float().cpu()
-                                        for s in range(0, len(source), 256)])
+                    images = torch.cat(
+                        [
+                            self.frozen.embed(source[s : s + 256].to(device)).float().cpu()
+                            for s in range(0, len(source), 256)
+                        ]
+                    )
             else:
                 images = image_features(module.encode_pixels, entry["images"], module.image_preprocessing, device)
             t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])

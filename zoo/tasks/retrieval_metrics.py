@@ -11,19 +11,26 @@ least as high, so a constant scorer gets no credit.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-DEFINITION = ("R@K = fraction of queries with at least one relevant item in the top K; median rank of the first "
-              "relevant item; mAP = mean average precision over all relevant items")
+DEFINITION = (
+    "R@K = fraction of queries with at least one relevant item in the top K; median rank of the first "
+    "relevant item; mAP = mean average precision over all relevant items"
+)
 
 
 ROWS = 64  # queries compared against the gallery at once (temporaries: ROWS x gallery x 9 bytes)
 
 
-def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Sequence[Sequence[int]],
-                   chunk: int = 1024, exclude: Sequence[int] | None = None) -> list[list[int]]:
+def relevant_ranks(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    relevant: Sequence[Sequence[int]],
+    chunk: int = 1024,
+    exclude: Sequence[int] | None = None,
+) -> list[list[int]]:
     """For each query, the sorted 1-based ranks of its relevant gallery items under dot-product scoring.
 
     ``exclude[i]`` is a gallery index query ``i`` must not retrieve (itself, for text-to-text).
@@ -31,10 +38,10 @@ def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Seque
     out: list[list[int]] = []  # plain lists: 100,000 small tensors would fragment the heap chunk by chunk
     gallery = gallery.float()
     for start in range(0, len(queries), chunk):
-        scores = queries[start:start + chunk].float() @ gallery.T  # [chunk, gallery]
+        scores = queries[start : start + chunk].float() @ gallery.T  # [chunk, gallery]
         rows = torch.arange(scores.shape[0])
         if exclude is not None:
-            scores[rows, torch.as_tensor(exclude[start:start + chunk])] = float("-inf")
+            scores[rows, torch.as_tensor(exclude[start : start + chunk])] = float("-inf")
         mine = [torch.as_tensor(relevant[q], dtype=torch.long) for q in range(start, start + scores.shape[0])]
         if any(len(m) == 0 for m in mine):
             raise ValueError(f"query {start + next(i for i, m in enumerate(mine) if len(m) == 0)} has no relevant item")
@@ -44,7 +51,7 @@ def relevant_ranks(queries: torch.Tensor, gallery: torch.Tensor, relevant: Seque
         # rank = number of gallery items scored at least as high as the relevant item (itself included);
         # one relevant column at a time keeps the temporary at chunk x gallery
         ranks = _count_at_least(scores, own)
-        out.extend(sorted(row[:len(m)]) for row, m in zip(ranks.tolist(), mine))
+        out.extend(sorted(row[: len(m)]) for row, m in zip(ranks.tolist(), mine, strict=False))
         del scores, own  # before the next chunk's scores exist: one score matrix alive at a time
     return out
 
@@ -55,7 +62,7 @@ def _count_at_least(scores: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     counts = torch.empty(own.shape, dtype=torch.long)
     for row in range(0, len(own), ROWS):
         for j in range(own.shape[1]):
-            counts[row:row + ROWS, j] = (scores[row:row + ROWS] >= own[row:row + ROWS, j:j + 1]).sum(dim=1)
+            counts[row : row + ROWS, j] = (scores[row : row + ROWS] >= own[row : row + ROWS, j : j + 1]).sum(dim=1)
     return counts
 
 

@@ -16,8 +16,14 @@ from zoo.tasks.metrics import classification_metrics, majority_share
 
 # A few of CLIP's prompt templates for small natural images (the CIFAR set).
 TEMPLATES = (
-    "a photo of a {}.", "a blurry photo of a {}.", "a low resolution photo of a {}.", "a photo of the {}.",
-    "a close-up photo of a {}.", "a pixelated photo of a {}.", "a bright photo of a {}.", "a good photo of a {}.",
+    "a photo of a {}.",
+    "a blurry photo of a {}.",
+    "a low resolution photo of a {}.",
+    "a photo of the {}.",
+    "a close-up photo of a {}.",
+    "a pixelated photo of a {}.",
+    "a bright photo of a {}.",
+    "a good photo of a {}.",
 )
 
 
@@ -33,8 +39,9 @@ class ZeroShotClassification(Task):
     def __init__(self, backbone, dataset, mode="zero-shot", options=None, spec=None):
         super().__init__(backbone, dataset, mode, options, spec)
         if dataset.kind != "image-classification":
-            raise DataError(f"zero-shot classification needs image-classification data; {dataset.name!r} is "
-                            f"{dataset.kind}")
+            raise DataError(
+                f"zero-shot classification needs image-classification data; {dataset.name!r} is {dataset.kind}"
+            )
         self.templates = tuple(self.options.get("templates", TEMPLATES))
 
     def model(self) -> nn.Module:
@@ -50,8 +57,9 @@ class ZeroShotClassification(Task):
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any]:
         data = self.data.split(split)
-        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split),
-                                  self.options.get("on_bad_image", "skip"))
+        images, kept = decode_all(
+            data.inputs, fingerprint(self.data.fingerprint, split), self.options.get("on_bad_image", "skip")
+        )
         labels = torch.tensor(data.labels)[kept]
         classes = self.class_embeddings(model).cpu()
         model.eval()

@@ -14,14 +14,16 @@ zoo_api = ">=2,<3"
 
 @zoo.hookimpl
 def register_backbones(register):
-    register(zoo.BackboneSpec(
-        name="vision/example-convnet",
-        modality="image",
-        factory="zoo_example.model:build",
-        embed_dim=64,
-        params=23_696,
-        license="mit",
-        description="a 3-block CNN for small images (digits, CIFAR), trained from scratch",
-        tasks=("image-classification",),
-        options={"width": 16},
-    ))
+    register(
+        zoo.BackboneSpec(
+            name="vision/example-convnet",
+            modality="image",
+            factory="zoo_example.model:build",
+            embed_dim=64,
+            params=23_696,
+            license="mit",
+            description="a 3-block CNN for small images (digits, CIFAR), trained from scratch",
+            tasks=("image-classification",),
+            options={"width": 16},
+        )
+    )

@@ -23,16 +23,21 @@ class ExampleConvNet(zoo.Backbone):
         super().__init__(spec, weights=None)
         # the preprocessing travels with the model (and is saved with its weights): the whole picture
         # squashed to 32x32, as CIFAR-sized images are usually fed
-        self.image_preprocessing = zoo.ImagePreprocessing(size=image_size, mean=(0.5, 0.5, 0.5),
-                                                          std=(0.5, 0.5, 0.5), crop_mode="squash")
+        self.image_preprocessing = zoo.ImagePreprocessing(
+            size=image_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_mode="squash"
+        )
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
         self.features = nn.Sequential(
-            block(3, width), nn.MaxPool2d(2),
-            block(width, 2 * width), nn.MaxPool2d(2),
-            block(2 * width, spec.embed_dim), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            block(3, width),
+            nn.MaxPool2d(2),
+            block(width, 2 * width),
+            nn.MaxPool2d(2),
+            block(2 * width, spec.embed_dim),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
