@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys as _sys
 from importlib import import_module as _import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.api import claim_path, get_spec, list_backbones, list_datasets, list_tasks, load, plugins
 from zoo.errors import (
@@ -31,6 +31,13 @@ from zoo.plugins import API_VERSION
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
 from zoo.validation import FileError, read_json_file
+
+if TYPE_CHECKING:  # what the lazily served names are, for type checkers
+    from zoo.backbone import Backbone, FrozenImageEncoder
+    from zoo.comparisons import compare
+    from zoo.data import load_dataset
+    from zoo.hub import offline_unless_reachable, reachable
+    from zoo.saving import load_state_dict, read_state_dict, rebuild, staged_directory
 
 __version__ = "0.1.0"
 

@@ -159,7 +159,7 @@ class Backbone(torch.nn.Module):
             None if text is None else self.encode_tokens(text),
         )
 
-    def pixels(self, images: Sequence[Any]) -> torch.Tensor:
+    def pixels(self, images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
         """The normalised batch for PIL images, paths, arrays or decoded uint8 tensors: the one image
         input path (`zoo.data.images.pixel_batch`) with this backbone's ``image_preprocessing``."""
         from zoo.data.images import pixel_batch
@@ -210,18 +210,16 @@ class Backbone(torch.nn.Module):
         return out.clone()
 
     # -- declared capabilities (defaults for backbones without them) ---------------------
-    # A multimodal family declares its towers by registering submodules under these names (the joined
-    # CLIP does: its towers are registry backbones) or by overriding the properties.
     @property
     def image_tower(self) -> torch.nn.Module | None:
         """The module that encodes images in a multimodal backbone (None otherwise): what freezing,
-        adapters and per-tower export act on."""
-        return self._modules.get("image_tower")
+        adapters and per-tower export act on. A multimodal family overrides it."""
+        return None
 
     @property
     def text_tower(self) -> torch.nn.Module | None:
         """The module that encodes texts in a multimodal backbone (None otherwise)."""
-        return self._modules.get("text_tower")
+        return None
 
     def learned_logit_scale(self) -> torch.Tensor | None:
         """The learnable scale (log inverse temperature) a contrastive objective multiplies cosine

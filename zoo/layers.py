@@ -36,7 +36,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the Backbone contract: its pretrain / finetune / evaluate hand work to the engine below
     ("backbone", ("zoo.backbone",)),
     # applications of all of the above
-    ("applications", ("zoo.comparisons", "zoo.comparisons.*", "zoo.testing", "zoo.cli", "zoo.cli.*", "zoo.__main__", "zoo")),
+    (
+        "applications",
+        ("zoo.comparisons", "zoo.comparisons.*", "zoo.testing", "zoo.cli", "zoo.cli.*", "zoo.__main__", "zoo"),
+    ),
 )
 
 

@@ -42,7 +42,7 @@ class ImagePreprocessing:
     (``"squash"``); then scale to [0, 1] and normalise with ``mean`` and ``std``.
     """
 
-    size: tuple[int, int]  # (height, width) the model takes
+    size: tuple[int, int]  # (height, width) the model takes (an int given here means a square)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"  # bilinear | bicubic | nearest
@@ -185,11 +185,15 @@ def _check_keys(cls: type, data: Mapping[str, Any], owner: str) -> None:
 def preprocessing_from_json(data: Mapping[str, Any]) -> dict[str, Preprocessing]:
     """``{"image": ImagePreprocessing, "text": TextPreprocessing}`` (whichever apply) from the JSON form
     that `Backbone.preprocessing` returns and ``zoo.json`` stores."""
-    kinds = {"image": ImagePreprocessing, "text": TextPreprocessing}
-    unknown = sorted(set(data) - set(kinds))
+    unknown = sorted(set(data) - {"image", "text"})
     if unknown:
         raise SpecError(f"preprocessing: unknown part {unknown[0]!r}; it has 'image' and/or 'text'")
-    return {part: kinds[part].from_dict(value) for part, value in data.items()}
+    parts: dict[str, Preprocessing] = {}
+    if "image" in data:
+        parts["image"] = ImagePreprocessing.from_dict(data["image"])
+    if "text" in data:
+        parts["text"] = TextPreprocessing.from_dict(data["text"])
+    return parts
 
 
 def legacy_preprocessing(modality: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,10 +203,9 @@ def legacy_preprocessing(modality: str, data: Mapping[str, Any]) -> dict[str, An
         parts = {part: data[part] for part in ("image", "text") if isinstance(data.get(part), Mapping)}
     else:
         parts = {modality: data}
-    kinds = {"image": ImagePreprocessing, "text": TextPreprocessing}
     out = {}
     for part, value in parts.items():
-        typed = kinds[part].coerce(value).to_dict()
+        typed = (ImagePreprocessing if part == "image" else TextPreprocessing).coerce(value).to_dict()
         # only the fields the old dict had: a field it did not record is not known to have its default
         given = {"size" if key == "input_size" else key for key in value}
         if value.get("pooling") == "mean+l2":

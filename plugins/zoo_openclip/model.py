@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +52,8 @@ class JoinedCLIP(zoo.Backbone):
                 f"{text_tower.name} {text_dim}-d embeddings, and no projection dims were given: "
                 "set proj_dim (e.g. proj_dim=256)"
             )
-        self.image_tower, self.text_tower = image_tower, text_tower
+        self.add_module("image_tower", image_tower)  # as submodules: their weights are the model's
+        self.add_module("text_tower", text_tower)
         self.proj_dim = proj_dim or image_dim
         self.image_proj = nn.Linear(image_dim, self.proj_dim, bias=False) if proj_dim else nn.Identity()
         self.text_proj = nn.Linear(text_dim, self.proj_dim, bias=False) if proj_dim else nn.Identity()
@@ -66,6 +67,14 @@ class JoinedCLIP(zoo.Backbone):
     @property
     def embed_dim(self) -> int:
         return self.proj_dim
+
+    @property
+    def image_tower(self) -> zoo.Backbone:
+        return cast(zoo.Backbone, self._modules["image_tower"])
+
+    @property
+    def text_tower(self) -> zoo.Backbone:
+        return cast(zoo.Backbone, self._modules["text_tower"])
 
     def train(self, mode: bool = True) -> JoinedCLIP:
         super().train(mode)
@@ -136,6 +145,9 @@ def build_joined(
 class OpenCLIP(zoo.Backbone):
     """An open_clip CLIP model with its tokenizer and image transform."""
 
+    image_preprocessing: zoo.ImagePreprocessing
+    text_preprocessing: zoo.TextPreprocessing
+
     def __init__(
         self,
         spec: zoo.BackboneSpec,
@@ -146,7 +158,8 @@ class OpenCLIP(zoo.Backbone):
         options: Mapping[str, Any],
     ) -> None:
         super().__init__(spec, weights)
-        self.model, self.tokenizer = model, tokenizer
+        self.model: Any = model  # an open_clip model: its own API beyond nn.Module
+        self.tokenizer = tokenizer
         self.image_preprocessing = preprocessing
         context = int(getattr(model, "context_length", None) or tokenizer.context_length)
         self.text_preprocessing = zoo.TextPreprocessing(
@@ -162,9 +175,9 @@ class OpenCLIP(zoo.Backbone):
 
     @property
     def embed_dim(self) -> int:
-        return int(
-            self.model.text_projection.shape[1] if hasattr(self.model, "text_projection") else self.spec.embed_dim
-        )
+        if hasattr(self.model, "text_projection"):
+            return int(self.model.text_projection.shape[1])
+        return super().embed_dim
 
     @property
     def image_tower(self) -> nn.Module:
@@ -197,7 +210,7 @@ def _fixed_size(visual: nn.Module) -> bool:
     return any(name.endswith("positional_embedding") for name, _ in visual.named_parameters())
 
 
-def _openclip_preprocessing(model: nn.Module, given: Mapping[str, Any] | None = None) -> zoo.ImagePreprocessing:
+def _openclip_preprocessing(model: Any, given: Mapping[str, Any] | None = None) -> zoo.ImagePreprocessing:
     """open_clip's eval transform (resize the shorter side, centre-crop) as a `zoo.ImagePreprocessing`:
     the model's own ``preprocess_cfg``, with what a folder's config gives (``given``) on top."""
     import open_clip

@@ -50,7 +50,11 @@ def register_backbones(register):
                         source=f"pypi:{package}",
                         requires=(package,),
                         preprocessing=zoo.ImagePreprocessing(
-                            size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic", crop_pct=crop
+                            size=(size, size),
+                            mean=(0.5, 0.5, 0.5),
+                            std=(0.5, 0.5, 0.5),
+                            interpolation="bicubic",
+                            crop_pct=crop,
                         ),
                         description="ImageNet-1k classifier weights (lukemelas layout, renamed into timm)",
                     ),
@@ -62,7 +66,7 @@ def register_backbones(register):
     for arch, dim, params, enum, resize in TORCHVISION:
         # the enum's own transforms: resize, centre-crop 224, bilinear, ImageNet mean and std
         preprocessing = zoo.ImagePreprocessing(
-            size=224,
+            size=(224, 224),
             mean=(0.485, 0.456, 0.406),
             std=(0.229, 0.224, 0.225),
             interpolation="bilinear",

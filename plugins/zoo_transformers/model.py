@@ -49,18 +49,20 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class TextBackbone(zoo.Backbone):
     """A transformers text model plus tokenizer; ``encode_text`` returns pooled sentence embeddings."""
 
+    text_preprocessing: zoo.TextPreprocessing
+
     def __init__(
         self,
         spec: zoo.BackboneSpec,
         weights: Any,
-        model: torch.nn.Module,
+        model: Any,
         tokenizer: Any,
         max_length: int | None = None,
         pooling: str | None = None,
         normalize: bool = True,
     ) -> None:
         super().__init__(spec, weights)
-        self.config = model.config  # the whole model's (an encoder-decoder's encoder keeps a copy of its own)
+        self.config: Any = model.config  # the whole model's (an encoder-decoder's encoder keeps a copy of its own)
         kind = architecture(self.config)
         pooling = pooling or DEFAULT_POOLING[kind]
         if pooling not in POOLINGS:
@@ -69,7 +71,7 @@ class TextBackbone(zoo.Backbone):
             model = encoder_only(model)
         if kind == "decoder":
             ensure_pad_token(tokenizer, model)
-        self.model = model
+        self.model: Any = model  # a transformers model: its own API beyond nn.Module
         self.tokenizer = tokenizer
         self.architecture = kind
         accepted = inspect.signature(model.forward).parameters
@@ -114,9 +116,9 @@ class TextBackbone(zoo.Backbone):
         tokenizer joins with its separator, as for next-sentence prediction)."""
         if isinstance(texts, str):
             raise ZooError("encode_text takes a list of strings, got a single string: wrap it in a list")
-        texts = list(texts)
-        pairs = bool(texts) and isinstance(texts[0], (tuple, list))
-        first, second = ([a for a, _ in texts], [b for _, b in texts]) if pairs else (texts, None)
+        items: list[Any] = list(texts)
+        pairs = bool(items) and isinstance(items[0], (tuple, list))
+        first, second = ([a for a, _ in items], [b for _, b in items]) if pairs else (items, None)
         return dict(
             self.tokenizer(
                 first, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
@@ -134,7 +136,7 @@ class TextBackbone(zoo.Backbone):
     def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.hidden_states(tokens)
         mask = tokens["attention_mask"].to(hidden.device)
-        pooled = pool(hidden, mask, self.text_preprocessing.pooling)
+        pooled = pool(hidden, mask, self.text_preprocessing.pooling or DEFAULT_POOLING[self.architecture])
         return F.normalize(pooled, dim=-1) if self.text_preprocessing.normalize else pooled
 
     # -- masked-language modelling ----------------------------------------------------
@@ -164,6 +166,8 @@ class TextBackbone(zoo.Backbone):
         """Cross-entropy on the predicted positions only: the masked ~15% for MLM, each next real token
         for causal LM (the vocabulary projection, the costliest part, runs on those rows alone). With
         ``next_sentence_label`` in the batch, BERT's next-sentence loss is added."""
+        if head is None:
+            raise ZooError(f"{self.name}: language-model pretraining needs the head from pretraining_head()")
         hidden = self.hidden_states(batch)
         labels = batch["labels"].to(hidden.device)
         states = hidden
@@ -176,7 +180,7 @@ class TextBackbone(zoo.Backbone):
         loss, outputs = nll.mean(), {"correct": (logits.argmax(-1) == targets).float(), "nll": nll.detach()}
         if "next_sentence_label" in batch:
             is_next = batch["next_sentence_label"].to(hidden.device)
-            nsp_logits = head.next_sentence(hidden[:, 0])
+            nsp_logits = head.get_submodule("next_sentence")(hidden[:, 0])
             loss = loss + F.cross_entropy(nsp_logits.float(), is_next)
             outputs["nsp_correct"] = (nsp_logits.argmax(-1) == is_next).float()
         return loss, outputs
@@ -367,7 +371,7 @@ def build(
     ``tokenizer``: a local tokenizer folder for a from-scratch model (default: BERT's
     uncased WordPiece); the vocabulary size follows it.
     """
-    settings = {
+    settings: dict[str, Any] = {
         k: v for k, v in (("max_length", max_length), ("pooling", pooling), ("normalize", normalize)) if v is not None
     }
     if tokenizer is not None and (weights is not None or source not in ("scratch", "config")):

@@ -32,12 +32,12 @@ def architecture(config: Any) -> str:
     return "decoder" if causal and kind not in BIDIRECTIONAL else "encoder"
 
 
-def encoder_only(model: torch.nn.Module) -> torch.nn.Module:
+def encoder_only(model: Any) -> torch.nn.Module:
     """The encoder of an encoder-decoder model (T5's stack, BART's encoder); the decoder is dropped."""
     return model.get_encoder()
 
 
-def position_limit(config: Any, model: torch.nn.Module, tokenizer: Any) -> int | None:
+def position_limit(config: Any, model: Any, tokenizer: Any) -> int | None:
     """The most tokens the model takes: its learned positions (less RoBERTa's padding offset) or the
     tokenizer's own limit, whichever is lower; None for models with neither (relative positions)."""
     limits = []
@@ -55,7 +55,7 @@ def lowercases(tokenizer: Any) -> bool:
     return tokenizer.tokenize("Hello World THE") == tokenizer.tokenize("hello world the")
 
 
-def ensure_pad_token(tokenizer: Any, model: torch.nn.Module) -> None:
+def ensure_pad_token(tokenizer: Any, model: Any) -> None:
     """Decoder tokenizers often have no pad token: use the end-of-text token (GPT-2's habit), else add one."""
     if tokenizer.pad_token is not None:
         return
@@ -99,15 +99,15 @@ class LanguageModelHead(torch.nn.Module):
         self, vocab_size: int, hidden_size: int | None = None, eps: float = 1e-12, next_sentence: bool = False
     ) -> None:
         super().__init__()
-        self.transform = (
-            torch.nn.Identity()
-            if hidden_size is None
-            else torch.nn.Sequential(
+        self.transform: torch.nn.Module = torch.nn.Identity()
+        if hidden_size is not None:
+            self.transform = torch.nn.Sequential(
                 torch.nn.Linear(hidden_size, hidden_size), torch.nn.GELU(), torch.nn.LayerNorm(hidden_size, eps=eps)
             )
-        )
         self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
         if next_sentence:
+            if hidden_size is None:
+                raise ValueError("next-sentence prediction needs hidden_size")
             self.next_sentence = torch.nn.Sequential(
                 torch.nn.Linear(hidden_size, hidden_size), torch.nn.Tanh(), torch.nn.Linear(hidden_size, 2)
             )

@@ -123,7 +123,9 @@ def augmentation_transform(preprocessing: ImagePreprocessing):
     )
 
 
-def pixel_batch(images: Sequence[Any], preprocessing: ImagePreprocessing, flipped: bool = False) -> torch.Tensor:
+def pixel_batch(
+    images: Sequence[Any] | torch.Tensor, preprocessing: ImagePreprocessing, flipped: bool = False
+) -> torch.Tensor:
     """The normalised [B, 3, H, W] batch of ``images``: PIL images, paths, arrays, or uint8 [3, H, W]
     tensors already decoded; ``flipped`` mirrors them left to right after the transform."""
     transform = tensor_transform(preprocessing)

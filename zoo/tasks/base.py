@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
 from zoo.specs import TaskSpec
+
+if TYPE_CHECKING:
+    from zoo.backbone import Backbone
+    from zoo.data import Dataset
 
 
 class Task:
@@ -29,12 +33,12 @@ class Task:
     fresh_parameters: tuple[str, ...] = ("head",)  # name prefixes of newly initialised parts (they get head_lr)
     # the recipe's task_options this task reads, each with one line of help (`zoo tasks NAME` shows them);
     # None: not declared, so any key passes
-    option_help: Mapping[str, str] | None = None
+    option_help: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(
         self,
-        backbone: Any,
-        dataset: Any,
+        backbone: Backbone,
+        dataset: Dataset,
         mode: str = "finetune",
         options: Mapping[str, Any] | None = None,
         spec: TaskSpec | None = None,
@@ -49,10 +53,11 @@ class Task:
                 f"{backbone.name} is {article} {backbone.modality} backbone"
             )
         self.backbone, self.data, self.mode = backbone, dataset, mode
+        self.options: dict[str, Any]
         self.options = dict(options or {})
 
     @classmethod
-    def for_backbone(cls, backbone: Any) -> type[Task]:
+    def for_backbone(cls, backbone: Backbone) -> type[Task]:
         """The class that does this task for ``backbone``: ``cls`` itself unless a task family serves
         some modalities with a subclass (pretraining: CLIP-style backbones train contrastively)."""
         return cls

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +26,18 @@ from zoo.data.cache import cached
 from zoo.data.images import AUGMENTATIONS, decode_all, tensor_transform
 from zoo.tasks.base import Task
 from zoo.tasks.batches import Rows, stack_rows, tokenized
-from zoo.tasks.features import image_features, text_features, weights_fingerprint
+from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
 from zoo.tasks.metrics import classification_metrics, majority_share
+
+if TYPE_CHECKING:
+    from zoo.backbone import Backbone
 
 
 class Classifier(nn.Module):
     """Backbone + linear head; ``encode`` names the backbone's tensor encoder (``encode_tokens`` or
     ``encode_pixels``)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, encode: str, dropout: float = 0.1):
+    def __init__(self, backbone: Backbone, num_classes: int, encode: str, dropout: float = 0.1):
         super().__init__()
         self.backbone, self.encode = backbone, encode
         self.dropout = nn.Dropout(dropout)
@@ -46,6 +49,9 @@ class Classifier(nn.Module):
 
 class ProbeHead(nn.Module):
     """A linear head on standardised frozen features (mean and std from the training split)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, num_classes: int):
         super().__init__()
@@ -74,7 +80,7 @@ class _Items(torch.utils.data.Dataset):
 class Classification(Task):
     """What text and image classification share: the head, the two modes, metrics and saving."""
 
-    modes = ("finetune", "linear-probe")
+    modes: tuple[str, ...] = ("finetune", "linear-probe")
     data_kind = ""  # the data sets it reads: "text-classification" or "image-classification"
     encoder = ""  # the backbone's tensor encoder: "encode_tokens" or "encode_pixels"
     option_help: ClassVar[dict[str, str]] = {
@@ -186,7 +192,7 @@ class Classification(Task):
         model.load_state_dict(state, strict=False)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> Any:
     """The module inside a DDP wrapper (or the module itself)."""
     return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
 
@@ -253,7 +259,7 @@ class ImageClassification(Classification):
         self.augment = self.options.get("augment", "light")
         if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
             raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
-        self.image_preprocessing = backbone.image_preprocessing
+        self.image_preprocessing = image_preprocessing_of(backbone)
         if self.options.get("image_size") or self.options.get("crop_pct"):
             # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
             size = int(self.options.get("image_size") or self.image_preprocessing.size[0])

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from zoo.data.images import pixel_batch
+from zoo.errors import ZooError
 from zoo.preprocessing import ImagePreprocessing
 from zoo.tasks.batches import to_device, trim
+
+
+def image_preprocessing_of(backbone: Any) -> ImagePreprocessing:
+    """``backbone``'s image preprocessing; a one-line error for a backbone without an image encoder."""
+    if backbone.image_preprocessing is None:
+        raise ZooError(f"backbone {backbone.name!r} is a {backbone.modality} backbone: it has no image encoder")
+    return cast(ImagePreprocessing, backbone.image_preprocessing)
 
 
 def weights_fingerprint(module: nn.Module) -> str:

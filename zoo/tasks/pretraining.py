@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -28,15 +28,19 @@ from zoo.data.images import augmentation_transform, decode_all
 from zoo.tasks.base import Task
 from zoo.tasks.batches import stack_rows, tokenized
 from zoo.tasks.classification import unwrap
+from zoo.tasks.features import image_preprocessing_of
 from zoo.tasks.metrics import majority_share
 from zoo.tasks.objectives import IGNORE_INDEX, mask_tokens, maskable_positions
 from zoo.tasks.retrieval import Retrieval
+
+if TYPE_CHECKING:
+    from zoo.backbone import Backbone
 
 
 class Pretrainer(nn.Module):
     """The backbone and its pretraining head; ``forward`` is the family's ``pretrain_loss``."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module | None):
+    def __init__(self, backbone: Backbone, head: nn.Module | None):
         super().__init__()
         self.backbone, self.head = backbone, head
 
@@ -130,9 +134,9 @@ class Pretraining(Task):
 
     primary_metric = "loss"
     higher_is_better = False
-    modes = ("pretrain",)
+    modes: tuple[str, ...] = ("pretrain",)
     untrained_modes = ()
-    fresh_parameters = ("head",)
+    fresh_parameters: tuple[str, ...] = ("head",)
     option_help: ClassVar[dict[str, str]] = {
         "extra_data": "more data sets (names or paths) whose training inputs join the corpus",
         "mask_probability": "share of the tokens masked-language modelling predicts (default 0.15)",
@@ -176,6 +180,7 @@ class Pretraining(Task):
         key = fingerprint(*[source.fingerprint for source in sources], split, self.backbone.preprocessing)
         if not items:
             raise DataError(f"{self.data.name}: the {split} split is empty")
+        corpus: Any
         if self.kind == "text" and self.nsp:
             pairs, is_next = sentence_pairs(items, _fixed_seed(self.seed, len(items)))
             corpus = {
@@ -211,7 +216,7 @@ class Pretraining(Task):
         if self.kind == "text":
             probability = float(self.options.get("mask_probability", 0.15))
             return _Masked(corpus, self.backbone.masking_vocabulary(), train, self.seed, probability)
-        return _Views(corpus, augmentation_transform(self.backbone.image_preprocessing), train, self.seed)
+        return _Views(corpus, augmentation_transform(image_preprocessing_of(self.backbone)), train, self.seed)
 
     def lengths(self, split: str) -> torch.Tensor | None:
         return self._corpus(split)["attention_mask"].sum(dim=1) if self.kind == "text" else None
@@ -257,9 +262,10 @@ class Pretraining(Task):
         from safetensors.torch import load_file
 
         path = directory / "pretraining_head.safetensors"
-        if model.head is not None and path.is_file():
+        head = cast(Pretrainer, model).head
+        if head is not None and path.is_file():
             # an MLM head saved without the next-sentence classifier goes on with a fresh classifier
-            missing, unexpected = model.head.load_state_dict(load_file(str(path)), strict=False)
+            missing, unexpected = head.load_state_dict(load_file(str(path)), strict=False)
             fresh = [key for key in missing if not key.startswith("next_sentence.")]
             if fresh or unexpected:
                 raise DataError(
@@ -275,6 +281,7 @@ class ImageTextPretraining(Retrieval, Pretraining):
     """CLIP-style pretraining: the retrieval task's contrastive InfoNCE training (Retrieval's methods
     come first in the method order; Pretraining contributes ``describe`` and the extra data)."""
 
+    fresh_parameters = Retrieval.fresh_parameters
     modes = ("pretrain",)
     untrained_modes = ()
     higher_is_better = True  # R@1, not Pretraining's loss

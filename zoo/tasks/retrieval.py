@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,9 +24,12 @@ from zoo.errors import ZooError
 from zoo.tasks.base import Task
 from zoo.tasks.batches import tokenized, trim
 from zoo.tasks.classification import unwrap
-from zoo.tasks.features import image_features, text_features, weights_fingerprint
+from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
 from zoo.tasks.objectives import gather_with_grad, info_nce
 from zoo.tasks.retrieval_metrics import DEFINITION, random_recall, relevant_ranks, summarize
+
+if TYPE_CHECKING:
+    from zoo.backbone import Backbone, FrozenImageEncoder
 
 
 class _Pairs(torch.utils.data.Dataset):
@@ -55,7 +58,7 @@ class _Towers(nn.Module):
     """The backbone behind one ``forward`` that embeds both sides of a batch, so that DDP (which
     synchronises gradients through ``forward``) can wrap it."""
 
-    def __init__(self, backbone: nn.Module, frozen: Any, text_only: bool):
+    def __init__(self, backbone: Backbone, frozen: FrozenImageEncoder | None, text_only: bool):
         super().__init__()
         self.backbone, self.text_only = backbone, text_only
         self.frozen_embed = frozen.embed if frozen is not None else None  # tower features -> embeddings
@@ -71,13 +74,13 @@ class Retrieval(Task):
     """Image<->text retrieval for CLIP-style backbones; text->text for text backbones."""
 
     primary_metric = "R@1"
-    modes = ("zero-shot", "contrastive")
+    modes: tuple[str, ...] = ("zero-shot", "contrastive")
     option_help: ClassVar[dict[str, str]] = {
         "direction": "image-text (CLIP-style backbones) or text-text (the default for text backbones)",
         "flip_features": "a locked image tower also encodes mirrored images: training draws either copy, "
         "evaluation averages both",
     }
-    fresh_parameters = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
+    fresh_parameters: tuple[str, ...] = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
 
     def __init__(self, backbone, dataset, mode="zero-shot", options=None, spec=None):
         super().__init__(backbone, dataset, mode, options, spec)
@@ -101,6 +104,8 @@ class Retrieval(Task):
         if split in self.splits:
             return self.splits[split]
         data = self.data.split(split)
+        if data.captions is None:
+            raise DataError(f"{self.data.name} ({split}): retrieval needs captions; this split has none")
         texts = [text for _, text in data.captions]
         seen: dict[str, int] = {}
         for image, text in data.captions:
@@ -148,7 +153,7 @@ class Retrieval(Task):
             "features",
             key,
             lambda: image_features(
-                tower.encode_pixels, images, self.backbone.image_preprocessing, tower.device, flipped=flipped
+                tower.encode_pixels, images, image_preprocessing_of(self.backbone), tower.device, flipped=flipped
             ),
         )
 
@@ -168,7 +173,9 @@ class Retrieval(Task):
             usable = [c for c in entry["captions_of"] if len(c) >= 2]
             return _Pairs(None, usable, text_pairs=True)
         images = entry.get("image_features") if self.frozen is not None else entry["images"]
-        transform = None if self.frozen is not None else tensor_transform(self.backbone.image_preprocessing, train=True)
+        transform = (
+            None if self.frozen is not None else tensor_transform(image_preprocessing_of(self.backbone), train=True)
+        )
         return _Pairs(images, entry["captions_of"], transform, mirrored=entry.get("mirrored_features"))
 
     def collate(self, items: list[Any]) -> Any:
@@ -217,7 +224,7 @@ class Retrieval(Task):
                         ]
                     )
             else:
-                images = image_features(module.encode_pixels, entry["images"], module.image_preprocessing, device)
+                images = image_features(module.encode_pixels, entry["images"], image_preprocessing_of(module), device)
             t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])
             i2t = relevant_ranks(images, texts, entry["captions_of"])
             metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})

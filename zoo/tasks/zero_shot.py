@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,8 +11,11 @@ from torch import nn
 from zoo.data import DataError, fingerprint
 from zoo.data.images import decode_all
 from zoo.tasks.base import Task
-from zoo.tasks.features import image_features
+from zoo.tasks.features import image_features, image_preprocessing_of
 from zoo.tasks.metrics import classification_metrics, majority_share
+
+if TYPE_CHECKING:
+    from zoo.backbone import Backbone
 
 # A few of CLIP's prompt templates for small natural images (the CIFAR set).
 TEMPLATES = (
@@ -30,7 +33,7 @@ TEMPLATES = (
 class ZeroShotClassification(Task):
     """Predicts the class whose averaged prompt embedding is closest to the image embedding."""
 
-    modes = ("zero-shot",)
+    modes: tuple[str, ...] = ("zero-shot",)
     option_help: ClassVar[dict[str, str]] = {
         "templates": "prompt templates, {} standing for the class name (default: eight of CLIP's)",
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
@@ -47,7 +50,7 @@ class ZeroShotClassification(Task):
     def model(self) -> nn.Module:
         return self.backbone
 
-    def class_embeddings(self, model: nn.Module) -> torch.Tensor:
+    def class_embeddings(self, model: Backbone) -> torch.Tensor:
         """[classes, D]: each class's prompts embedded, normalised, averaged and normalised again."""
         rows = []
         for name in self.data.label_names:
@@ -61,9 +64,9 @@ class ZeroShotClassification(Task):
             data.inputs, fingerprint(self.data.fingerprint, split), self.options.get("on_bad_image", "skip")
         )
         labels = torch.tensor(data.labels)[kept]
-        classes = self.class_embeddings(model).cpu()
+        classes = self.class_embeddings(self.backbone).cpu()
         model.eval()
-        features = image_features(model.encode_pixels, images, model.image_preprocessing, device)
+        features = image_features(self.backbone.encode_pixels, images, image_preprocessing_of(self.backbone), device)
         return classification_metrics((features @ classes.T).argmax(dim=1), labels, self.data.num_classes)
 
     def chance(self, split: str) -> dict[str, float]:

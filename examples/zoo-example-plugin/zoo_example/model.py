@@ -24,7 +24,7 @@ class ExampleConvNet(zoo.Backbone):
         # the preprocessing travels with the model (and is saved with its weights): the whole picture
         # squashed to 32x32, as CIFAR-sized images are usually fed
         self.image_preprocessing = zoo.ImagePreprocessing(
-            size=image_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_mode="squash"
+            size=(image_size, image_size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_mode="squash"
         )
 
         def block(cin: int, cout: int) -> nn.Sequential:
