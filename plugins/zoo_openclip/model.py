@@ -70,11 +70,16 @@ class JoinedCLIP(zoo.Backbone):
 
     @property
     def image_tower(self) -> zoo.Backbone:
-        return cast(zoo.Backbone, self._modules["image_tower"])
+        return self._tower("image_tower")
 
     @property
     def text_tower(self) -> zoo.Backbone:
-        return cast(zoo.Backbone, self._modules["text_tower"])
+        return self._tower("text_tower")
+
+    def _tower(self, name: str) -> zoo.Backbone:
+        if name not in self._modules:  # an AttributeError, as nn.Module.add_module's hasattr expects
+            raise AttributeError(name)
+        return cast(zoo.Backbone, self._modules[name])
 
     def train(self, mode: bool = True) -> JoinedCLIP:
         super().train(mode)
