@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from zoo.errors import FactoryError, OptionError, PluginWarning, UnknownNameError, ZooError
 from zoo.plugins import PluginInfo, get_plugin_set, guard, import_object
@@ -95,6 +95,8 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     local = local_path(name)
     if local is not None:
         return _load_path(*local, pretrained, kwargs)
+    if not isinstance(name, str):  # local_path took every os.PathLike
+        raise UnknownNameError(f"a backbone is named by a string or a path, not a {type(name).__name__}")
     spec, tag = get_plugin_set().registry.resolve_backbone(name)
     if spec.id_option and tag:  # an open-ended source: "text/hf-hub:org/model"
         kwargs = {spec.id_option: tag, **kwargs}
@@ -144,7 +146,8 @@ def claim_path(path: str | os.PathLike, plugin: str | None = None) -> Any:
     formats = [f for f in plugin_set.registry.path_formats() if plugin in (None, f.plugin)]
     if plugin is not None and not formats:
         raise UnknownNameError(f"plugin {plugin!r} claims no local formats; see 'zoo plugins'")
-    formats.sort(key=lambda f: plugin_set.infos[f.plugin].builtin)  # stable: registration order within each
+    # stable: registration order within each; the registry filled in each format's plugin
+    formats.sort(key=lambda f: plugin_set.infos[cast(str, f.plugin)].builtin)
     for fmt in formats:
         owner = f"path format {fmt.name!r} (plugin {fmt.plugin!r})"
         claim = import_object(fmt.claim, owner)

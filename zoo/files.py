@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _temporary_prefix(path: Path) -> str:
@@ -45,7 +45,7 @@ _NEW_FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file
 NEW_DIRECTORY_MODE = 0o777 & ~_UMASK  # what mkdir() gives a new folder (mkdtemp's own is owner-only)
 
 
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s folder, flush it to disk, then rename it
     over ``path``: readers see the old file or the new one, never half of one. The file gets the
     permissions ``open()`` would give it (``mkstemp``'s own are owner-only)."""

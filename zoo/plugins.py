@@ -83,7 +83,7 @@ def strict_mode() -> bool:
     return os.environ.get("ZOO_STRICT_PLUGINS", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _requirement(dist: importlib.metadata.Distribution | None, name: str, version: str) -> str | None:
+def _requirement(dist: importlib.metadata.Distribution | None, name: str | None, version: str | None) -> str | None:
     """A pip requirement that reinstalls ``dist`` (``name`` ``version``) as it is installed now (PEP 610 aware)."""
     if dist is None:
         return None
@@ -126,7 +126,7 @@ class PluginSet:
         dist_of = {}
         for ep in entry_points:
             dist = dist_of[ep] = getattr(ep, "dist", None)
-            if dist not in name_version:
+            if dist is not None and dist not in name_version:
                 metadata = dist.metadata
                 name_version[dist] = (metadata["Name"], metadata["Version"])
         ordered = sorted(entry_points, key=lambda ep: (name_version[dist_of[ep]][0] != CORE_DISTRIBUTION, ep.name))
@@ -224,7 +224,7 @@ class PluginSet:
                 if impl.plugin is not module:
                     continue
                 mine: list[Any] = []  # a hook that times out may still call register later: it lands here
-                register = _stager(mine, hook_name)
+                register = _Stager(mine, hook_name)
                 try:
                     call = functools.partial(impl.function, **{arg: register for arg in impl.argnames})
                     _with_timeout(call, f"hook {hook_name}")
@@ -314,26 +314,32 @@ def _dotted(owner: Any) -> str:
     return owner.__name__ if isinstance(owner, type(os)) else f"{owner.__module__}.{owner.__qualname__}"
 
 
-def _stager(staged: list[Any], hook_name: str) -> Callable[[Any], None]:
-    expected = {
+class _Stager:
+    """The ``register`` a registration hook is given: it stages the specs of the hook's kind in ``staged``,
+    and is refused once ``closed`` (after the hook returned)."""
+
+    EXPECTED = {
         "register_backbones": "BackboneSpec",
         "register_datasets": "DatasetSpec",
         "register_tasks": "TaskSpec",
         "register_path_formats": "PathFormat",
     }
 
-    def register(spec: Any) -> None:
-        if register.closed:
+    def __init__(self, staged: list[Any], hook_name: str) -> None:
+        self.staged = staged
+        self.hook_name = hook_name
+        self.closed = False
+
+    def __call__(self, spec: Any) -> None:
+        hook_name = self.hook_name
+        if self.closed:
             raise PluginError(
                 f"register() of {hook_name} was called after the hook returned; register specs inside the hook"
             )
-        kind = type(spec).__name__
-        if type(spec) not in SPEC_KINDS or kind != expected[hook_name]:
-            raise TypeError(f"{hook_name} registered a {kind}; register() takes a zoo.{expected[hook_name]}")
-        staged.append(spec)
-
-    register.closed = False
-    return register
+        kind, expected = type(spec).__name__, self.EXPECTED[hook_name]
+        if type(spec) not in SPEC_KINDS or kind != expected:
+            raise TypeError(f"{hook_name} registered a {kind}; register() takes a zoo.{expected}")
+        self.staged.append(spec)
 
 
 def _api_supported(api_range: Any) -> bool | None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from zoo.errors import InvalidPatternError, SpecError, UnknownNameError
 from zoo.specs import BackboneSpec, DatasetSpec, PathFormat, TaskSpec, normalize_modality
 
 Spec = TypeVar("Spec", BackboneSpec, DatasetSpec, TaskSpec, PathFormat)
+AnySpec = BackboneSpec | DatasetSpec | TaskSpec | PathFormat
 SPEC_KINDS = {BackboneSpec: "backbone", DatasetSpec: "dataset", TaskSpec: "task", PathFormat: "path_format"}
 
 _PATTERN_CHARS = re.compile(r"^[A-Za-z0-9._+\-/:*?\[\]!]+$")
@@ -54,8 +55,9 @@ class Registry:
     """Specs by kind and name, with the plugin that registered each one."""
 
     def __init__(self) -> None:
-        self._specs: dict[str, dict[str, object]] = {kind: {} for kind in SPEC_KINDS.values()}
-        self._aliases: dict[str, str] = {}
+        # dicts while plugins register; read-only views once closed
+        self._specs: dict[str, Mapping[str, AnySpec]] = {kind: {} for kind in SPEC_KINDS.values()}
+        self._aliases: Mapping[str, str] = {}
         self.closed = False
 
     def close(self) -> None:
@@ -68,11 +70,11 @@ class Registry:
         """The registered names of each kind."""
         return {kind: sorted(table) for kind, table in self._specs.items()}
 
-    def snapshot(self) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
+    def snapshot(self) -> tuple[dict[str, dict[str, AnySpec]], dict[str, str]]:
         """Copies of the tables, for `restore` (when a plugin that edited them is quarantined)."""
         return {kind: dict(table) for kind, table in self._specs.items()}, dict(self._aliases)
 
-    def restore(self, snapshot: tuple[dict[str, dict[str, object]], dict[str, str]]) -> None:
+    def restore(self, snapshot: tuple[dict[str, dict[str, AnySpec]], dict[str, str]]) -> None:
         self._check_open()
         self._specs = {kind: dict(table) for kind, table in snapshot[0].items()}
         self._aliases = dict(snapshot[1])
@@ -81,8 +83,14 @@ class Registry:
         if self.closed:
             raise SpecError("the registry is closed once plugins have loaded: register specs from a register_* hook")
 
+    def _editable(self, kind: str) -> tuple[dict[str, AnySpec], dict[str, str]]:
+        """``kind``'s table and the aliases, to edit; raises SpecError once the registry is closed."""
+        self._check_open()
+        # an open registry's tables are the dicts __init__ and restore made; only close makes read-only views
+        return cast("dict[str, AnySpec]", self._specs[kind]), cast("dict[str, str]", self._aliases)
+
     # -- building -------------------------------------------------------------------
-    def owner_of(self, spec: BackboneSpec | DatasetSpec | TaskSpec) -> str | None:
+    def owner_of(self, spec: AnySpec) -> str | None:
         """The plugin that already holds ``spec``'s name (or one of its aliases), if any."""
         kind = SPEC_KINDS[type(spec)]
         table = self._specs[kind]
@@ -105,32 +113,38 @@ class Registry:
             kind = SPEC_KINDS[type(spec)]
             raise SpecError(f"{kind} {spec.name!r} is registered by both plugin {owner!r} and plugin {plugin!r}")
         spec = replace(spec, plugin=plugin)
-        self._specs[SPEC_KINDS[type(spec)]][spec.name] = spec
+        table, aliases = self._editable(SPEC_KINDS[type(spec)])
+        table[spec.name] = spec
         for alias in getattr(spec, "aliases", ()):
-            self._aliases[alias] = spec.name
+            aliases[alias] = spec.name
         return spec
 
     def remove(self, spec: Spec) -> None:
         """Take ``spec`` (and its aliases) out again, e.g. when its plugin is quarantined."""
-        self._check_open()
-        self._specs[SPEC_KINDS[type(spec)]].pop(spec.name, None)
+        table, aliases = self._editable(SPEC_KINDS[type(spec)])
+        table.pop(spec.name, None)
         for alias in getattr(spec, "aliases", ()):
-            self._aliases.pop(alias, None)
+            aliases.pop(alias, None)
 
     # -- lookup ---------------------------------------------------------------------
+    def _sorted(self, kind: str, cls: type[Spec]) -> list[Spec]:
+        """The specs of ``kind`` (each a ``cls``: `add` files a spec under its type's kind), sorted by name."""
+        table = self._specs[kind]
+        return [spec for name in sorted(table) if isinstance(spec := table[name], cls)]
+
     def backbones(self) -> list[BackboneSpec]:
         """Every backbone spec, sorted by name."""
-        return [self._specs["backbone"][n] for n in sorted(self._specs["backbone"])]
+        return self._sorted("backbone", BackboneSpec)
 
     def datasets(self) -> list[DatasetSpec]:
-        return [self._specs["dataset"][n] for n in sorted(self._specs["dataset"])]
+        return self._sorted("dataset", DatasetSpec)
 
     def tasks(self) -> list[TaskSpec]:
-        return [self._specs["task"][n] for n in sorted(self._specs["task"])]
+        return self._sorted("task", TaskSpec)
 
     def path_formats(self) -> list[PathFormat]:
         """Every path format, in registration order (plugins load built-ins first, then by name)."""
-        return list(self._specs["path_format"].values())
+        return [spec for spec in self._specs["path_format"].values() if isinstance(spec, PathFormat)]
 
     def list_backbones(
         self,

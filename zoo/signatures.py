@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def nearest_key_hint(key: str, known: Sequence[str], otherwise: str, aliases: Mapping[str, str] | None = None) -> str:
+def nearest_key_hint(key: str, known: Iterable[str], otherwise: str, aliases: Mapping[str, str] | None = None) -> str:
     """'did you mean ...?' for a misspelt key, else ``otherwise`` (say, the keys there are).
 
     ``aliases`` maps other names for a known key to it; the key is matched against those names

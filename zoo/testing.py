@@ -282,6 +282,7 @@ class BackboneContract:
 
         import zoo
 
+        data: Path | str
         if backbone.modality == "multimodal":
             data, options = contract_data["captions"], {"eval_split": "test", "data_options": {"test_images": 6}}
         else:

@@ -111,13 +111,15 @@ PROVENANCE_SCHEMA = {
         },
     },
 }
+# a run's training summary: settings and counts
+_TRAIN = {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}}
 RESULTS_SCHEMA = {
     "type": "object",
     "required": ["metrics", "train", "provenance"],
     "properties": {
         "metrics": _SPLIT_METRICS,
         "chance": _SPLIT_METRICS,
-        "train": {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}},
+        "train": _TRAIN,
         "provenance": PROVENANCE_SCHEMA,
     },
 }
@@ -134,7 +136,7 @@ CELL_SCHEMA = {
         "peak_rss_mb": _NUMBER,
         "metrics": _SPLIT_METRICS,
         "chance": _SPLIT_METRICS,
-        "train": RESULTS_SCHEMA["properties"]["train"],
+        "train": _TRAIN,
         "provenance": PROVENANCE_SCHEMA,
     },
     "if": {"properties": {"status": {"const": "ok"}}},

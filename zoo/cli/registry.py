@@ -54,7 +54,7 @@ def info(name: str, as_json: bool) -> None:
     """
     local = api.local_path(name)
     if local is not None:
-        return _info_path(name, as_json)
+        return _info_path(name, local[0], as_json)
     spec = api.get_spec(name)
     if as_json:
         return echo_json(spec.to_dict())
@@ -92,11 +92,12 @@ def info(name: str, as_json: bool) -> None:
                     click.echo(f"    {key + ':':14} {value}")
 
 
-def _info_path(name: str, as_json: bool) -> None:
-    """``zoo info PATH``: load the local model, then say how it loaded and what it carries."""
+def _info_path(name: str, path: str, as_json: bool) -> None:
+    """``zoo info PATH`` (``name``, the local ``path`` it names): load the local model, then say how it
+    loaded and what it carries."""
     model = api.load(name)
     facts = {
-        "path": os.path.abspath(api.local_path(name)[0]),
+        "path": os.path.abspath(path),
         "loads as": f"{model.name} (plugin {model.spec.plugin})",
         "modality": model.modality,
         "embed dim": model.embed_dim,

@@ -9,6 +9,7 @@ driver after the process ends, so a cell stopped half-way is never taken for a f
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -108,7 +109,7 @@ def cell_environments(jobs: int, base: dict[str, str], cores: int, gpus: list[st
     """
     if jobs == 1:
         return [None]
-    environments = []
+    environments: list[dict[str, str] | None] = []
     for slot in range(jobs):
         env = dict(base)
         env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))
@@ -177,7 +178,7 @@ class RayExecutor:
                     runtime_env=runtime_env,
                     include_dashboard=False,
                     log_to_driver=False,
-                    logging_level="ERROR",
+                    logging_level=logging.ERROR,
                 )
             except ConnectionError as exc:
                 raise ZooError(

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions
@@ -41,7 +42,7 @@ class CompareSpec:
     data_root: str | None = None
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareSpec:
+def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> CompareSpec:
     """The compare spec in YAML file ``path``, with ``overrides`` (e.g. output_dir) applied."""
     import yaml
 
@@ -207,7 +208,8 @@ class _Planner:
         for name, parent in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
             model, shown = name, name
             if parent is not None:
-                label = self.spec.cells[self.by_id[parent.cell_id]].get("label") or parent.cell_id
+                parent_id = cast(str, parent.cell_id)  # parent() finds the cell by its id
+                label = self.spec.cells[self.by_id[parent_id]].get("label") or parent_id
                 model = str(parent.trained_backbone(Path(self.spec.output_dir)))
                 shown = f"{parent.backbone} + {label}"
             recipe = {**values, "model": model, "seed": seed, "data_root": self.spec.data_root}

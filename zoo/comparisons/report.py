@@ -9,12 +9,13 @@ escaped (a backbone or class name holding ``<script>`` is shown, never run).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zoo.comparisons.table import MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns, plots
 from zoo.errors import ZooError
@@ -177,7 +178,7 @@ def _detail(rows: list[dict[str, Any]]) -> str:
 def render(table: dict[str, Any], plots: list[Path]) -> str:
     """The page for ``table``, with the PNG ``plots`` inlined."""
     rows = table["rows"]
-    provenance = next((row["provenance"] for row in rows if row.get("provenance")), {})
+    provenance: dict[str, Any] = next((row["provenance"] for row in rows if row.get("provenance")), {})
     versions = ", ".join(f"{name} {version}" for name, version in provenance.get("versions", {}).items() if version)
     meta = f"{len(rows)} rows · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC" + (
         f" · {versions} · {provenance.get('device')}, {provenance.get('precision')}" if provenance else ""
@@ -209,6 +210,10 @@ R@K = fraction of queries with at least one relevant item in the top K.</p>
 """
 
 
+def _write_text(text: str, handle: BinaryIO) -> None:
+    handle.write(text.encode())
+
+
 def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
     """table.json, table.md, table.csv, the PNG plots and report.html in ``out``, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +223,7 @@ def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
         "table.csv": csv_text(table),
     }
     for name, text in files.items():
-        atomic_write(out / name, lambda handle, text=text: handle.write(text.encode()))
+        atomic_write(out / name, functools.partial(_write_text, text))
     images = plots(table, out)
     page = render(table, images)
     atomic_write(out / "report.html", lambda handle: handle.write(page.encode()))

@@ -170,7 +170,7 @@ def run_compare(
         if cell.skip:
             return {**base, "status": "skipped", "error": cell.skip}
         parent = records.get(id(cell.parent)) if cell.parent is not None else None
-        if parent is not None and parent["status"] != "ok":
+        if cell.parent is not None and parent is not None and parent["status"] != "ok":
             reason = f"its parent cell {cell.parent.cell_id!r} {parent['status']}: {parent.get('error')}"
             report(cell, f"skipped ({reason})")
             return {**base, "status": "skipped", "error": reason}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import statistics
@@ -123,7 +124,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> dict[str, str | None]:
 
 def chance_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per (column, metric) with a chance level: what a model must beat."""
-    notes = {}
+    notes: dict[tuple[str, str], float] = {}
     for row in rows:
         if row.get("chance") is not None:
             notes.setdefault((column_of(row), row["metric"]), row["chance"])
@@ -296,12 +297,12 @@ def plots(table: dict[str, Any], out: Path) -> list[Path]:
         axes.set_ylabel("headline metric")
         axes.legend(fontsize=7)
         figure.tight_layout()
-        atomic_write(out / file, lambda handle, figure=figure: figure.savefig(handle, dpi=120, format="png"))
+        atomic_write(out / file, functools.partial(figure.savefig, dpi=120, format="png"))
         plt.close(figure)
         written.append(out / file)
     columns = list(dict.fromkeys(column_of(r) for r in rows))
-    figure, axes = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
-    for axis, column in zip(axes[:, 0], columns, strict=False):
+    figure, grid = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
+    for axis, column in zip(grid[:, 0], columns, strict=False):
         points = [r for r in rows if column_of(r) == column]
         uniform = len({r["metric"] for r in points}) == 1
         labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]

@@ -8,11 +8,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zoo.errors import ZooError
 
 KINDS = ("text-classification", "image-classification", "image-text")
+# a class label: an id, or the label text itself before encoding
+Label = TypeVar("Label", int, str)
 
 
 class DataError(ZooError):
@@ -33,6 +35,12 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def class_labels(self) -> list[int]:
+        """``labels``, for a split that must have them (a classification split)."""
+        if self.labels is None:
+            raise DataError("this split has no class labels; only a classification split has them")
+        return self.labels
 
     def subset(self, indices: Sequence[int]) -> Split:
         labels = [self.labels[i] for i in indices] if self.labels is not None else None
@@ -69,7 +77,11 @@ class Dataset:
         inputs, or an image-caption set's captions (texts) or images."""
         data = self.split(split)
         if self.kind == "image-text":
-            return [text for _, text in data.captions] if kind == "text" else list(data.inputs)
+            if kind != "text":
+                return list(data.inputs)
+            if data.captions is None:
+                raise DataError(f"split {split!r} of image-text data set {self.name!r} has no captions")
+            return [text for _, text in data.captions]
         if self.kind not in (kind, f"{kind}-classification"):
             raise DataError(f"pretraining a {kind} backbone needs {kind}s; {self.name!r} is {self.kind}")
         return list(data.inputs)
@@ -86,11 +98,13 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def stratified_split(labels: Sequence[int], fraction: float, seed: int, salt: str = "") -> tuple[list[int], list[int]]:
+def stratified_split(
+    labels: Sequence[Label], fraction: float, seed: int, salt: str = ""
+) -> tuple[list[int], list[int]]:
     """Deterministic stratified split: per class, a seeded shuffle, the last ``fraction`` held out."""
     import random
 
-    by_class: dict[int, list[int]] = {}
+    by_class: dict[Label, list[int]] = {}
     for index, label in enumerate(labels):
         by_class.setdefault(label, []).append(index)
     train, held_out = [], []

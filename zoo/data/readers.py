@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +112,19 @@ def classification(
         except DataError as exc:
             raise DataError(f"{name} ({split} split): {exc}; a label unseen in training cannot be learned") from None
         encoded[split] = Split(list(inputs), ids)
-    check_labels(name, "train", encoded["train"].labels)
+    check_labels(name, "train", encoded["train"].class_labels())
     for held_out, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if held_out not in encoded and fraction:
-            kept, taken = stratified_split(encoded["train"].labels, fraction, seed, salt=held_out)
+            kept, taken = stratified_split(encoded["train"].class_labels(), fraction, seed, salt=held_out)
             whole = encoded["train"]
             encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
     digest = fingerprint(
-        name, source, {s: [len(v), v.labels[:50]] for s, v in encoded.items()}, seed, validation_fraction, test_fraction
+        name,
+        source,
+        {s: [len(v), v.class_labels()[:50]] for s, v in encoded.items()},
+        seed,
+        validation_fraction,
+        test_fraction,
     )
     return Dataset(name, kind, encoded, names, digest)
 
@@ -257,6 +262,7 @@ def read_caption_file(
 
 def read_path(path: Path, **options: Any) -> Dataset:
     """Read a user's file or folder with the reader its form calls for."""
+    reader: Callable[..., Dataset]
     if path.is_dir():
         reader = read_image_folder
     elif not path.exists():

@@ -28,7 +28,9 @@ class CheckpointError(ZooError):
 
 
 def rng_state() -> dict[str, Any]:
-    numpy_state = np.random.get_state()
+    numpy_state = np.random.get_state(legacy=True)  # numpy's stubs type the bare call as legacy=False's dict
+    if not isinstance(numpy_state, tuple):  # legacy=True: a tuple whenever the generator is MT19937, as numpy's is
+        raise CheckpointError(f"numpy's global random state is not MT19937's ({numpy_state.get('bit_generator')})")
     return {
         "python": list(random.getstate()[1]),
         "python_version": random.getstate()[0],

@@ -14,9 +14,10 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sized
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 from torch import nn
@@ -29,9 +30,23 @@ from zoo.recipes import Recipe
 from zoo.tasks.base import Task
 from zoo.tasks.batches import to_device
 
+if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
+
 
 class TrainingError(ZooError):
     """Training cannot go on (a non-finite loss, an empty split, ...)."""
+
+
+class Progress(TypedDict):
+    """Where training is (a checkpoint's ``progress``): steps, epoch, micro-batch position, early stopping."""
+
+    step: int
+    epoch: int
+    position: int
+    best: float | None
+    bad_evals: int
+    best_step: int
 
 
 def lr_lambda(warmup_steps: int, total_steps: int):
@@ -124,7 +139,10 @@ class Logger:
             self.bar.set_postfix(loss=f"{row['loss']:.4f}")
         if echo or not self.tty:
             shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-            (self.bar.write if self.bar else print)(shown, **({} if self.bar else {"file": sys.stderr}))
+            if self.bar:
+                self.bar.write(shown)
+            else:
+                print(shown, file=sys.stderr)
 
     def advance(self, loss: float | None) -> None:
         if self.bar:
@@ -155,6 +173,8 @@ def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Rec
     if whole is not None:
         return whole
     examples = task.examples(split, train=False)
+    if not isinstance(examples, Sized):
+        raise TrainingError(f"the {split} examples of the {task.name} task have no length; evaluation needs it")
     model.eval()
     indices = list(range(len(examples)))[ctx.rank :: ctx.world_size]
     collected: dict[str, list[torch.Tensor]] = {}
@@ -176,7 +196,7 @@ def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Rec
     return metrics
 
 
-def moving_average(model: nn.Module, decay: float | None) -> nn.Module | None:
+def moving_average(model: nn.Module, decay: float | None) -> AveragedModel | None:
     """An exponential moving average of ``model``'s weights and buffers (torch's ``AveragedModel``),
     updated after each optimizer step; None when ``decay`` is not set."""
     if decay is None:
@@ -201,6 +221,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         # faster on CPU too: 1.8x per EfficientNet-Lite0 training step, 1.25x for ResNet (oneDNN, 2 cores)
         model = model.to(memory_format=torch.channels_last)
     train_set = task.examples("train", train=True)
+    if not isinstance(train_set, Sized):
+        raise TrainingError(f"the train examples of the {task.name} task have no length; training needs it")
     if len(train_set) == 0:
         raise TrainingError(f"the train split of {task.data.name} is empty")
     micro = recipe.batch_size // recipe.grad_accum  # examples per micro-batch, across processes
@@ -211,7 +233,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     autocast, precision = autocast_for(recipe.precision, device)
     checkpoint_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-    state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
+    state: Progress = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
     if resume:
         saved = load_checkpoint(checkpoint_path, recipe.hash(), task.backbone.name)
         if ctx.is_main:
@@ -229,16 +251,18 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             ) from None
         state = saved["progress"]
         set_rng_state(saved["rng"])
-    train_model = model
+    train_model: nn.Module = model
+    ddp = None  # the DistributedDataParallel wrapper, when distributed
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         # find_unused_parameters: encoders carry parts a task never calls (BERT's pooler under mean pooling)
-        train_model = DistributedDataParallel(
+        train_model = ddp = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     if recipe.compile:
-        train_model = torch.compile(train_model)
+        # compiling a module gives a module (an OptimizedModule); torch types it as any callable
+        train_model = cast(nn.Module, torch.compile(train_model))
 
     logger = Logger(run_dir, ctx, total_steps, state["step"])
     better = (lambda a, b: a > b) if task.higher_is_better else (lambda a, b: a < b)
@@ -287,7 +311,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         value = metrics[task.primary_metric]
         metrics = {k: v for k, v in metrics.items() if not isinstance(v, str)}
         if state["best"] is None or better(value, state["best"]):
-            state.update(best=value, bad_evals=0, best_step=state["step"])
+            state["best"], state["bad_evals"], state["best_step"] = value, 0, state["step"]
             if ctx.is_main:
                 save_checkpoint(
                     best_path,
@@ -317,7 +341,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
             batch = to_device(task.collate([train_set[i] for i in shard]), device)
             data_seconds += time.perf_counter() - fetch_start
             last_micro = (micro_index + 1) % recipe.grad_accum == 0 or micro_index + 1 == micro_per_epoch
-            sync = nullcontext() if (last_micro or not ctx.distributed) else train_model.no_sync()
+            sync = nullcontext() if (last_micro or ddp is None) else ddp.no_sync()
             with sync, autocast:
                 loss, _ = task.step(train_model, batch)
                 # the mean over the global batch: each rank's shard is weighted by its share
