@@ -87,7 +87,7 @@ class Backbone(torch.nn.Module):
 
     @property
     def modality(self) -> str:
-        """ "text", "image" or "multimodal"."""
+        """The kind of input it encodes: "text", "image" or "multimodal"."""
         return self.spec.modality
 
     @property
@@ -125,8 +125,11 @@ class Backbone(torch.nn.Module):
     def set_preprocessing(self, data: Mapping[str, Any]) -> None:
         """Set the typed members from the JSON form that `preprocessing` returns."""
         parts = preprocessing_from_json(data)
-        self.image_preprocessing = parts.get("image", self.image_preprocessing)  # type: ignore[assignment]
-        self.text_preprocessing = parts.get("text", self.text_preprocessing)  # type: ignore[assignment]
+        image, text = parts.get("image"), parts.get("text")
+        if isinstance(image, ImagePreprocessing):
+            self.image_preprocessing = image
+        if isinstance(text, TextPreprocessing):
+            self.text_preprocessing = text
 
     # -- what a family implements, on tensors -------------------------------------------
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -173,6 +176,8 @@ class Backbone(torch.nn.Module):
         batch; in eval mode and without autograd (the caller's mode is restored)."""
         if isinstance(images, (str, Path)) or (hasattr(images, "size") and hasattr(images, "convert")):
             raise ZooError("encode_image takes a list of images, got a single one: wrap it in a list")
+        if len(images) == 0:
+            raise ZooError("encode_image got no images")
         with evaluating(self):
             if isinstance(images, torch.Tensor) and images.is_floating_point():
                 out = self.encode_pixels(images.to(self.device))
@@ -190,6 +195,8 @@ class Backbone(torch.nn.Module):
         without autograd. Texts longer than ``max_length`` tokens are cut, with one warning."""
         if isinstance(texts, str):
             raise ZooError("encode_text takes a list of strings, got a single string: wrap it in a list")
+        if not isinstance(texts, Mapping) and len(texts) == 0:
+            raise ZooError("encode_text got no texts")
         with evaluating(self):
             if isinstance(texts, Mapping):
                 out = self.encode_tokens(_to(texts, self.device))
