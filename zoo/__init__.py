@@ -30,7 +30,6 @@ from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
-from zoo.validation import FileError, read_json_file
 
 if TYPE_CHECKING:  # what the lazily served names are, for type checkers
     from zoo.backbone import Backbone, FrozenImageEncoder
@@ -38,6 +37,7 @@ if TYPE_CHECKING:  # what the lazily served names are, for type checkers
     from zoo.data import load_dataset
     from zoo.hub import offline_unless_reachable, reachable
     from zoo.saving import load_state_dict, read_state_dict, rebuild, staged_directory
+    from zoo.validation import FileError, read_json_file
 
 __version__ = "0.1.0"
 
@@ -52,6 +52,8 @@ _LAZY = {
     "load_dataset": ("zoo.data", "load_dataset"),
     "offline_unless_reachable": ("zoo.hub", "offline_unless_reachable"),
     "reachable": ("zoo.hub", "reachable"),
+    "FileError": ("zoo.validation", "FileError"),
+    "read_json_file": ("zoo.validation", "read_json_file"),
     "compare": ("zoo.comparisons", "compare"),
 }
 
