@@ -14,8 +14,14 @@ from conftest import REPO
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
 
-def test_the_contract_has_the_four_registration_hooks():
-    assert HOOKS == ["register_backbones", "register_datasets", "register_path_formats", "register_tasks"]
+def test_the_contract_has_the_five_registration_hooks():
+    assert HOOKS == [
+        "register_backbones",
+        "register_datasets",
+        "register_export_formats",
+        "register_path_formats",
+        "register_tasks",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -31,6 +37,8 @@ REGISTRATIONS = {
     "needs_data_root=False)",
     "register_tasks": 'zoo.TaskSpec(name="hook-probe", factory=f"{MODULE}:ProbeTask")',
     "register_path_formats": 'zoo.PathFormat(name="hook-probe", looks_for="a .probe file", claim=f"{MODULE}:claim")',
+    "register_export_formats": 'zoo.ExportFormat(name="hook-probe", description="probe files", '
+    'write=f"{MODULE}:claim", runner=f"{MODULE}:claim")',
 }
 
 
@@ -72,6 +80,7 @@ def {hook}(register):
         "datasets": info.datasets,
         "tasks": info.tasks,
         "path_formats": info.path_formats,
+        "export_formats": info.export_formats,
     }
     kind = hook.removeprefix("register_")
     assert registered[kind] == ["vision/hook-probe" if kind == "backbones" else "hook-probe"]
@@ -83,6 +92,10 @@ def {hook}(register):
         assert spec.plugin == name and reader.__module__ == "zoo_fault_hook_probe"
     elif kind == "tasks":
         assert get_plugin_set().registry.get("task", "hook-probe").plugin == name
+    elif kind == "export_formats":
+        from zoo.exporting import get_format
+
+        assert get_format("hook-probe").plugin == name
     else:
         probe = tmp_path / "model.probe"
         probe.write_text("")

@@ -29,7 +29,7 @@ from zoo.errors import (
 from zoo.hookspecs import hookimpl
 from zoo.plugins import API_VERSION
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
-from zoo.specs import BackboneSpec, DatasetSpec, PathClaim, PathFormat, TaskSpec, Weights
+from zoo.specs import BackboneSpec, DatasetSpec, ExportFormat, PathClaim, PathFormat, TaskSpec, Weights
 
 if TYPE_CHECKING:  # what the lazily served names are, for type checkers
     from zoo.backbone import Backbone, FrozenImageEncoder
@@ -55,6 +55,9 @@ _LAZY = {
     "FileError": ("zoo.validation", "FileError"),
     "read_json_file": ("zoo.validation", "read_json_file"),
     "compare": ("zoo.comparisons", "compare"),
+    "ClassifierHead": ("zoo.tasks.heads", "ClassifierHead"),
+    "export": ("zoo.exporting", "export"),
+    "load_run": ("zoo.runs", "load_run"),
 }
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "API_VERSION",
     "claim_path",
     "compare",
+    "export",
     "get_spec",
     "hookimpl",
     "list_backbones",
@@ -69,11 +73,14 @@ __all__ = [
     "list_tasks",
     "load",
     "load_dataset",
+    "load_run",
     "plugins",
     # what plugins register and build
     "Backbone",
     "BackboneSpec",
+    "ClassifierHead",
     "DatasetSpec",
+    "ExportFormat",
     "FrozenImageEncoder",
     "ImagePreprocessing",
     "PathClaim",

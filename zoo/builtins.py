@@ -7,7 +7,7 @@ families, so `zoo datasets` and `zoo tasks` list them with their plugin.
 from __future__ import annotations
 
 from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec, TaskSpec
+from zoo.specs import DatasetSpec, ExportFormat, TaskSpec
 
 DATASETS = (
     # name, kind, description, license
@@ -93,5 +93,29 @@ def register_tasks(register):
             metrics=("loss",),
             description="the family's self-supervised objective: MLM (text), SimCLR (image), "
             "InfoNCE over image-caption pairs (CLIP-style)",
+        )
+    )
+
+
+@hookimpl
+def register_export_formats(register):
+    """The graph formats, for any backbone: one graph per tower, pooling and normalisation inside."""
+    register(
+        ExportFormat(
+            name="onnx",
+            description="one ONNX graph per tower (tensors in, the final embedding out; dynamic batch and "
+            "sequence axes), the head's logits too, checked in onnxruntime",
+            write="zoo.exporting.graphs:write_onnx",
+            runner="zoo.exporting.graphs:onnx_runner",
+            requires=("onnx", "onnxruntime", "onnxscript"),
+        )
+    )
+    register(
+        ExportFormat(
+            name="pt2",
+            description="one torch.export program per tower (.pt2; dynamic batch and sequence axes), "
+            "checked by loading it back with torch.export.load",
+            write="zoo.exporting.graphs:write_pt2",
+            runner="zoo.exporting.graphs:pt2_runner",
         )
     )

@@ -59,3 +59,12 @@ def register_path_formats(register):
     zoo-saved folder; third-party plugins' formats before the built-in ones) and loads the first
     `zoo.PathClaim`; ``zoo.load("PLUGIN:path")`` asks only that plugin's formats.
     """
+
+
+@hookspec
+def register_export_formats(register):
+    """Register formats `zoo export` can write: call ``register(zoo.ExportFormat(...))`` for each.
+
+    ``zoo export SOURCE --to NAME`` calls the format's ``write`` into a staging folder, loads the
+    result back with its ``runner`` and keeps the folder only when its outputs equal zoo's own.
+    """

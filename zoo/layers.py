@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # data sets, readers, caches, the one image input path, and recipes
     ("data", ("zoo.data", "zoo.data.*", "zoo.recipes")),
     # what turns a backbone and data into losses and metrics; saved backbones; encoder measurements
-    ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure")),
+    ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure", "zoo.cards")),
     # the public functions: list, describe, load
     ("api", ("zoo.api",)),
     # the one training loop; it loads a recipe's model through the api
@@ -38,7 +38,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # applications of all of the above
     (
         "applications",
-        ("zoo.comparisons", "zoo.comparisons.*", "zoo.testing", "zoo.cli", "zoo.cli.*", "zoo.__main__", "zoo"),
+        (
+            "zoo.runs",
+            "zoo.exporting",
+            "zoo.exporting.*",
+            "zoo.comparisons",
+            "zoo.comparisons.*",
+            "zoo.testing",
+            "zoo.cli",
+            "zoo.cli.*",
+            "zoo.__main__",
+            "zoo",
+        ),
     ),
 )
 

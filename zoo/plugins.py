@@ -45,7 +45,13 @@ API_VERSION = "2.0"
 COMPATIBLE_API_VERSIONS = ("1.0",)
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo"
-REGISTRATION_HOOKS = ("register_backbones", "register_datasets", "register_tasks", "register_path_formats")
+REGISTRATION_HOOKS = (
+    "register_backbones",
+    "register_datasets",
+    "register_tasks",
+    "register_path_formats",
+    "register_export_formats",
+)
 SLOW_SECONDS = 2.0  # a plugin slower than this to import and register is reported
 
 
@@ -64,6 +70,7 @@ class PluginInfo:
     datasets: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     path_formats: list[str] = field(default_factory=list)
+    export_formats: list[str] = field(default_factory=list)
     load_seconds: float = 0.0  # import plus registration hooks
     builtin: bool = False
     requirement: str | None = None  # a pip requirement that reinstalls it
@@ -185,7 +192,7 @@ class PluginSet:
         ]
         if patched or edited:
             self.registry.restore(before)  # none of its registrations land, as for any quarantined plugin
-            info.backbones, info.datasets, info.tasks, info.path_formats = [], [], [], []
+            info.backbones, info.datasets, info.tasks, info.path_formats, info.export_formats = [], [], [], [], []
             what = ", ".join(patched + [f"the registry's {kind} table" for kind in edited])
             self._fail(info, f"modified {what} while loading (undone); plugins register specs through hooks")
         elif info.status == "ok" and info.load_seconds > SLOW_SECONDS:
@@ -323,6 +330,7 @@ class _Stager:
         "register_datasets": "DatasetSpec",
         "register_tasks": "TaskSpec",
         "register_path_formats": "PathFormat",
+        "register_export_formats": "ExportFormat",
     }
 
     def __init__(self, staged: list[Any], hook_name: str) -> None:

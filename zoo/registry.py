@@ -17,11 +17,17 @@ from types import MappingProxyType
 from typing import TypeVar, cast
 
 from zoo.errors import InvalidPatternError, SpecError, UnknownNameError
-from zoo.specs import BackboneSpec, DatasetSpec, PathFormat, TaskSpec, normalize_modality
+from zoo.specs import BackboneSpec, DatasetSpec, ExportFormat, PathFormat, TaskSpec, normalize_modality
 
-Spec = TypeVar("Spec", BackboneSpec, DatasetSpec, TaskSpec, PathFormat)
-AnySpec = BackboneSpec | DatasetSpec | TaskSpec | PathFormat
-SPEC_KINDS = {BackboneSpec: "backbone", DatasetSpec: "dataset", TaskSpec: "task", PathFormat: "path_format"}
+Spec = TypeVar("Spec", BackboneSpec, DatasetSpec, TaskSpec, PathFormat, ExportFormat)
+AnySpec = BackboneSpec | DatasetSpec | TaskSpec | PathFormat | ExportFormat
+SPEC_KINDS = {
+    BackboneSpec: "backbone",
+    DatasetSpec: "dataset",
+    TaskSpec: "task",
+    PathFormat: "path_format",
+    ExportFormat: "export_format",
+}
 
 _PATTERN_CHARS = re.compile(r"^[A-Za-z0-9._+\-/:*?\[\]!]+$")
 
@@ -105,7 +111,7 @@ class Registry:
         self._check_open()
         if type(spec) not in SPEC_KINDS:
             raise SpecError(
-                "register() takes zoo.BackboneSpec, zoo.DatasetSpec, zoo.TaskSpec or zoo.PathFormat, "
+                "register() takes zoo.BackboneSpec, zoo.DatasetSpec, zoo.TaskSpec, zoo.PathFormat or zoo.ExportFormat, "
                 f"got {type(spec).__name__}"
             )
         owner = self.owner_of(spec)
@@ -145,6 +151,10 @@ class Registry:
     def path_formats(self) -> list[PathFormat]:
         """Every path format, in registration order (plugins load built-ins first, then by name)."""
         return [spec for spec in self._specs["path_format"].values() if isinstance(spec, PathFormat)]
+
+    def export_formats(self) -> list[ExportFormat]:
+        """Every export format, sorted by name."""
+        return self._sorted("export_format", ExportFormat)
 
     def list_backbones(
         self,

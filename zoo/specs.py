@@ -247,6 +247,37 @@ class PathFormat:
 
 
 @dataclass(frozen=True)
+class ExportFormat:
+    """A format `zoo export` writes a backbone in, for another runtime: a Hugging Face or timm folder,
+    an ONNX graph per tower, ...
+
+    ``write`` and ``runner`` (``"package.module:function"``, imported only when a model is exported)
+    are called as ``write(backbone, head, directory)`` (``head``: a `zoo.ClassifierHead` or None;
+    it writes the files and returns lines for the folder's README: what loads it, what was left
+    out) and ``runner(directory)``, which loads the written folder *in the target runtime* and
+    returns a function ``run(part, sample)`` (``part``: "image" or "text"; ``sample``: a
+    `zoo.exporting.Sample`) giving ``{"embedding": [B, D]}`` and, with a head, ``"logits"``. zoo
+    compares that with ``encode_*`` before the folder is kept. A backbone the format cannot
+    take is a `zoo.ZooError` from ``write`` saying which format can.
+    """
+
+    name: str  # what --to names, e.g. "onnx"
+    description: str  # one line for `zoo export --help`
+    write: str
+    runner: str
+    requires: tuple[str, ...] = ()  # pip requirements of the target runtime, named when one is missing
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("export format", self.name)
+        _check_factory(f"export format {self.name!r}", self.write)
+        _check_factory(f"export format {self.name!r}", self.runner)
+        if not isinstance(self.description, str) or not self.description:
+            raise SpecError(f"export format {self.name!r}: description must say what it writes")
+        _freeze(self, "requires", tuple(self.requires))
+
+
+@dataclass(frozen=True)
 class PathClaim:
     """How to load a claimed path: ``zoo.load(backbone, pretrained=pretrained, **options)``.
 

@@ -31,6 +31,7 @@ from zoo.tasks.metrics import classification_metrics, majority_share
 
 if TYPE_CHECKING:
     from zoo.backbone import Backbone
+    from zoo.preprocessing import ImagePreprocessing
 
 
 class Classifier(nn.Module):
@@ -192,6 +193,18 @@ class Classification(Task):
         model.load_state_dict(state, strict=False)
 
 
+def task_image_preprocessing(backbone: Backbone, options: Mapping[str, Any]) -> ImagePreprocessing:
+    """The backbone's image preprocessing, at the task options' ``image_size`` and ``crop_pct`` where
+    set (another resolution or centre crop than the weights' own, say no crop for upsampled 32-px
+    photos): what training, evaluation and prediction of an image-classification run use."""
+    preprocessing = image_preprocessing_of(backbone)
+    if options.get("image_size") or options.get("crop_pct"):
+        size = int(options.get("image_size") or preprocessing.size[0])
+        crop = options.get("crop_pct")
+        preprocessing = preprocessing.resized(size, None if crop is None else float(crop))
+    return preprocessing
+
+
 def unwrap(model: nn.Module) -> Any:
     """The module inside a DDP wrapper (or the module itself)."""
     return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
@@ -259,12 +272,7 @@ class ImageClassification(Classification):
         self.augment = self.options.get("augment", "light")
         if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
             raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
-        self.image_preprocessing = image_preprocessing_of(backbone)
-        if self.options.get("image_size") or self.options.get("crop_pct"):
-            # another resolution or centre crop than the weights' own (say, no crop for upsampled 32-px photos)
-            size = int(self.options.get("image_size") or self.image_preprocessing.size[0])
-            crop = self.options.get("crop_pct")
-            self.image_preprocessing = self.image_preprocessing.resized(size, None if crop is None else float(crop))
+        self.image_preprocessing = task_image_preprocessing(backbone, self.options)
 
     def _inputs(self, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Decoded images (uint8 tensors, cached) and their labels."""
