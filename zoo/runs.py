@@ -131,6 +131,35 @@ class Run:
         return classification_metrics(predicted, targets, len(names))
 
 
+def score_data(run: Run, data: str, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:
+    """The run's metrics on labelled ``data``: a named data set's ``split`` (default: test, else
+    validation), or every row of a file or image folder (read with the run's column options)."""
+    from zoo.data import load_dataset
+
+    options: dict[str, Any] = {}
+    local = os.path.exists(data)
+    if local:
+        kept = ("text_column", "label_column", "delimiter")
+        options = {k: v for k, v in (run.recipe.get("data_options") or {}).items() if k in kept}
+        options["validation_fraction"] = 0.0
+    dataset = load_dataset(data, data_root, **options)
+    if local and split is None:
+        chosen = list(dataset.splits)
+    else:
+        chosen = [split or next((s for s in ("test", "validation") if s in dataset.splits), "train")]
+        dataset.split(chosen[0])  # a clear error for a missing split
+    inputs, labels = [], []
+    for name in chosen:
+        part = dataset.splits[name]
+        inputs += [str(i) if isinstance(i, Path) else i for i in part.inputs]
+        labels += [dataset.label_names[i] for i in part.class_labels()]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(inputs), desc=f"evaluate {dataset.name}", disable=None) as bar:
+        metrics = run.evaluate(inputs, labels, bar.update)
+    return {"data": dataset.name, "splits": chosen, "examples": len(inputs), "metrics": metrics}
+
+
 def is_run(path: str | os.PathLike) -> bool:
     """True for a folder a finished `zoo run` wrote (``recipe.yaml`` and ``model/``)."""
     path = Path(path)
@@ -151,7 +180,10 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     backbone_dir = directory / "model" / "backbone"
     if backbone_dir.is_dir():
         backbone = load(str(backbone_dir))
-    else:
+    else:  # a linear probe keeps the recipe's backbone; seeded as the run was (it may start at random)
+        from zoo.engine import seed_everything
+
+        seed_everything(recipe.seed)
         backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
     head = ClassifierHead.from_directory(directory / "model") if (directory / "model" / HEAD_FILE).is_file() else None
     return Run(directory, backbone, head, recipe.to_dict(), results)

@@ -56,13 +56,30 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--split", help="Split to evaluate (default: the run's eval split), e.g. test.")
+@click.option("--split", help="Split to evaluate (default: the run's eval split; with --data: test, else validation).")
+@click.option(
+    "--data",
+    metavar="FILE_OR_NAME",
+    help="Score new labelled data instead: a file or image folder (every row) or a named data set.",
+)
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
-def evaluate(run_dir: str, split: str | None, data_root: str | None) -> None:
-    """Evaluate the model a finished run saved in RUN_DIR."""
+def evaluate(run_dir: str, split: str | None, data: str | None, data_root: str | None) -> None:
+    """Evaluate the model a finished run saved in RUN_DIR.
+
+    \b
+    Examples:
+      zoo evaluate runs/sst2-minilm-finetune                  the run's own eval split again
+      zoo evaluate runs/sst2-minilm-finetune --split test
+      zoo evaluate runs/sst2-minilm-finetune --data new-reviews.csv
+    """
     from zoo.recipes import load_finished_run
 
     load_finished_run(run_dir)  # a folder that holds no finished run is reported before torch is imported
+    if data:
+        from zoo.runs import load_run, score_data
+
+        echo_json(score_data(load_run(run_dir), data, split, data_root))
+        return
     from zoo.engine import evaluate_run
 
     echo_json(evaluate_run(run_dir, split, data_root))

@@ -260,6 +260,42 @@ def read_caption_file(
     return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, validation_images, end))
 
 
+def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple[str, list[Any]]:
+    """What `zoo predict` reads: ``("image", paths)`` for image files or folders of them (hidden ones
+    skipped), else ``("text", texts)``: a text file's lines, or a CSV/TSV/JSONL file's ``column``
+    (default ``text``, or the only column there is)."""
+    images: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.parts)
+            )
+            if not found:
+                raise DataError(f"{path}: a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            images += found
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            if not path.is_file():
+                raise DataError(f"image {path} not found")
+            images.append(path)
+    if images:
+        if any(not p.is_dir() and p.suffix.lower() not in IMAGE_SUFFIXES for p in paths):
+            raise DataError("give images (files or folders) or one text file to predict on, not both")
+        return "image", images
+    if len(paths) != 1:
+        raise DataError("give one text file (or image files and folders) to predict on")
+    path = paths[0]
+    if path.suffix == ".txt" or (path.suffix not in (".csv", ".tsv", ".jsonl") and path.is_file()):
+        return "text", read_lines(path)
+    rows = read_table(path)
+    names = list(rows[0])
+    chosen = column or ("text" if "text" in names or len(names) != 1 else names[0])
+    if chosen not in rows[0]:
+        raise DataError(f"{path}: no column {chosen!r} (its columns: {', '.join(names)}); choose one with --column")
+    return "text", [str(row[chosen]) for row in rows]
+
+
 def read_path(path: Path, **options: Any) -> Dataset:
     """Read a user's file or folder with the reader its form calls for."""
     reader: Callable[..., Dataset]

@@ -164,11 +164,22 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             model_dir = run_dir / "model"
             model_dir.mkdir(exist_ok=True)
             task.save(model, model_dir)
+            write_model_card(model_dir, task.backbone, recipe, results)
             write_json(run_dir / "results.json", results)
         ctx.barrier()
         return results
     finally:
         teardown()
+
+
+def write_model_card(model_dir: Path, backbone: Any, recipe: Recipe, results: dict[str, Any]) -> None:
+    """``model/README.md``: the run's model card (Hugging Face format, results from ``results``)."""
+    from zoo.cards import describe, model_card
+    from zoo.files import atomic_write
+
+    facts = {**describe(backbone, recipe.to_dict(), results, results["run_dir"]), "run_name": results["name"]}
+    text = model_card(facts)
+    atomic_write(model_dir / "README.md", lambda handle: handle.write(text.encode()))
 
 
 def _run_name(backbone: Any, what: str, data: str) -> str:

@@ -321,6 +321,7 @@ class ImageClassification(Classification):
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         logits = model(inputs)
-        if not model.training and self.options.get("flip_features"):
+        # a probe's inputs are features, already averaged with the mirror's (`_features`); pixels are flipped here
+        if not model.training and self.options.get("flip_features") and self.mode == "finetune":
             logits = (logits + model(inputs.flip(-1))) / 2
         return logits
