@@ -137,6 +137,7 @@ def plugins(as_json: bool, requirements: bool) -> None:
             len(i.datasets),
             len(i.tasks),
             len(i.path_formats),
+            len(i.export_formats),
             f"{i.load_seconds * 1000:.0f}",
             ",".join(h.replace("register_", "") for h in i.hooks),
         )
@@ -144,7 +145,19 @@ def plugins(as_json: bool, requirements: bool) -> None:
     ]
     click.echo(
         table(
-            ("plugin", "distribution", "version", "status", "backbones", "datasets", "tasks", "formats", "ms", "hooks"),
+            (
+                "plugin",
+                "distribution",
+                "version",
+                "status",
+                "backbones",
+                "datasets",
+                "tasks",
+                "paths",
+                "exports",
+                "ms",
+                "hooks",
+            ),
             rows,
         )
     )
