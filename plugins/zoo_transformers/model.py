@@ -35,11 +35,13 @@ from zoo_transformers.parts import (
     SANE_LIMIT,
     LanguageModelHead,
     architecture,
+    dropped_head,
     encoder_only,
     ensure_pad_token,
     lowercases,
     pool,
     position_limit,
+    sentence_pooling,
     vocabulary_digest,
 )
 
@@ -214,14 +216,7 @@ def _sentence_config(directory: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     pooling_file = directory / "1_Pooling" / "config.json"
     if pooling_file.is_file():
-        config = json.loads(pooling_file.read_text())
-        found["pooling"] = (
-            "cls"
-            if config.get("pooling_mode_cls_token")
-            else "max"
-            if config.get("pooling_mode_max_tokens")
-            else "mean"
-        )
+        found["pooling"] = sentence_pooling(json.loads(pooling_file.read_text()))
     modules_file = directory / "modules.json"
     if modules_file.is_file():
         found["normalize"] = any("Normalize" in m.get("type", "") for m in json.loads(modules_file.read_text()))
@@ -274,6 +269,11 @@ def _from_directory(
             f"random, first {sorted(missing)[0]!r}",
             zoo.WeightsWarning,
             stacklevel=3,
+        )
+    dropped = dropped_head(model.config)
+    if dropped:
+        warnings.warn(
+            f"{spec.name}: {directory} is a {dropped}: zoo loads the backbone alone", zoo.WeightsWarning, stacklevel=3
         )
     return TextBackbone(spec, weights, model.eval(), tokenizer, **{**_sentence_config(directory), **settings})
 

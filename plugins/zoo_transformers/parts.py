@@ -16,6 +16,15 @@ NO_LIMIT = 512  # max_length of models without a position limit (T5's relative p
 SANE_LIMIT = 1_000_000  # tokenizers without a limit report int(1e30) as model_max_length
 # causal-LM capable but attending both ways in the base model: encoders for zoo's purposes
 BIDIRECTIONAL = {"xlnet"}
+# architectures whose head zoo drops on loading (it loads the base model): task heads, not language-model heads
+TASK_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
+# sentence-transformers' pooling flags before its single pooling_mode, by its mode names
+SENTENCE_POOLINGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
 
 
 def architecture(config: Any) -> str:
@@ -30,6 +39,28 @@ def architecture(config: Any) -> str:
     kind = config.model_type
     causal = kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
     return "decoder" if causal and kind not in BIDIRECTIONAL else "encoder"
+
+
+def sentence_pooling(config: dict[str, Any]) -> str:
+    """zoo's pooling for a sentence-transformers ``1_Pooling/config.json``: its ``pooling_mode`` (current
+    releases) or ``pooling_mode_*`` flags (earlier ones, and what zoo's hf export writes)."""
+    mode = config.get("pooling_mode")
+    modes = [mode] if isinstance(mode, str) else [m for flag, m in SENTENCE_POOLINGS.items() if config.get(flag)]
+    return {"cls": "cls", "max": "max", "lasttoken": "last"}.get(modes[0] if modes else "mean", "mean")
+
+
+def dropped_head(config: Any) -> str | None:
+    """For a checkpoint of a task model (``architectures``: ``BertForSequenceClassification``, ...), which
+    zoo loads as its base model: what is dropped, e.g. "BertForSequenceClassification checkpoint; its head
+    and its 2 labels (negative, positive) are dropped"; None for a base or language model."""
+    named = next((name for name in getattr(config, "architectures", None) or [] if name.endswith(TASK_HEADS)), None)
+    if named is None:
+        return None
+    labels = getattr(config, "id2label", None) or {}
+    if not named.endswith(("ForSequenceClassification", "ForTokenClassification")) or not labels:
+        return f"{named} checkpoint; its head is dropped"
+    shown = ", ".join(str(labels[key]) for key in sorted(labels)[:5]) + (", ..." if len(labels) > 5 else "")
+    return f"{named} checkpoint; its head and its {len(labels)} labels ({shown}) are dropped"
 
 
 def encoder_only(model: Any) -> torch.nn.Module:
