@@ -107,3 +107,17 @@ def register_path_formats(register):
             claim="zoo_openclip.claims:claim_folder",
         )
     )
+
+
+@zoo.hookimpl
+def register_export_formats(register):
+    register(
+        zoo.ExportFormat(
+            name="open_clip",
+            description="an open_clip folder (open_clip_config.json, open_clip_model.safetensors) that "
+            'open_clip.create_model_and_transforms("local-dir:DIR") loads; open_clip models only',
+            write="zoo_openclip.export:write_open_clip",
+            runner="zoo_openclip.export:open_clip_runner",
+            requires=("open_clip_torch",),
+        )
+    )

@@ -124,3 +124,17 @@ def register_path_formats(register):
             claim="zoo_timm.claims:claim_folder",
         )
     )
+
+
+@zoo.hookimpl
+def register_export_formats(register):
+    register(
+        zoo.ExportFormat(
+            name="timm",
+            description="a timm folder (config.json with the pretrained_cfg, model.safetensors) that "
+            'timm.create_model("local-dir:DIR") loads; a classification run\'s head as its classifier',
+            write="zoo_timm.export:write_timm",
+            runner="zoo_timm.export:timm_runner",
+            requires=("timm",),
+        )
+    )
