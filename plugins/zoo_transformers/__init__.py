@@ -120,3 +120,17 @@ def register_path_formats(register):
             claim="zoo_transformers.claims:claim_folder",
         )
     )
+
+
+@zoo.hookimpl
+def register_export_formats(register):
+    register(
+        zoo.ExportFormat(
+            name="hf",
+            description="a Hugging Face folder: the transformers model and tokenizer, zoo's pooling as "
+            "sentence-transformers modules, a run's head",
+            write="zoo_transformers.export:write_hf",
+            runner="zoo_transformers.export_runner:hf_runner",
+            requires=("sentence-transformers",),
+        )
+    )
