@@ -83,7 +83,7 @@ def main() -> None:
                 print(f"{backbone:28} skipped: {error}", flush=True)
                 continue
         autocast = torch.autocast(device.type, dtype=dtype) if args.precision == "bf16" else nullcontext()
-        towers = {"image": getattr(model, "image_tower", model), "text": getattr(model, "text_tower", model)}
+        towers = {"image": model.image_tower or model, "text": model.text_tower or model}
         for measured in measure_encoders(model, args.batch, args.seq_len, args.seconds, autocast):
             kind, gflops, rate = measured["input"], measured["gflops_per_sample"], measured["samples_per_second"]
             params = sum(p.numel() for p in towers[kind].parameters())

@@ -157,3 +157,16 @@ def test_minilm_exports_as_the_sentence_transformers_model_it_came_from(tmp_path
     vectors = SentenceTransformer(str(out), device="cpu").encode(TEXTS, convert_to_tensor=True)
     assert (vectors - zoos).abs().max() <= EXACT
     assert (zoo.load(str(out)).encode_text(TEXTS) - zoos).abs().max() <= EXACT
+
+
+@pytest.mark.parametrize("arch", ["t5", "bart"])
+def test_an_encoder_export_loads_back_into_zoo_with_every_weight(arch, root, tmp_path):
+    # config.json names T5EncoderModel / BartEncoder: zoo loads that class, not the whole model with a random decoder
+    import warnings
+
+    backbone = zoo.load(str(hf_folder(tmp_path, arch)))
+    zoo.export(backbone, "hf", tmp_path / "out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", zoo.WeightsWarning)
+        again = zoo.load(str(tmp_path / "out"))
+    assert torch.equal(again.encode_text(TEXTS), backbone.encode_text(TEXTS))

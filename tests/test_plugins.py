@@ -51,7 +51,10 @@ def test_builtin_families_and_example_plugin_load_through_entry_points():
     assert set(infos) >= BUILTIN and "example" in infos
     for name in BUILTIN:
         assert infos[name].distribution == "zoo" and infos[name].builtin
-        assert infos[name].status == "ok" and infos[name].hooks == ["register_backbones", "register_path_formats"]
+        hooks = ["register_backbones", "register_path_formats"]
+        if name != "torchhub":  # a hubconf folder's model has no ecosystem of its own to go back to: onnx/pt2
+            hooks.insert(1, "register_export_formats")
+        assert infos[name].status == "ok" and infos[name].hooks == hooks
         assert len(infos[name].path_formats) == 1
     example = infos["example"]
     assert example.distribution == "zoo-example-plugin" and not example.builtin

@@ -46,6 +46,7 @@ _LAZY = {
     "Backbone": ("zoo.backbone", "Backbone"),
     "FrozenImageEncoder": ("zoo.backbone", "FrozenImageEncoder"),
     "load_state_dict": ("zoo.saving", "load_state_dict"),
+    "check_loaded_weights": ("zoo.saving", "check_loaded_weights"),
     "read_state_dict": ("zoo.saving", "read_state_dict"),
     "staged_directory": ("zoo.saving", "staged_directory"),
     "rebuild": ("zoo.saving", "rebuild"),
@@ -88,7 +89,8 @@ __all__ = [
     "TaskSpec",
     "TextPreprocessing",
     "Weights",
-    # helpers a family's factory and path claims use
+    # helpers a family's factory, path claims and export runners use
+    "check_loaded_weights",
     "load_state_dict",
     "offline_unless_reachable",
     "reachable",

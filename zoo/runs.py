@@ -75,13 +75,9 @@ class Run:
         return torch.cat(parts).float().cpu()
 
     def _embed_images(self, images: list[Any]) -> torch.Tensor:
-        from zoo.data.images import pixel_batch
-        from zoo.tasks.classification import task_image_preprocessing
-
-        options = self.recipe.get("task_options") or {}
-        pixels = pixel_batch(images, task_image_preprocessing(self.backbone, options)).to(self.backbone.device)
+        pixels = self.backbone.pixels(images).to(self.backbone.device)  # the run's size and crop: see load_run
         features = self.backbone.encode_pixels(pixels)
-        if options.get("flip_features"):
+        if (self.recipe.get("task_options") or {}).get("flip_features"):
             features = (features + self.backbone.encode_pixels(pixels.flip(-1))) / 2
         return features
 
@@ -186,6 +182,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         seed_everything(recipe.seed)
         backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
     head = ClassifierHead.from_directory(directory / "model") if (directory / "model" / HEAD_FILE).is_file() else None
+    if recipe.task == "image-classification":
+        from zoo.tasks.classification import task_image_preprocessing
+
+        # the image size and crop the run trained at (task_options) are the backbone's from now on: prediction
+        # and every export (its config and its parity samples) use them
+        backbone.image_preprocessing = task_image_preprocessing(backbone, recipe.task_options)
     return Run(directory, backbone, head, recipe.to_dict(), results)
 
 

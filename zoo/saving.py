@@ -188,6 +188,19 @@ def load_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
     module.load_state_dict(state, strict=True)
 
 
+def check_loaded_weights(module: torch.nn.Module, path: str | os.PathLike, loader: str) -> None:
+    """That a runtime loaded weights file ``path`` into ``module`` whole: every tensor of the file is in the
+    module unchanged and the module has none the file lacks; a `WeightsError` naming ``loader`` otherwise.
+    What an export format's runner checks, since a loader may drop or re-initialise tensors silently."""
+    saved, loaded = read_state_dict(path), module.state_dict()
+    dropped, missing = sorted(set(saved) - set(loaded)), sorted(set(loaded) - set(saved))
+    changed = sorted(k for k in set(saved) & set(loaded) if not torch.equal(saved[k], loaded[k].cpu()))
+    for what, keys in (("drops", dropped), ("lacks", missing), ("changes", changed)):
+        if keys:
+            name = Path(path).name
+            raise WeightsError(f"{loader} {what} {len(keys)} tensor(s) of {name} ({', '.join(keys[:3])})")
+
+
 def registered_factory(spec_dict: Any, where: str, install_hint: str = "") -> tuple[BackboneSpec, Any]:
     """The registered spec and factory that a saved ``spec_dict`` (read from a file) names.
 

@@ -106,18 +106,6 @@ def write_open_clip(backbone: Any, head: Any, directory: Path) -> list[str]:
     ]
 
 
-def _check_weights(model: torch.nn.Module, file: Path) -> None:
-    """Every tensor of ``file`` is in ``model`` unchanged, and the model has no tensor the file lacks."""
-    from safetensors.torch import load_file
-
-    saved, loaded = load_file(str(file)), model.state_dict()
-    dropped, missing = sorted(set(saved) - set(loaded)), sorted(set(loaded) - set(saved))
-    changed = sorted(k for k in set(saved) & set(loaded) if not torch.equal(saved[k], loaded[k].cpu()))
-    for what, keys in (("drops", dropped), ("lacks", missing), ("changes", changed)):
-        if keys:
-            raise zoo.ZooError(f"open_clip's loader {what} {len(keys)} tensors of {file.name} ({', '.join(keys[:3])})")
-
-
 def _check_preprocess(model: Any, config: dict[str, Any]) -> None:
     """The preprocessing open_clip sets on the loaded model is the one the folder's config records."""
     loaded = getattr(model.visual, "preprocess_cfg", {}) or {}
@@ -153,7 +141,7 @@ def open_clip_runner(directory: Path) -> Any:
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{directory}")
     model.eval()
     tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
-    _check_weights(model, directory / WEIGHTS)
+    zoo.check_loaded_weights(model, directory / WEIGHTS, "open_clip's loader")
     _check_preprocess(model, config)
 
     def run(part: str, sample: Any) -> dict[str, torch.Tensor]:

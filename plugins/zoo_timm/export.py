@@ -123,18 +123,6 @@ def write_timm(backbone: Any, head: Any, directory: Path) -> list[str]:
     return notes
 
 
-def _check_weights(model: torch.nn.Module, file: Path) -> None:
-    """Every tensor of ``file`` is in ``model`` unchanged, and the model has no tensor the file lacks."""
-    from safetensors.torch import load_file
-
-    saved, loaded = load_file(str(file)), model.state_dict()
-    dropped, missing = sorted(set(saved) - set(loaded)), sorted(set(loaded) - set(saved))
-    changed = sorted(k for k in set(saved) & set(loaded) if not torch.equal(saved[k], loaded[k].cpu()))
-    for what, keys in (("drops", dropped), ("lacks", missing), ("changes", changed)):
-        if keys:
-            raise zoo.ZooError(f"timm's loader {what} {len(keys)} tensors of {file.name} ({', '.join(keys[:3])})")
-
-
 def _check_data_config(model: torch.nn.Module, config: dict[str, Any]) -> None:
     """The data config timm resolves for the loaded model is the one config.json records."""
     from timm.data import resolve_data_config
@@ -169,7 +157,7 @@ def timm_runner(directory: Path) -> Any:
     directory = Path(directory)
     config = json.loads((directory / CONFIG).read_text())
     model: Any = timm.create_model(f"local-dir:{directory}", pretrained=True).eval()
-    _check_weights(model, directory / WEIGHTS)
+    zoo.check_loaded_weights(model, directory / WEIGHTS, "timm's loader")
     _check_data_config(model, config)
     if config.get("label_names") is not None and list(model.pretrained_cfg.get("label_names") or []) != list(
         config["label_names"]

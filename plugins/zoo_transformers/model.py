@@ -38,6 +38,7 @@ from zoo_transformers.parts import (
     dropped_head,
     encoder_only,
     ensure_pad_token,
+    loading_class,
     lowercases,
     pool,
     position_limit,
@@ -229,7 +230,7 @@ def _sentence_config(directory: Path) -> dict[str, Any]:
 def _from_directory(
     spec: zoo.BackboneSpec, weights: Any, directory: Path, trust_remote_code: bool, **settings: Any
 ) -> TextBackbone:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     if not directory.is_dir():
         raise WeightsError(
@@ -242,7 +243,7 @@ def _from_directory(
             "config.json, the weights (model.safetensors) and the tokenizer files"
         )
     try:
-        model, loading = AutoModel.from_pretrained(
+        model, loading = loading_class(directory / "config.json").from_pretrained(
             str(directory),
             local_files_only=True,
             dtype=torch.float32,

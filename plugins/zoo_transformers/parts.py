@@ -63,6 +63,31 @@ def dropped_head(config: Any) -> str | None:
     return f"{named} checkpoint; its head and its {len(labels)} labels ({shown}) are dropped"
 
 
+# encoder-only classes of encoder-decoder architectures: a folder whose config.json names one (as zoo's
+# `--to hf` export writes them) is loaded with it; AutoModel would build the whole model and leave the
+# decoder random. A fixed table: a file picks among these transformers classes, never beyond.
+ENCODER_CLASSES = {
+    "T5EncoderModel": ("transformers", "T5EncoderModel"),
+    "MT5EncoderModel": ("transformers", "MT5EncoderModel"),
+    "UMT5EncoderModel": ("transformers", "UMT5EncoderModel"),
+    "BartEncoder": ("transformers.models.bart.modeling_bart", "BartEncoder"),
+}
+
+
+def loading_class(config_file: Any) -> Any:
+    """The transformers class to load a folder with: the encoder-only class its config names, else AutoModel."""
+    import importlib
+
+    from transformers import AutoModel
+
+    try:
+        named = json.loads(config_file.read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return AutoModel  # AutoModel's own reading says what is wrong
+    found = next((ENCODER_CLASSES[name] for name in named if name in ENCODER_CLASSES), None)
+    return getattr(importlib.import_module(found[0]), found[1]) if found else AutoModel
+
+
 def encoder_only(model: Any) -> torch.nn.Module:
     """The encoder of an encoder-decoder model (T5's stack, BART's encoder); the decoder is dropped."""
     return model.get_encoder()
@@ -112,7 +137,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     if pooling == "last":
         positions = torch.arange(mask.shape[1], device=mask.device)
         last = (mask.long() * positions).argmax(dim=1)  # the highest position holding a real token
-        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # shape: traceable
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     if pooling == "max":
         return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).amax(dim=1)

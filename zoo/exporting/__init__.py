@@ -157,13 +157,18 @@ def export(
     output = Path(output)
     with staged_directory(output) as staging:
         try:
-            notes = write(backbone, head, staging) or []
+            notes = list(write(backbone, head, staging) or [])
         except ModuleNotFoundError as exc:
             raise _missing_runtime(fmt, exc) from None
+        if head is not None and (loaded.recipe.get("task_options") or {}).get("flip_features"):
+            notes.append(
+                "The run averages each image's outputs with its mirror's (flip_features) when it predicts; "
+                "this export gives one image's: average the two yourself to predict as the run does."
+            )
         manifest = _write_samples(backbone, head, fmt, staging, atol, loaded.describe())
         manifest["parity"] = verify(staging, fmt=fmt, where=str(output))
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        (staging / "README.md").write_text(model_card(loaded.describe(), fmt=fmt.name, notes=list(notes)))
+        (staging / "README.md").write_text(model_card(loaded.describe(), fmt=fmt.name, notes=notes))
     return manifest
 
 
@@ -244,7 +249,13 @@ def verify(directory: str | os.PathLike, fmt: ExportFormat | None = None, where:
         raise ExportError(f"{where}: the {fmt.name} export does not load ({type(exc).__name__}: {first})") from None
     report: dict[str, float] = {}
     for part, sample, expected in _stored_samples(directory, manifest):
-        got = run(part, sample)
+        try:
+            got = run(part, sample)
+        except ZooError as exc:
+            raise ExportError(f"{where}: the {fmt.name} export does not run: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever the target runtime raises running a broken folder
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"{where}: the {fmt.name} export does not run ({type(exc).__name__}: {first})") from None
         for name, want in expected.items():
             key = f"{part}/{sample.size}/{name}"
             if name not in got:
