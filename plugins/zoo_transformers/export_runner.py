@@ -8,7 +8,6 @@ here from those words, not taken from zoo); the logits from ``classifier/``, or 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -71,8 +70,10 @@ def _sentence_transformer(directory: Path) -> Callable[[list[str]], torch.Tensor
 def _transformers_encoder(directory: Path, route: dict[str, Any]) -> Callable[[list[str]], torch.Tensor]:
     from transformers import AutoTokenizer
 
-    module, _, name = route["model_class"].rpartition(".")
-    model_class = getattr(importlib.import_module(module), name)
+    from zoo_transformers.parts import loading_class
+
+    # the class as zoo's own folder loading picks it (a fixed table, else AutoModel), never as a file names it
+    model_class = loading_class(directory / "config.json")
     model = _quietly(model_class.from_pretrained)(str(directory), local_files_only=True, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     accepted = inspect.signature(model.forward).parameters
