@@ -155,3 +155,34 @@ def test_runs_without_a_head_and_bad_inputs_are_one_line(tmp_path):
     not_a_run = run_zoo("predict", str(tmp_path), str(tmp_path))
     assert not_a_run.returncode != 0 and "is not a finished run" in not_a_run.stderr
     assert "Traceback" not in not_a_run.stderr
+
+
+def test_zoo_predict_reads_an_image_folder_skipping_hidden_ones(tmp_path):
+    from PIL import Image
+
+    from zoo.engine import run as run_recipe
+
+    values = {
+        "model": "vision/example-convnet",
+        "task": "image-classification",
+        "data": "digits",
+        "mode": "linear-probe",
+        "train_limit": 100,
+        "epochs": 1,
+        "output_dir": str(tmp_path),
+    }
+    results = run_recipe(validate(values, "test"))
+    digits = zoo.load_dataset("digits").splits["validation"]
+    photos = tmp_path / "photos"
+    for index in range(3):
+        (photos / "batch").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digits.inputs[index]).save(photos / "batch" / f"{index}.png")
+    (photos / ".ipynb_checkpoints").mkdir()
+    Image.fromarray(digits.inputs[0]).save(photos / ".ipynb_checkpoints" / "0.png")
+    out = tmp_path / "predictions.jsonl"
+    run_zoo("predict", results["run_dir"], str(photos), "-o", str(out), check=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(row["input"]).name for row in rows] == ["0.png", "1.png", "2.png"]
+    expected = zoo.load_run(results["run_dir"]).predict([str(photos / "batch" / f"{i}.png") for i in range(3)])
+    assert [row["label"] for row in rows] == [p["label"] for p in expected]
+    assert all(row["label"] in [str(d) for d in range(10)] for row in rows)
