@@ -93,6 +93,10 @@ def test_a_fine_tuned_timm_run_loads_in_timm_with_the_run_s_features_and_predict
     readme = (out / "README.md").read_text()
     assert 'timm.create_model("local-dir:' in readme and "10 class logits" in readme
     assert verify(out)["image/7/logits"] <= 1e-4  # the folder checks out again later
+    # and zoo loads the folder back with its classifier and the run's class names
+    again = zoo.load(str(out))
+    assert again.class_names == run.label_names
+    assert again.classify(pictures).argmax(dim=-1).tolist() == probabilities.argmax(dim=-1).tolist()
 
 
 def test_without_its_head_the_backbone_keeps_its_own_classifier_here_none(cifar_run, tmp_path):

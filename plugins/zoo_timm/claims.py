@@ -42,4 +42,7 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
     pretrained_cfg = config.get("pretrained_cfg") or {}
     if all(key in pretrained_cfg for key in PREPROCESSING):
         options["preprocessing"] = {key: pretrained_cfg[key] for key in PREPROCESSING}
+    names = config.get("label_names") or pretrained_cfg.get("label_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names) and len(names) == num_classes:
+        options["class_names"] = names  # the classifier's labels come with it (zoo export --to timm writes them)
     return zoo.PathClaim(backbone="vision/timm", pretrained=str(weights), options=options)

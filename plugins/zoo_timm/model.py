@@ -117,6 +117,7 @@ class TimmBackbone(VisionBackbone):
             "preprocessing": self.image_preprocessing.to_dict(),
             "num_classes": num_classes,
             **({"model_args": self.model_args} if self.model_args else {}),
+            **({"class_names": self.class_names} if self.class_names else {}),
         }
 
 
@@ -222,7 +223,9 @@ def _default_preprocessing(spec: zoo.BackboneSpec, input_size: int) -> zoo.Image
     )
 
 
-def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args) -> TimmBackbone:
+def _build_timm(
+    spec, weights, arch, model_id, num_classes, preprocessing, input_size, model_args, class_names=None
+) -> TimmBackbone:
     import timm
 
     name = model_id or arch
@@ -273,6 +276,7 @@ def _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input
         preprocessing or _default_preprocessing(spec, input_size),
         arch=name,
         model_args=model_args,
+        class_names=class_names,
     )
 
 
@@ -328,6 +332,7 @@ def build(
     preprocessing: Mapping[str, Any] | None = None,
     model_args: Mapping[str, Any] | None = None,
     saved_dir: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> VisionBackbone:
     """Factory of every vision backbone (see `zoo.load`).
 
@@ -335,6 +340,7 @@ def build(
     timm name as ``model_id``), "torchvision" (``torchvision.models.get_model(arch)``)
     or "scratch" (timm ``arch`` without a classifier, random init). ``model_args``: sizes passed
     to ``timm.create_model`` (img_size, in_chans, global_pool), as a timm folder's config.json has them.
+    ``class_names``: the classifier's class names (a timm folder's ``label_names``), as ``class_names``.
     """
     if source == "torchvision":
         return _build_torchvision(spec, weights, arch, preprocessing)
@@ -342,4 +348,8 @@ def build(
         num_classes = 0
     if source == "timm-hub" and not model_id:
         raise ZooError(f"name the timm model: zoo.load('{spec.name}:MODEL_NAME')")
-    return _build_timm(spec, weights, arch, model_id, num_classes, preprocessing, input_size, dict(model_args or {}))
+    if class_names is not None and (num_classes is None or len(class_names) != num_classes):
+        raise ZooError(f"{spec.name}: {len(class_names)} class names for a classifier of {num_classes} classes")
+    return _build_timm(
+        spec, weights, arch, model_id, num_classes, preprocessing, input_size, dict(model_args or {}), class_names
+    )
