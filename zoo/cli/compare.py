@@ -1,0 +1,103 @@
+"""`zoo compare`: backbones across tasks as a spec says, one table (`zoo.comparisons`)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from zoo.cli.app import cli
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, _, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise click.BadParameter(f"{value!r} is not I/N with 1 <= I <= N (e.g. 1/4)")
+    return int(index), int(count)
+
+
+@cli.command()
+@click.argument("spec", nargs=-1, required=True)
+@click.option("--merge", "merge_dirs", is_flag=True, help="SPEC... are result directories to join into one table.")
+@click.option("--output", "-o", help="Results directory (default: the spec's output_dir; required with --merge).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells to run at once here, each in its own process with an equal share of the CPU cores "
+    "and, with several GPUs, one GPU each.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where cells run: processes on this machine, or Ray tasks (pip install 'zoo[ray]'), each "
+    "asking for its cell's resources: {num_cpus, num_gpus}.",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="With --executor ray: the cluster to join (auto, or HOST:PORT of "
+    "`ray start --head`); without it Ray starts on this machine.",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    callback=_shard,
+    help="Run only shard I of N (whole rows) into "
+    "OUTPUT/shard-I-of-N, e.g. one per Slurm array task; join them with --merge.",
+)
+def compare(
+    spec: tuple[str, ...],
+    merge_dirs: bool,
+    output: str | None,
+    data_root: str | None,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    shard: tuple[int, int] | None,
+) -> None:
+    """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json, plots and report.html.
+
+    \b
+    Cells already computed with the same recipe and library versions are reused,
+    so an interrupted compare continues, and a second run is quick.
+    Examples:
+      zoo compare recipes/quickstart.yaml
+      zoo compare recipes/quickstart.yaml -j 2        two cells at a time
+      zoo compare recipes/quickstart.yaml --executor ray --address auto
+      zoo compare recipes/quickstart.yaml --shard 2/4  (then --merge the shards)
+      zoo compare --merge results/laptop results/gpu-box -o results/all
+    """
+    from zoo.comparisons import load_spec, merge, run_compare
+    from zoo.comparisons.table import markdown
+
+    if merge_dirs:
+        if not output:
+            raise click.UsageError("--merge needs --output DIR for the joined table")
+        table = merge(list(spec), output)
+        out = output
+    else:
+        if len(spec) != 1:
+            raise click.UsageError("give one compare spec (or --merge with result directories)")
+        overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
+        loaded = load_spec(spec[0], overrides)
+        table = run_compare(
+            loaded,
+            progress=lambda line: click.echo(line, err=True),
+            jobs=jobs,
+            bar=True,
+            executor=executor,
+            address=address,
+            shard_of=shard,
+        )
+        out = os.path.join(loaded.output_dir, f"shard-{shard[0]}-of-{shard[1]}") if shard else loaded.output_dir
+    click.echo(markdown(table))
+    click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png", err=True)
+    click.echo(f"report: {os.path.join(out, 'report.html')}")
