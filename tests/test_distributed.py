@@ -45,6 +45,7 @@ def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
         "zoo",
         "run",
         str(RECIPE),
+        "--json",
         *[f"--set={o}" for o in OPTIONS],
         f"--set=output_dir={tmp_path / 'two'}",
     ]
@@ -54,6 +55,7 @@ def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     printed = [line for line in done.stdout.splitlines() if line.startswith('  "run_dir"')]
     assert len(printed) == 1, "only rank 0 prints the results"
+    assert done.stderr.count("zoo run ddp:") == 1, "only rank 0 prints the run's summary"
     two = json.loads((tmp_path / "two" / "ddp" / "results.json").read_text())
     assert two["provenance"]["world_size"] == 2 and single["provenance"]["world_size"] == 1
     one_rows, two_rows = rows(tmp_path / "one" / "ddp"), rows(tmp_path / "two" / "ddp")

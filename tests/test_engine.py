@@ -220,6 +220,7 @@ def test_cli_run_and_evaluate(tmp_path):
         "test_split=null",
         "--set",
         f"output_dir={tmp_path}",
+        "--json",
         check=True,
     )
     out = json.loads(result.stdout)

@@ -81,7 +81,8 @@ def test_a_delimiter_can_be_named(tmp_path):
     path.write_text("text;label\n" + "".join(f"text {i};{'ab'[i % 2]}\n" for i in range(40)))
     data = load_dataset(str(path), delimiter=";")
     assert data.label_names == ["a", "b"]  # split at ';': two classes, not one per line nor a column too few
-    assert {split: len(data.splits[split]) for split in data.splits} == {"train": 32, "validation": 8}
+    # 20% held out as test, then 20% of the rest as validation
+    assert {split: len(data.splits[split]) for split in data.splits} == {"train": 26, "test": 8, "validation": 6}
     read = sorted(
         (text, data.label_names[label])
         for split in data.splits.values()

@@ -21,7 +21,8 @@ from zoo.cli.app import cli, echo_json
 )
 @click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder of the named data sets (else ZOO_DATA).")
-def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the run dir, metrics and training summary as JSON.")
+def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | None, as_json: bool) -> None:
     """Train and evaluate as RECIPE (a YAML file) says; results go to runs/NAME/.
 
     \b
@@ -46,12 +47,18 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
     from zoo.engine import run as run_recipe
 
     results = run_recipe(checked, resume=resume)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if as_json:
         click.echo(
             json.dumps(
                 {"run_dir": results["run_dir"], "metrics": results["metrics"], "train": results["train"]}, indent=2
             )
         )
+    else:
+        from zoo.engine.report import closing_line
+
+        click.echo(closing_line(results))
 
 
 @cli.command()

@@ -60,6 +60,9 @@ class Dataset:
     splits: dict[str, Split]
     label_names: list[str] = field(default_factory=list)
     fingerprint: str = ""  # changes whenever the examples or the split change
+    # where each split came from, in words ("test.csv", "20% of train held out, stratified"), for the run's summary
+    origins: dict[str, str] = field(default_factory=dict)
+    own_files: bool = False  # read from a user's file or folder (not a named data set)
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
@@ -91,11 +94,17 @@ def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able parts (paths are hashed with their size and mtime)."""
     digest = hashlib.sha256()
     for part in parts:
-        if isinstance(part, Path):
-            stat = part.stat()
-            part = [str(part), stat.st_size, stat.st_mtime_ns]
-        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        digest.update(json.dumps(_stamped(part), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def _stamped(part: Any) -> Any:
+    if isinstance(part, Path):
+        stat = part.stat()
+        return [str(part), stat.st_size, stat.st_mtime_ns]
+    if isinstance(part, (list, tuple)):
+        return [_stamped(p) for p in part]
+    return part
 
 
 def stratified_split(
@@ -115,6 +124,36 @@ def stratified_split(
         train += indices[:cut]
         held_out += indices[cut:]
     return sorted(train), sorted(held_out)
+
+
+def stratified_sample(labels: Sequence[Label], count: int, seed: int) -> list[int]:
+    """Exactly ``count`` indices (sorted), each class keeping its share: per class, a seeded shuffle, the
+    first ``count * share`` rounded down, the examples left over going to the classes with the largest
+    remainders (every class keeps at least one where ``count`` allows)."""
+    import random
+
+    by_class: dict[Label, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    if count >= len(labels):
+        return list(range(len(labels)))
+    classes = sorted(by_class)
+    exact = {c: count * len(by_class[c]) / len(labels) for c in classes}
+    quota = {c: int(exact[c]) for c in classes}
+    if count >= len(classes):
+        quota = {c: max(1, q) for c, q in quota.items()}
+    while sum(quota.values()) > count:  # the minimum of one took too many: trim the largest classes
+        largest = max(classes, key=lambda c: (quota[c], -classes.index(c)))
+        quota[largest] -= 1
+    while sum(quota.values()) < count:  # largest remainder first
+        room = [c for c in classes if quota[c] < len(by_class[c])]
+        quota[min(room, key=lambda c: (quota[c] - exact[c], classes.index(c)))] += 1
+    kept: list[int] = []
+    for c in classes:
+        indices = list(by_class[c])
+        random.Random(f"{seed}:limit:{c}").shuffle(indices)
+        kept += indices[: quota[c]]
+    return sorted(kept)
 
 
 def check_labels(name: str, split: str, labels: Sequence[int]) -> None:

@@ -59,6 +59,7 @@ def sst2(
         validation_fraction,
         seed=seed,
         source=folder / "train.tsv",
+        origins={"train": "train.tsv", "test": "dev.tsv (GLUE's dev set)"},
     )
 
 
@@ -152,6 +153,7 @@ def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Data
     except DataError as exc:
         raise DataError(f"{name} (test split): {exc}") from None
     dataset.splits["test"] = Split(texts, ids)
+    dataset.origins["test"] = "TREC_10.label"
     return dataset
 
 

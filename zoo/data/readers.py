@@ -5,10 +5,12 @@
 - image classification: a folder of class folders (``cat/001.jpg``);
 - image-text: ``.csv`` / ``.jsonl`` with ``image`` and ``caption`` columns, images
   relative to the file.
-Splits: where a data set has no test split of its own, ``test_fraction`` of it is
-held out as ``test``; then ``validation_fraction`` of what remains becomes
-``validation`` (for model selection and early stopping). Both are stratified
-and seeded, so ``test`` is never seen by training or selection.
+Splits: a file can bring its own (``test_file``, ``validation_file``), and a folder holding
+``train.csv`` and ``test.csv`` (or ``train/`` and ``test/`` class folders) is read as those splits.
+Where a data set has no test split of its own, ``test_fraction`` of it (0.2 for a user's files) is
+held out as ``test``; then ``validation_fraction`` of what remains becomes ``validation`` (for model
+selection and early stopping). Both are stratified and seeded, so ``test`` is never seen by training
+or selection.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.base import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+from zoo.data.folders import IMAGE_SUFFIXES, read_image_folder, read_split_folder, split_layout
 
 
 def read_lines(path: Path) -> list[str]:
@@ -99,8 +100,11 @@ def classification(
     test_fraction: float = 0.0,
     seed: int = 0,
     source: Any = None,
+    origins: dict[str, str] | None = None,
 ) -> Dataset:
-    """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation."""
+    """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation.
+    ``origins`` says where each given split came from (a file's name), for the run's summary."""
+    origins = {split: (origins or {}).get(split, "the data set's own") for split in splits}
     first = next(iter(splits.values()))[1]
     _, names = encode_labels(first if label_names is None else label_names, label_names)
     encoded: dict[str, Split] = {}
@@ -118,6 +122,8 @@ def classification(
             kept, taken = stratified_split(encoded["train"].class_labels(), fraction, seed, salt=held_out)
             whole = encoded["train"]
             encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
+            rest = "the rest of " if held_out == "validation" and "test_fraction" in origins.get("test", "") else ""
+            origins[held_out] = f"{fraction:.0%} of {rest}{origins['train']} held out ({held_out}_fraction, stratified)"
     digest = fingerprint(
         name,
         source,
@@ -126,19 +132,13 @@ def classification(
         validation_fraction,
         test_fraction,
     )
-    return Dataset(name, kind, encoded, names, digest)
+    return Dataset(name, kind, encoded, names, digest, origins)
 
 
-def read_text_file(
-    path: Path,
-    text_column: str = "text",
-    label_column: str = "label",
-    validation_fraction: float = 0.2,
-    test_fraction: float = 0.0,
-    seed: int = 0,
-    delimiter: str | None = None,
-) -> Dataset:
-    """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns."""
+def read_labelled_rows(
+    path: Path, text_column: str = "text", label_column: str = "label", delimiter: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Texts and label strings of a TSV without header (text, label), or a CSV/TSV/JSONL file with columns."""
     first = read_lines(path)[0].split(delimiter or "\t")
     headerless = path.suffix == ".tsv" and text_column not in first
     if headerless and label_column in first:  # a header after all, naming the text column otherwise
@@ -150,16 +150,54 @@ def read_text_file(
     for column in (text_column, label_column):
         if column not in rows[0]:
             raise DataError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
-    texts = [str(row[text_column]) for row in rows]
-    labels = [str(row[label_column]) for row in rows]
+    return [str(row[text_column]) for row in rows], [str(row[label_column]) for row in rows]
+
+
+def check_known_labels(path: Path, labels: Sequence[str], train: Path, train_labels: Sequence[str]) -> None:
+    """A split file's labels must be classes of the training file."""
+    unknown = sorted({label.strip() for label in labels} - {label.strip() for label in train_labels})
+    if unknown:
+        raise DataError(
+            f"{path}: labels {unknown[:5]} are not classes of the training file {train.name} "
+            f"({', '.join(sorted(set(train_labels))[:10])}); a label unseen in training cannot be learned"
+        )
+
+
+def read_text_file(
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    validation_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    delimiter: str | None = None,
+    test_file: str | None = None,
+    validation_file: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """A text-classification file: TSV without header (text, label), or CSV/TSV/JSONL with columns.
+
+    ``test_file`` / ``validation_file``: the file's own test / validation split (same columns and
+    options; its labels must be classes of the training file). Without ``test_file``, ``test_fraction``
+    (default 0.2; 0 for none) of the file is held out as the test split, stratified and seeded; then
+    ``validation_fraction`` of the rest (default 0.2) selects the best weights."""
+    splits = {"train": read_labelled_rows(path, text_column, label_column, delimiter)}
+    origins = {"train": path.name}
+    given = {"test": test_file, "validation": validation_file}
+    for split, file in given.items():
+        if file is not None:
+            splits[split] = read_labelled_rows(Path(file), text_column, label_column, delimiter)
+            origins[split] = Path(file).name
+            check_known_labels(Path(file), splits[split][1], path, splits["train"][1])
     return classification(
-        path.stem,
+        name or path.stem,
         "text-classification",
-        {"train": (texts, labels)},
+        splits,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
-        source=path,
+        source=[path, *(Path(f) for f in given.values() if f is not None)] if test_file or validation_file else path,
+        origins=origins,
     )
 
 
@@ -174,31 +212,6 @@ def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0)
             raise DataError(f"{path}: {len(texts)} lines are too few to hold out a validation split")
         splits = {"train": texts.subset(kept), "validation": texts.subset(held_out)}
     return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, validation_fraction))
-
-
-def read_image_folder(
-    path: Path, validation_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
-) -> Dataset:
-    """Images in class folders: ``root/CLASS/*.jpg``."""
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{path}: no class folders; expected {path}/CLASS_NAME/image.jpg")
-    images, labels = [], []
-    for name in classes:
-        for image in sorted((path / name).iterdir()):
-            if image.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(image)
-                labels.append(name)
-    return classification(
-        path.name,
-        "image-classification",
-        {"train": (images, labels)},
-        classes,
-        validation_fraction=validation_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        source=[str(path), len(images)],
-    )
 
 
 def read_captions(
@@ -299,6 +312,9 @@ def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple
 def read_path(path: Path, **options: Any) -> Dataset:
     """Read a user's file or folder with the reader its form calls for."""
     reader: Callable[..., Dataset]
+    layout = split_layout(path) if path.is_dir() else None
+    if layout is not None:
+        path, options = read_split_folder(path, layout, **options)
     if path.is_dir():
         reader = read_image_folder
     elif not path.exists():
@@ -313,4 +329,9 @@ def read_path(path: Path, **options: Any) -> Dataset:
         plain = path.suffix == ".txt" and "\t" not in first and options.get("delimiter") is None
         reader = read_plain_text if plain else read_caption_file if captioned else read_text_file
     check_options(reader, options, f"{path} (read by {reader.__name__})")
-    return reader(path, **options)
+    for key in ("test_file", "validation_file"):
+        if options.get(key) is not None and not Path(options[key]).exists():
+            raise DataError(f"data_options.{key}: {options[key]} not found")
+    dataset = reader(path, **options)
+    dataset.own_files = True
+    return dataset

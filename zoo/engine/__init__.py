@@ -57,13 +57,14 @@ def seed_everything(seed: int) -> None:
 
 def _limit(dataset: Any, split: str, count: int | None, seed: int) -> None:
     """Keep ``count`` examples of ``split``: stratified for labelled data, seeded either way."""
-    from zoo.data import fingerprint, stratified_split
+    from zoo.data import fingerprint
+    from zoo.data.base import stratified_sample
 
     data = dataset.splits.get(split)
     if count is None or data is None or count >= len(data):
         return
     if data.labels is not None:
-        _, kept = stratified_split(data.labels, count / len(data), seed)
+        kept = stratified_sample(data.labels, count, seed)  # exactly count, each class its share
     else:
         kept = sorted(random.Random(seed).sample(range(len(data)), count))
     dataset.splits[split] = data.subset(kept)
@@ -83,14 +84,15 @@ def check_task_options(task: Any, options: dict[str, Any]) -> None:
             )
 
 
-def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None) -> Any:
-    """The task of ``recipe``: backbone loaded, data read and limited, caches filled."""
+def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None, dataset: Any = None) -> Any:
+    """The task of ``recipe``: backbone loaded, data read (unless ``dataset`` is given) and limited, caches filled."""
     from zoo.api import load
     from zoo.data import load_dataset
     from zoo.tasks import get_task
 
     seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
-    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights load
+    if dataset is None:
+        dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights
     if backbone is None:
         backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
     if device is not None:
@@ -112,13 +114,24 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     return task
 
 
+def default_test_split(dataset: Any, recipe: Recipe) -> str | None:
+    """The split scored once at the end when the recipe names none: a user's own files' test split
+    (theirs, or the share held out by ``test_fraction``). Named data sets keep their recipes' choice."""
+    if dataset.own_files and "test" in dataset.splits and recipe.eval_split != "test":
+        return "test"
+    return None
+
+
 def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str, Any]:
     """Run ``recipe`` end to end and return its results (also written to ``results.json``)."""
+    from zoo.checks import check_recipe
     from zoo.engine.distributed import setup, teardown
     from zoo.engine.loop import evaluate as evaluate_split
     from zoo.engine.loop import train
+    from zoo.engine.report import announce, summary
 
     started = time.perf_counter()
+    dataset = check_recipe(recipe, backbone)  # every mistake in the recipe is reported before any work
     ctx = setup(recipe.device)
     run_dir = Path(recipe.output_dir) / (recipe.name or f"{recipe.task}-{recipe.data}")
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
@@ -136,23 +149,40 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
         atomic_write(run_dir / "recipe.yaml", lambda handle: handle.write(text.encode()))
     ctx.barrier()
     try:
-        task = prepare(recipe, backbone, ctx.device)
+        task = prepare(recipe, backbone, ctx.device, dataset)
+        test_split = recipe.test_split or default_test_split(task.data, recipe)
+
+        def tell(plan: dict[str, Any]) -> None:
+            announce(summary(task, recipe, ctx, run_dir, plan, test_split), ctx)
+
         if task.trains:
-            trained = train(task, recipe, run_dir, ctx, resume)
+            trained = train(task, recipe, run_dir, ctx, resume, announce=tell)
         else:  # zero-shot: the backbone as it is
+            tell({"steps": 0, "precision": "fp32"})
             trained = {"model": task.model(), "summary": {"steps": 0, "precision": "fp32"}}
             trained["train_model"] = trained["model"]
             trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
         metrics = {
             split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast)
-            for split in dict.fromkeys([recipe.eval_split, *([recipe.test_split] if recipe.test_split else [])])
+            for split in dict.fromkeys([recipe.eval_split, *([test_split] if test_split else [])])
         }
         results = {
             "name": run_dir.name,
             **task.describe(),
             "backbone": task.backbone.name,
             "metrics": metrics,
+            "primary_metric": task.primary_metric,
+            "test_split": test_split,
+            # the examples each split really had (after train_limit / eval_limit), and where they came from
+            "examples": {
+                split: len(task.data.splits[split])
+                for split in dict.fromkeys(["train", *metrics])
+                if split in task.data.splits and (split != "train" or task.trains)
+            },
+            "split_origins": {
+                split: task.data.origins[split] for split in task.data.splits if split in task.data.origins
+            },
             "chance": {split: task.chance(split) for split in metrics},
             "train": trained["summary"],
             "wall_seconds": round(time.perf_counter() - started, 2),

@@ -9,12 +9,10 @@ micro-batch position, so a resumed run sees exactly the batches it would have.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 import warnings
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
@@ -24,8 +22,9 @@ from torch import nn
 
 from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
+from zoo.engine.report import Logger
 from zoo.errors import ZooError
-from zoo.files import atomic_write, remove_stale_temporaries
+from zoo.files import remove_stale_temporaries
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
 from zoo.tasks.batches import to_device
@@ -101,71 +100,6 @@ def epoch_order(seed: int, epoch: int, size: int, lengths: torch.Tensor | None =
     return torch.cat([run[torch.argsort(lengths[run], descending=True, stable=True)] for run in order.split(group)])
 
 
-class Logger:
-    """metrics.jsonl (and TensorBoard when installed) on rank 0; a progress bar on a terminal."""
-
-    def __init__(self, run_dir: Path, ctx: Context, total_steps: int, resume_step: int):
-        self.ctx, self.path = ctx, run_dir / "metrics.jsonl"
-        self.tty = sys.stderr.isatty()
-        self.writer = self.bar = None
-        if not ctx.is_main:
-            return
-        if resume_step and self.path.exists():  # drop what the interrupted run logged after its checkpoint
-            rows = [line for line in self.path.read_text().splitlines() if _logged_step(line) <= resume_step]
-            atomic_write(self.path, lambda out: out.write("".join(row + "\n" for row in rows).encode()))
-        elif not resume_step:
-            self.path.write_text("")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        except ImportError:
-            pass
-        if self.tty:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=resume_step, desc="training", dynamic_ncols=True)
-
-    def log(self, row: dict[str, Any], echo: bool = False) -> None:
-        if not self.ctx.is_main:
-            return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        if self.writer:
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self.writer.add_scalar(f"{row.get('split', 'train')}/{key}", value, row["step"])
-        if self.bar and row.get("split") == "train" and "loss" in row:
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if echo or not self.tty:
-            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-            if self.bar:
-                self.bar.write(shown)
-            else:
-                print(shown, file=sys.stderr)
-
-    def advance(self, loss: float | None) -> None:
-        if self.bar:
-            self.bar.update(1)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}")
-
-    def close(self) -> None:
-        if self.bar:
-            self.bar.close()
-        if self.writer:
-            self.writer.close()
-
-
-def _logged_step(line: str) -> float:
-    """The step of a metrics.jsonl line; a line that is not a logged row (a torn write) sorts last: dropped."""
-    try:
-        step = json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
-    return step if isinstance(step, int) and not isinstance(step, bool) else math.inf
-
-
 def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Recipe, autocast: Any) -> dict[str, Any]:
     """Metrics of ``split``: the task's own whole-split evaluation, or batch by batch with each process
     taking a shard; every process gets the same metrics."""
@@ -211,8 +145,24 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DDP
 
 
-def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool = False) -> dict[str, Any]:
-    """Train ``task``'s model as ``recipe`` says; return the summary that goes into results.json."""
+def micro_batches(examples: int, micro: int) -> int:
+    """Micro-batches per epoch. A last one of a single example is merged into the one before (a batch of
+    one breaks BatchNorm in training, and merging keeps every example in every epoch, unlike dropping it);
+    evaluation batches keep every example as they are."""
+    count = math.ceil(examples / micro)
+    return count - 1 if count > 1 and examples % micro == 1 else count
+
+
+def train(
+    task: Task,
+    recipe: Recipe,
+    run_dir: Path,
+    ctx: Context,
+    resume: bool = False,
+    announce: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``task``'s model as ``recipe`` says; return the summary that goes into results.json.
+    ``announce`` is called with the plan (steps, steps per epoch, examples, precision) before training."""
     device = ctx.device
     torch.manual_seed(recipe.seed)
     model = task.model().to(device)
@@ -226,12 +176,22 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
     if len(train_set) == 0:
         raise TrainingError(f"the train split of {task.data.name} is empty")
     micro = recipe.batch_size // recipe.grad_accum  # examples per micro-batch, across processes
-    micro_per_epoch = math.ceil(len(train_set) / micro)
-    total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * micro_per_epoch / recipe.grad_accum))
+    micro_per_epoch = micro_batches(len(train_set), micro)
+    steps_per_epoch = math.ceil(micro_per_epoch / recipe.grad_accum)  # a step ends each epoch
+    total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * steps_per_epoch))
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
     average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     autocast, precision = autocast_for(recipe.precision, device)
+    if announce is not None:
+        announce(
+            {
+                "steps": total_steps,
+                "steps_per_epoch": steps_per_epoch,
+                "examples": len(train_set),
+                "precision": precision,
+            }
+        )
     checkpoint_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     state: Progress = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "best_step": 0}
     if resume:
@@ -265,6 +225,7 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         train_model = cast(nn.Module, torch.compile(train_model))
 
     logger = Logger(run_dir, ctx, total_steps, state["step"])
+    first_step = state["step"] + 1
     better = (lambda a, b: a > b) if task.higher_is_better else (lambda a, b: a < b)
     samples, data_seconds, started = 0, 0.0, time.perf_counter()
     # On a GPU, reading the loss back each step would make the host wait for the GPU to finish it: the
@@ -336,7 +297,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         micro_index = state["position"]
         while micro_index < micro_per_epoch and state["step"] < total_steps:
             fetch_start = time.perf_counter()
-            chunk = order[micro_index * micro : (micro_index + 1) * micro].tolist()
+            end = (micro_index + 1) * micro if micro_index + 1 < micro_per_epoch else len(train_set)
+            chunk = order[micro_index * micro : end].tolist()
             shard = chunk[ctx.rank :: ctx.world_size]
             batch = to_device(task.collate([train_set[i] for i in shard]), device)
             data_seconds += time.perf_counter() - fetch_start
@@ -366,6 +328,8 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
                 average.update_parameters(model)
             state["step"] += 1
             logger.advance(float(loss_sum) / max(1, loss_count) if read_each_step else None)
+            if state["step"] == first_step and state["step"] % recipe.log_every and state["step"] != total_steps:
+                logger.first_step(state["step"], float(loss_sum) / max(1, loss_count), time.perf_counter() - started)
             if state["step"] % recipe.log_every == 0 or state["step"] == total_steps:
                 total, count = ctx.sum(float(loss_sum), loss_count)  # the mean over every process's examples
                 if not math.isfinite(total):
@@ -416,7 +380,9 @@ def train(task: Task, recipe: Recipe, run_dir: Path, ctx: Context, resume: bool 
         "autocast": autocast,
         "summary": {
             "steps": state["step"],
-            "epochs": round(state["step"] * recipe.batch_size / len(train_set), 3),
+            # passes over the training examples: whole epochs, and the share of the last one done
+            "epochs": round(state["epoch"] + state["position"] / micro_per_epoch, 3),
+            "examples": len(train_set),
             "best_step": state["best_step"],
             "best_" + task.primary_metric: state["best"],
             "kept": "best" if recipe.keep_best else "last",
