@@ -16,7 +16,7 @@ BROKEN = "import zoo\nraise RuntimeError('broken on purpose')\n"
 def test_list_prints_a_table_of_every_family():
     out = run_zoo("list", check=True).stdout
     header, *rows = out.splitlines()
-    assert header.split() == ["NAME", "MODALITY", "DIM", "PARAMS", "WEIGHTS", "LICENSE", "PLUGIN"]
+    assert header.split() == ["NAME", "MODALITY", "DIM", "PARAMS", "WEIGHTS", "OFFLINE", "LICENSE", "PLUGIN"]
     names = [row.split()[0] for row in rows]
     assert {"text/minilm-l6", "vision/efficientnet-lite0", "clip/lite0-minilm-l6", "vision/example-convnet"} <= set(
         names
@@ -37,7 +37,7 @@ def test_list_pattern_modality_and_json():
 
 def test_list_with_no_match_says_so():
     result = run_zoo("list", "nothing*")
-    assert result.returncode == 0 and result.stdout == "" and "no backbone matches 'nothing*'" in result.stderr
+    assert result.returncode == 1 and result.stdout == "" and "no backbone matches 'nothing*'" in result.stderr
 
 
 def test_info_shows_weights_and_preprocessing():

@@ -53,6 +53,14 @@ def check_pattern(pattern: str) -> str:
     return pattern.lower()
 
 
+def _did_you_mean(suggestions: list[str]) -> str:
+    """The hint for ``suggestions`` (did you mean 'a', 'b' or 'c'?), or an empty string without any."""
+    if not suggestions:
+        return ""
+    quoted = [repr(s) for s in suggestions]
+    return "did you mean " + (", ".join(quoted[:-1]) + " or " if len(quoted) > 1 else "") + quoted[-1] + "?"
+
+
 def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
@@ -172,6 +180,8 @@ class Registry:
                 modality = normalize_modality(modality)
             except SpecError as exc:
                 raise InvalidPatternError(str(exc)) from None
+        if task is not None:
+            task = self._known_task(task)
 
         def matches(spec: BackboneSpec, pat: str) -> bool:
             return fnmatch.fnmatchcase(spec.name, pat) or fnmatch.fnmatchcase(_short(spec.name), pat)
@@ -185,6 +195,15 @@ class Registry:
             and (task is None or task in spec.tasks)
             and (pretrained is None or spec.pretrained == pretrained)
         ]
+
+    def _known_task(self, task: str) -> str:
+        """``task`` lower-cased if a plugin registered it or a backbone names it; else UnknownNameError."""
+        known = {spec.name for spec in self.tasks()} | {name for spec in self.backbones() for name in spec.tasks}
+        name = task.strip().lower()
+        if name in known:
+            return name
+        hint = _did_you_mean(difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6))
+        raise UnknownNameError(f"unknown task {task!r}: {hint + ' ' if hint else ''}run 'zoo tasks' to see them")
 
     def resolve_backbone(self, name: str) -> tuple[BackboneSpec, str | None]:
         """Return ``(spec, tag)`` for ``name[:tag]``; raise UnknownNameError with suggestions."""
@@ -224,11 +243,6 @@ class Registry:
             candidates.update(self._aliases)
         close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
         close += [c for c in sorted(candidates) if name in c and name != c]  # 'lite0' -> 'vision/efficientnet-lite0'
-        suggestions = sorted(dict.fromkeys(candidates[c] for c in close))[:3]
-        if suggestions:
-            quoted = [repr(s) for s in suggestions]
-            hint = "did you mean " + (", ".join(quoted[:-1]) + " or " if len(quoted) > 1 else "") + quoted[-1] + "?"
-        else:
-            hint = ""
+        hint = _did_you_mean(sorted(dict.fromkeys(candidates[c] for c in close))[:3])
         listing = {"backbone": "zoo list", "dataset": "zoo datasets", "task": "zoo tasks"}[kind]
         return f"unknown {kind} {name!r}: {hint + ' ' if hint else ''}run '{listing}' to see what is registered"

@@ -69,6 +69,9 @@ class Weights:
     preprocessing: ImagePreprocessing | TextPreprocessing | None = None
     requires: tuple[str, ...] = ()  # pip requirements that bring these weights to an offline machine
     description: str = ""
+    # local files that, when all exist, mean the weights load without a download ("~/.cache/x.pth",
+    # "$TORCH_HOME/hub/checkpoints/x.pth"); with ``requires``, what `zoo list` checks for its OFFLINE column
+    files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.tag, str) or not _TAG.match(self.tag):
@@ -76,6 +79,7 @@ class Weights:
         if not isinstance(self.source, str) or not self.source:
             raise SpecError(f"weights {self.tag!r}: source must be a non-empty string")
         _freeze(self, "requires", tuple(self.requires))
+        _freeze(self, "files", tuple(self.files))
         _freeze(self, "preprocessing", weights_preprocessing(self.preprocessing, f"weights {self.tag!r}"))
 
     def to_dict(self) -> dict[str, Any]:

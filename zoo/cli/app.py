@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
     warnings.showwarning = _show_warning
     try:
-        cli.main(args=args, prog_name="zoo", standalone_mode=False)
+        # a command's `raise click.exceptions.Exit(1)` comes back as its code (zoo list matching nothing)
+        code = cli.main(args=args, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -102,4 +103,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         click.echo(f"zoo: error: {type(exc).__name__}: {first} (run with --debug for the traceback)", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
