@@ -177,3 +177,15 @@ def test_datasets_file_errors_are_one_line_with_the_fix(tmp_path):
     assert result.returncode != 0 and result.stderr.count("\n") == 1
     assert "pass data_options: {delimiter: ';'}" in result.stderr
     assert "text_column" in " ".join(run_zoo("datasets", "--help", check=True).stdout.split())
+
+
+def test_datasets_file_warns_when_a_split_would_be_empty(tmp_path):
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": t[0]}) + "\n" for t in ("a1", "a2", "b1", "b2")))
+    facts = json.loads(run_zoo("datasets", str(data), "--json", check=True).stdout)
+    assert facts["delimiter"] is None and facts["columns"] == ["text", "label"] and facts["rows"] == 4
+    assert facts["splits"]["validation"] == 0
+    assert (
+        "the validation split is empty: 4 examples are too few to hold it out; give validation_file"
+        in facts["warnings"]
+    )

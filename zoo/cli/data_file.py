@@ -149,9 +149,13 @@ def _warnings(dataset: Dataset, settings: dict[str, Any]) -> list[str]:
     if "validation" not in dataset.splits and dataset.kind != "text":
         option = "validation_images" if dataset.kind == "image-text" else "validation_fraction (or validation_file)"
         out.append(f"no validation split: no model selection or early stopping; set {option}")
+    empty = [name for name, split in dataset.splits.items() if not len(split)]
+    for name in empty:
+        total = sum(len(split) for split in dataset.splits.values())
+        out.append(f"the {name} split is empty: {total} examples are too few to hold it out; give {name}_file")
     classes = _class_counts(dataset) or {}
     for label, per_split in classes.items():
-        missing = [split for split, count in per_split.items() if count == 0]
+        missing = [split for split, count in per_split.items() if count == 0 and split not in empty]
         if missing:
             out.append(f"class {label!r} has no examples in {', '.join(missing)}")
     totals: list[int] = [sum(per_split.values()) for per_split in classes.values()]
@@ -165,9 +169,9 @@ def _warnings(dataset: Dataset, settings: dict[str, Any]) -> list[str]:
             out.append(
                 f"{repeated} text(s) repeat an earlier one; a repeat in two splits leaks test data into training"
             )
-        empty = sum(1 for text in texts if not str(text).strip())
-        if empty:
-            out.append(f"{empty} empty text(s)")
+        blank = sum(1 for text in texts if not str(text).strip())
+        if blank:
+            out.append(f"{blank} empty text(s)")
     return out
 
 
