@@ -5,7 +5,9 @@ seeds; every backbone x cell x seed is one `Cell`. A backbone may also be the mo
 another cell of the same spec trains, written ``{trained: CELL_ID}``: the cell with that
 ``id`` (restricted by its own ``backbones`` to one backbone) runs first, and its saved
 backbone is then evaluated like any other, as a row of its own named
-``"BACKBONE + LABEL"`` (``label``, default the id), with provenance naming its parent.
+``"BACKBONE + LABEL"`` (``label``, default the id), with provenance naming its parent. A backbone
+may also be a local model folder (``./my-model``, relative to the spec file; see
+`zoo.comparisons.checks`), shown by its folder's name. Every cell's names are checked before any runs.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from zoo.comparisons.checks import check_cell, is_local, local_backbone
+from zoo.errors import ZooError
 from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions
 
@@ -40,6 +44,7 @@ class CompareSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     output_dir: str = "results"
     data_root: str | None = None
+    base_dir: str | None = None  # where local backbone paths start: the spec file's folder (None: here)
 
 
 def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> CompareSpec:
@@ -49,11 +54,15 @@ def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = N
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"compare spec {path} not found")
-    return spec_from_dict({"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}, path)
+    values = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}
+    return spec_from_dict(values, path, base_dir=str(path.resolve().parent))
 
 
-def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -> CompareSpec:
-    """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``."""
+def spec_from_dict(
+    values: dict[str, Any], where: str | Path = "compare spec", base_dir: str | None = None
+) -> CompareSpec:
+    """A `CompareSpec` from its keys, checked: unknown keys and empty lists are errors naming ``where``;
+    ``base_dir`` is where local backbone paths start (the spec file's folder; default the current one)."""
     unknown = sorted(set(values) - SPEC_KEYS)
     if unknown:
         raise RecipeError(
@@ -62,7 +71,9 @@ def spec_from_dict(values: dict[str, Any], where: str | Path = "compare spec") -
     for key in ("backbones", "cells"):
         if not values.get(key) or not isinstance(values[key], list):
             raise RecipeError(f"{where}: {key} must be a non-empty list")
-    return CompareSpec(**{"name": "compare", **values})
+    if not isinstance(values.get("name", "compare"), str):
+        raise RecipeError(f"{where}: name must be text, got {values['name']!r}")
+    return CompareSpec(**{"name": "compare", **values, "base_dir": base_dir})
 
 
 @dataclass
@@ -75,12 +86,18 @@ class Cell:
     cell_id: str | None = None  # the spec cell's id, when other cells use what it trains
     parent: Cell | None = None  # the cell whose trained backbone this one evaluates
     resources: dict[str, float] = field(default_factory=lambda: dict(RESOURCES))  # what a Ray task asks for
+    registered: str = ""  # the registered backbone it is built from (the backbone itself, unless trained or local)
+    stamp: str | None = None  # a local folder's files: changed files make a new key
+
+    def __post_init__(self) -> None:
+        self.registered = self.registered or self.backbone
 
     @property
     def key(self) -> str:
-        content = json.dumps(
-            {"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()}, sort_keys=True
-        )
+        identity: dict[str, Any] = {"backbone": self.backbone, "recipe": self.recipe, "versions": library_versions()}
+        if self.stamp is not None:
+            identity["stamp"] = self.stamp
+        content = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
     @property
@@ -120,6 +137,18 @@ def check_resources(values: Any, where: str) -> dict[str, float]:
     return merged
 
 
+@dataclass(frozen=True)
+class _Source:
+    """A backbone of a spec cell: the row's name, what ``zoo run`` loads, and what it is built from."""
+
+    shown: str
+    model: str
+    registered: str
+    modality: str
+    parent: Cell | None = None
+    stamp: str | None = None
+
+
 class _Planner:
     def __init__(self, spec: CompareSpec):
         from zoo.plugins import get_plugin_set
@@ -132,6 +161,11 @@ class _Planner:
                 raise RecipeError(f"{self.where}, cell {index + 1}: a cell is a mapping of recipe keys")
             cell_id = raw.get("id")
             if cell_id is None:
+                if raw.get("label") is not None:  # a label names what an id'd cell trains; alone it would do nothing
+                    raise RecipeError(
+                        f"{self.where}, cell {index + 1}: label {raw['label']!r} names the rows of what this cell "
+                        "trains ({trained: ID}), but the cell has no id; give it one (id: NAME) or drop label"
+                    )
                 continue
             if not isinstance(cell_id, str) or not _ID.match(cell_id):
                 raise RecipeError(f"{self.where}, cell {index + 1}: id {cell_id!r} must be a plain name")
@@ -140,31 +174,44 @@ class _Planner:
             self.by_id[cell_id] = index
         self.done: dict[tuple[int, int], list[Cell]] = {}
         self.visiting: list[int] = []
+        self.local_names: dict[str, Path] = {}  # a folder name shown for one path; another with it shows its entry
 
-    def names(self, entries: list[Any], seed: int, where: str) -> list[tuple[str, Cell | None]]:
-        """(registered name, parent cell or None) for each backbone the entries stand for."""
-        found: list[tuple[str, Cell | None]] = []
+    def names(self, entries: list[Any], seed: int, where: str) -> list[_Source]:
+        """The backbone each entry stands for: registered names (patterns expanded), local folders, and
+        the cells whose trained backbones ``{trained: ID}`` names."""
+        found: list[_Source] = []
+        base = Path(self.spec.base_dir or ".")
         for entry in entries:
             if isinstance(entry, dict):
                 if set(entry) != {TRAINED}:
                     raise RecipeError(
-                        f"{where}: a backbone entry is a name, a pattern or {{trained: CELL_ID}}, got {entry!r}"
+                        f"{where}: a backbone is a name, a pattern, a folder or {{trained: CELL_ID}}, got {entry!r}"
                     )
                 found.append(self.parent(entry[TRAINED], seed, where))
                 continue
             if not isinstance(entry, str):
-                raise RecipeError(f"{where}: backbone {entry!r} must be a name or a pattern")
-            matched = (
-                [s.name for s in self.registry.list_backbones(entry)]
-                if any(c in entry for c in "*?[")
-                else [self.registry.resolve_backbone(entry)[0].name]
-            )
+                raise RecipeError(f"{where}: backbone {entry!r} must be a name, a pattern or a folder")
+            if is_local(entry, base, self.registry):
+                local = local_backbone(entry, base, self.registry, where)
+                shown = self.local_names.setdefault(local.shown, local.path) == local.path and local.shown
+                found.append(
+                    _Source(shown or entry, str(local.path), local.registered, local.modality, None, local.stamp)
+                )
+                continue
+            if any(c in entry for c in "*?["):
+                matched = [s.name for s in self.registry.list_backbones(entry)]
+            else:
+                try:
+                    matched = [self.registry.resolve_backbone(entry)[0].name]
+                except ZooError as exc:
+                    raise RecipeError(f"{where}: {exc}") from None
             if not matched:
                 raise RecipeError(f"{where}: no backbone matches {entry!r} (see zoo list)")
-            found += [(name, None) for name in matched]
-        return list({(name, id(parent)): (name, parent) for name, parent in found}.values())
+            for name in matched:
+                found.append(_Source(name, name, name, self.registry.resolve_backbone(name)[0].modality))
+        return list({(source.shown, id(source.parent)): source for source in found}.values())
 
-    def parent(self, cell_id: Any, seed: int, where: str) -> tuple[str, Cell]:
+    def parent(self, cell_id: Any, seed: int, where: str) -> _Source:
         if cell_id not in self.by_id:
             known = ", ".join(sorted(self.by_id)) or "none has an id"
             raise RecipeError(f"{where}: {{trained: {cell_id}}} names no cell; the cells' ids: {known}")
@@ -180,13 +227,12 @@ class _Planner:
             raise RecipeError(
                 f"{where}: cell {cell_id!r} runs mode {parent.recipe['mode']}, which trains no backbone to evaluate"
             )
-        return self.root(parent), parent
-
-    @staticmethod
-    def root(cell: Cell) -> str:
-        while cell.parent is not None:
-            cell = cell.parent
-        return cell.recipe["model"]
+        label = self.spec.cells[index].get("label") or cell_id
+        modality = self.registry.resolve_backbone(parent.registered)[0].modality
+        shown = f"{parent.backbone} + {label}"
+        return _Source(
+            shown, str(parent.trained_backbone(Path(self.spec.output_dir))), parent.registered, modality, parent
+        )
 
     def cells_of(self, index: int, seed: int) -> list[Cell]:
         if (index, seed) in self.done:
@@ -205,23 +251,19 @@ class _Planner:
             {**(self.spec.defaults.get("resources") or {}), **(raw.get("resources") or {})}, where
         )
         cells = []
-        for name, parent in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
-            model, shown = name, name
-            if parent is not None:
-                parent_id = cast(str, parent.cell_id)  # parent() finds the cell by its id
-                label = self.spec.cells[self.by_id[parent_id]].get("label") or parent_id
-                model = str(parent.trained_backbone(Path(self.spec.output_dir)))
-                shown = f"{parent.backbone} + {label}"
-            recipe = {**values, "model": model, "seed": seed, "data_root": self.spec.data_root}
+        for source in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
+            recipe = {**values, "model": source.model, "seed": seed, "data_root": self.spec.data_root}
             validate(recipe, where)
+            check_cell(recipe, source.modality, self.registry, where)
             task = self.registry.get("task", recipe["task"])
-            modality = self.registry.resolve_backbone(name)[0].modality
             skip = (
                 None
-                if modality in task.modalities
-                else f"{task.name} needs a {' or '.join(task.modalities)} backbone; {name} is {modality}"
+                if source.modality in task.modalities
+                else f"{task.name} needs a {' or '.join(task.modalities)} backbone; {source.shown} is {source.modality}"
             )
-            cells.append(Cell(shown, recipe, skip, raw.get("id"), parent, resources))
+            cell = Cell(source.shown, recipe, skip, raw.get("id"), source.parent, resources, source.registered)
+            cell.stamp = source.stamp
+            cells.append(cell)
         self.visiting.pop()
         self.done[(index, seed)] = cells
         return cells

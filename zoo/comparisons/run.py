@@ -43,9 +43,12 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def measure_backbone(name: str, cache: Path, model_source: str | None = None) -> dict[str, Any]:
+def measure_backbone(
+    name: str, cache: Path, model_source: str | None = None, registered: str | None = None
+) -> dict[str, Any]:
     """Parameters, GFLOPs per sample and inference samples/s of each encoder (cached per versions);
-    ``model_source`` is what loads it when that is not ``name`` (a trained backbone's folder)."""
+    ``model_source`` is what loads it when that is not ``name`` (a trained backbone's or a local folder),
+    ``registered`` the registered backbone it is built from (family and license when it does not load)."""
     source = model_source or name
     key = hashlib.sha256(json.dumps([name, source, library_versions(), platform.node()]).encode()).hexdigest()[:16]
     path = cache / f"{name.replace('/', '--')}.json"
@@ -73,7 +76,7 @@ def measure_backbone(name: str, cache: Path, model_source: str | None = None) ->
             "inference_per_s": {r["input"]: round(r["samples_per_second"], 1) for r in rows},
         }
     except Exception as exc:  # noqa: BLE001 - a backbone that does not load fails its cells, not the table
-        spec = get_spec(name if model_source is None else name.split(" + ")[0])
+        spec = get_spec(registered or name)
         info = {
             "key": key,
             "params": spec.params,
@@ -230,8 +233,10 @@ def run_compare(
         pool.shutdown(cancel_futures=True)  # after Ctrl-C, no queued cell starts
         counter.close()
         runner.close()
-    sources = {c.backbone: (c.recipe["model"] if c.parent is not None else None) for c in runnable}
-    backbones = {name: measure_backbone(name, out / "backbones", source) for name, source in sources.items()}
+    sources = {
+        c.backbone: (c.recipe["model"] if c.recipe["model"] != c.backbone else None, c.registered) for c in runnable
+    }
+    backbones = {name: measure_backbone(name, out / "backbones", *source) for name, source in sources.items()}
     from zoo.comparisons.report import write_outputs
     from zoo.comparisons.table import build_table
 
