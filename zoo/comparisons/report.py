@@ -2,7 +2,8 @@
 
 No network: the CSS, the script and the plots (PNG, base64) are inline. Both tables sort by
 any column (click its header; again to reverse); clicking a row of the detail table shows its
-provenance, and each row links to its cells' run folders. Every string from the table is
+provenance as a list of its fields, and each row links to its cells' run folders by readable names
+(backbone, cell and seed; the folders themselves are named by hash). Every string from the table is
 escaped (a backbone or class name holding ``<script>`` is shown, never run).
 """
 
@@ -17,7 +18,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from zoo.comparisons.table import MISSING, SCHEMA, chance_notes, column_of, csv_text, markdown, metric_columns, plots
+from zoo.comparisons.plots import plots
+from zoo.comparisons.table import (
+    MISSING,
+    SCHEMA,
+    average_note,
+    chance_notes,
+    column_of,
+    csv_text,
+    markdown,
+    metric_columns,
+    metric_text,
+    number_text,
+    run_label,
+    shows_std,
+    value_text,
+)
 from zoo.errors import ZooError
 from zoo.files import atomic_write
 from zoo.validation import TABLE_SCHEMA, read_json_file
@@ -36,8 +52,13 @@ td.num { text-align: right; white-space: nowrap; } td.below { color: #b3261e; fo
 .wide { overflow-x: auto; }
 td.skipped, td.failed, td.missing { color: #8a93a3; }
 tbody.item > tr.summary { cursor: pointer; } tbody.item > tr.summary:hover { background: #f7f9fc; }
-tr.provenance pre { margin: 0; white-space: pre-wrap; font-size: 12px; background: #f7f9fc; padding: .8em; }
-.plots img { max-width: 48%; margin: .5em 1% 0 0; border: 1px solid #e3e7ee; }
+tr.provenance td { background: #f7f9fc; }
+dl.record { display: grid; grid-template-columns: max-content 1fr; gap: .15em 1.2em; margin: .3em 0; font-size: 13px; }
+dl.record dt { color: #5b6575; } dl.record dd { margin: 0; overflow-wrap: anywhere; }
+dl.record dl.record { margin: 0; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plots figure { margin: 0; flex: 1 1 45%; } .plots img { max-width: 100%; border: 1px solid #e3e7ee; }
+.plots figcaption { color: #5b6575; font-size: 12px; }
 """
 
 SCRIPT = """
@@ -73,6 +94,12 @@ document.querySelectorAll("tbody.item > tr.summary").forEach(function (row) {
 });
 """
 
+CAPTIONS = {
+    "metric_vs_params.png": "Headline metric against parameters; dashed lines: each cell's chance level",
+    "metric_vs_throughput.png": "Headline metric against inference samples/s; dashed lines: each cell's chance level",
+    "per_task.png": "Headline metric per backbone, one panel per cell; dashed line: chance",
+}
+
 DETAIL_COLUMNS = (  # header, row key, numeric
     ("backbone", "backbone", False),
     ("family", "family", False),
@@ -84,7 +111,7 @@ DETAIL_COLUMNS = (  # header, row key, numeric
     ("mode", "mode", False),
     ("metric", "metric", False),
     ("value", "mean", True),
-    ("± std", "std", True),
+    ("± std (2+ seeds)", "std", True),
     ("chance", "chance", True),
     ("train s", "train_seconds", True),
     ("train samples/s", "train_samples_per_s", True),
@@ -104,22 +131,27 @@ def _td(text: Any, value: Any = None, classes: str = "") -> str:
     return f"<td{attributes}>{_e(text)}</td>"
 
 
-def _number(value: Any) -> str:
-    if value is None:
-        return MISSING
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def _value(row: dict[str, Any]) -> tuple[str, float | None, str]:
-    """A row's headline as shown, its number for sorting, and its CSS class."""
+    """A row's headline as shown (failed and skipped with the reason), its number for sorting, its CSS class."""
     if row["status"] != "ok":
-        return (row["status"] if row["status"] == "skipped" else f"failed: {row.get('error')}"), None, row["status"]
-    text = f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if len(row["seeds"]) > 1 else "")
-    if row.get("below_chance"):
-        return f"{text} ⚠ below chance {row['chance']:.3g}", row["mean"], "num below"
-    return text, row["mean"], "num"
+        return value_text(row), None, row["status"]
+    return value_text(row), row["mean"], "num below" if row.get("below_chance") else "num"
+
+
+def _definitions(record: dict[str, Any]) -> str:
+    """A mapping as a definition list, nested mappings as nested lists; every key and value escaped."""
+    items = []
+    for key, value in record.items():
+        if isinstance(value, dict):
+            shown = _definitions(value) if value else _e(MISSING)
+        elif isinstance(value, list):
+            shown = _e(", ".join(map(str, value)) or MISSING)
+        elif isinstance(value, float):
+            shown = _e(metric_text(value) if abs(value) <= 1 else number_text(value))
+        else:
+            shown = _e(MISSING if value is None else value)
+        items.append(f"<dt>{_e(key)}</dt><dd>{shown}</dd>")
+    return f'<dl class="record">{"".join(items)}</dl>'
 
 
 def _matrix(rows: list[dict[str, Any]]) -> str:
@@ -156,17 +188,24 @@ def _detail(rows: list[dict[str, Any]]) -> str:
             if key == "mean":
                 text, number, classes = _value(row)
                 cells.append(_td(text, number, classes))
+            elif key == "std":
+                std = row.get(key) if shows_std(row) else None
+                cells.append(_td(metric_text(std) if std is not None else MISSING, std, "num"))
+            elif key == "chance":
+                cells.append(_td(metric_text(row.get(key)), row.get(key), "num"))
             elif numeric:
-                cells.append(_td(_number(row.get(key)), row.get(key), "num"))
+                cells.append(_td(number_text(row.get(key)), row.get(key), "num"))
             else:
                 cells.append(_td(row.get(key) or MISSING))
-        runs = zip(row.get("runs", []), row.get("seeds", []), strict=False)
-        links = " ".join(f'<a href="{_e(run)}">seed {_e(seed)}</a>' for run, seed in runs)
+        runs = row.get("runs", [])
+        names = row.get("run_names") or [f"{run_label(row)}, seed {seed}" for seed in row.get("seeds", [])]
+        links = "<br>".join(
+            f'<a href="{_e(run)}" title="{_e(run)}">{_e(name)}</a>' for run, name in zip(runs, names, strict=False)
+        )
         cells.append(f"<td>{links or MISSING}</td>")
-        record = {key: row.get(key) for key in ("provenance", "metrics", "error") if row.get(key) is not None}
+        record = {key: row.get(key) for key in ("error", "metrics", "provenance") if row.get(key) is not None}
         details = (
-            f'<tr class="provenance" hidden><td colspan="{len(DETAIL_COLUMNS) + 1}"><pre>'
-            f"{_e(json.dumps(record, indent=2, default=str))}</pre></td></tr>"
+            f'<tr class="provenance" hidden><td colspan="{len(DETAIL_COLUMNS) + 1}">{_definitions(record)}</td></tr>'
         )
         body.append(f'<tbody class="item"><tr class="summary">{"".join(cells)}</tr>{details}</tbody>')
     return (
@@ -185,7 +224,9 @@ def render(table: dict[str, Any], plots: list[Path]) -> str:
     )
     notes = chance_notes(rows)
     images = "".join(
-        f'<img alt="{_e(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+        f'<figure><img alt="{_e(CAPTIONS.get(path.name, path.stem))}" '
+        f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+        f"<figcaption>{_e(CAPTIONS.get(path.name, path.stem))}</figcaption></figure>"
         for path in plots
         if path.is_file()
     )
@@ -196,12 +237,14 @@ def render(table: dict[str, Any], plots: list[Path]) -> str:
 <h1>{_e(table["name"])}</h1>
 <p class="meta">{_e(meta)}</p>
 <h2>Headline metric per backbone and cell</h2>
-<p class="notes">Mean ± std over seeds; ⚠ marks a result below chance; click a header to sort.
+<p class="notes">{_e(average_note(rows)).capitalize()}; ⚠ marks a result below chance; failed and
+skipped cells say why; click a header to sort.
 R@K = fraction of queries with at least one relevant item in the top K.</p>
 {_matrix(rows)}
 {'<p class="notes">Chance levels: ' + _e("; ".join(notes)) + "</p>" if notes else ""}
 <h2>Every cell</h2>
-<p class="notes">Click a row for its provenance and all its metrics; the links open each seed's run folder.</p>
+<p class="notes">Click a row for its provenance and all its metrics; the links (backbone, cell, seed) open each
+seed's run folder.</p>
 {_detail(rows)}
 <h2>Plots</h2>
 <div class="plots">{images}</div>
@@ -230,9 +273,11 @@ def write_outputs(table: dict[str, Any], out: Path) -> list[Path]:
     return [out / name for name in files] + images + [out / "report.html"]
 
 
-def merge(directories: list[str | Path], out: str | Path, name: str = "merged") -> dict[str, Any]:
-    """One table from the tables of several result directories (other machines, other sessions)."""
+def merge(directories: list[str | Path], out: str | Path, name: str | None = None) -> dict[str, Any]:
+    """One table from the tables of several result directories (other machines, other sessions), named
+    ``name`` (default: their spec's name when they share one, else theirs joined by " + ")."""
     rows: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
     for directory in directories:
         path = Path(directory) / "table.json"
         if not path.is_file():
@@ -243,6 +288,7 @@ def merge(directories: list[str | Path], out: str | Path, name: str = "merged") 
                 f"{path}: table schema {table.get('schema')!r} cannot be merged with schema {SCHEMA}; "
                 "re-run that compare with this zoo"
             )
+        names.append(table["name"])
         for row in table["rows"]:
             # run folders are relative to the table that names them: make them relative to the merged one
             row["runs"] = [os.path.relpath(Path(directory) / run, out) for run in row.get("runs", [])]
@@ -250,6 +296,6 @@ def merge(directories: list[str | Path], out: str | Path, name: str = "merged") 
             kept = rows.get(key)
             if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):
                 rows[key] = row
-    merged = {"schema": SCHEMA, "name": name, "rows": list(rows.values())}
+    merged = {"schema": SCHEMA, "name": name or " + ".join(dict.fromkeys(names)), "rows": list(rows.values())}
     write_outputs(merged, Path(out))
     return merged

@@ -1,17 +1,20 @@
-"""The comparison table: aggregation over seeds, chance levels, Markdown, CSV and plots."""
+"""The comparison table: aggregation over seeds, chance levels, how numbers read, Markdown and CSV.
+
+Human formats (Markdown here, HTML in `report`) print metrics with three decimals, "± std" only
+over two or more seeds, counts and rates with thousands separators, and every failed or skipped
+row with its reason; CSV and JSON keep the raw numbers.
+"""
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
+import math
 import statistics
-from pathlib import Path
 from typing import Any
 
 from zoo.comparisons.plan import row_of
-from zoo.files import atomic_write
 
 SCHEMA = 1
 MISSING = "—"
@@ -65,16 +68,22 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             "status": "ok" if done else members[0]["status"],
             "error": None if done else members[0].get("error"),
         }
+        failed = [m for m in members if m["status"] == "failed"]
+        if failed:  # each failed seed and why; a row with finished seeds stands on those
+            row["failed_seeds"] = [{"seed": m["recipe"]["seed"], "error": m.get("error")} for m in failed]
+            if done:
+                row["error"] = "; ".join(f"seed {f['seed']} failed: {f['error']}" for f in row["failed_seeds"])
         if done:
             metric, _ = primary(recipe, done[0]["metrics"])
             values = [primary(recipe, m["metrics"])[1] for m in done]
             row["metric"], (row["mean"], row["std"]) = metric, _mean_std(values)
-            split, name = metric.split(" ", 1)
-            chances = [m.get("chance", {}).get(split, {}).get(name) for m in done]
+            split, metric_name = metric.split(" ", 1)
+            chances = [m.get("chance", {}).get(split, {}).get(metric_name) for m in done]
             if all(isinstance(c, (int, float)) for c in chances):
                 row["chance"] = round(statistics.fmean(chances), 6)
                 row["below_chance"] = row["mean"] < row["chance"]
             row["runs"] = [f"cells/{m['key']}/run" for m in done]
+            row["run_names"] = [f"{run_label(row)}, seed {m['recipe']['seed']}" for m in done]
             row["metrics"] = {
                 k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
                 for k, v in done[0]["metrics"][split].items()
@@ -102,11 +111,63 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
     return {"schema": SCHEMA, "name": name, "rows": rows}
 
 
-def _cell(row: dict[str, Any]) -> str:
+def metric_text(value: float | None) -> str:
+    """A metric as the tables print it: three decimals (0.784)."""
+    return MISSING if value is None else f"{value:.3f}"
+
+
+def number_text(value: Any) -> str:
+    """A count, rate or size as people read it: 84,900 (thousands separators, no exponent); 12.5; 0.0123."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return MISSING if value is None else str(value)
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{round(value):,}"
+    if value == 0:
+        return "0"
+    decimals = min(6, max(1, 2 - math.floor(math.log10(abs(value)))))  # three significant digits
+    return f"{value:.{decimals}f}"
+
+
+def shows_std(row: dict[str, Any]) -> bool:
+    """ "± std" means something only over two or more seeds."""
+    return len(row.get("seeds") or []) > 1 and isinstance(row.get("std"), (int, float))
+
+
+def average_note(rows: list[dict[str, Any]]) -> str:
+    """What a value is: "± std" is explained only where some row has it."""
+    if any(shows_std(row) for row in rows):
+        return "the mean over seeds, ± the std where there are two or more"
+    return "one seed each" if all(len(row.get("seeds") or []) <= 1 for row in rows) else "the mean over seeds"
+
+
+def value_text(row: dict[str, Any]) -> str:
+    """A row's headline as both human tables print it: the value (± std over 2+ seeds), a below-chance
+    mark and any failed seeds; or "failed: WHY" / "skipped: WHY"."""
     if row["status"] != "ok":
-        return f"{row['status']}: {row['error']}" if row["status"] == "skipped" else f"failed ({row['error']})"
-    value = f"{row['mean']:.4f} ± {row['std']:.4f}" if len(row["seeds"]) > 1 else f"{row['mean']:.4f}"
-    return value + (" ⚠ below chance" if row.get("below_chance") else "")
+        return f"{row['status']}: {row.get('error') or 'no reason recorded'}"
+    text = metric_text(row["mean"]) + (f" ± {metric_text(row['std'])}" if shows_std(row) else "")
+    if row.get("below_chance"):
+        text += f" ⚠ below chance {metric_text(row.get('chance'))}"
+    failed = row.get("failed_seeds") or []
+    if failed and row["seeds"]:
+        text += f" ({len(failed)} of {len(failed) + len(row['seeds'])} seeds failed)"
+    return text
+
+
+def run_label(row: dict[str, Any]) -> str:
+    """The readable name of a row's runs: backbone and cell (the folders themselves are named by hash)."""
+    return f"{row['backbone']} · {column_of(row)}"
+
+
+def failures(table: dict[str, Any]) -> list[str]:
+    """One line per failed cell: which (backbone, cell, seed) and why; [] when none failed."""
+    lines = []
+    for row in table["rows"]:
+        failed = row.get("failed_seeds") or ([{"error": row.get("error")}] if row["status"] == "failed" else [])
+        for cell in failed:  # a merged table's failed rows may not say their seeds
+            seed = f", seed {cell['seed']}" if cell.get("seed") is not None else ""
+            lines.append(f"{run_label(row)}{seed}: {cell.get('error')}")
+    return lines
 
 
 def column_of(row: dict[str, Any]) -> str:
@@ -128,7 +189,7 @@ def chance_notes(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         if row.get("chance") is not None:
             notes.setdefault((column_of(row), row["metric"]), row["chance"])
-    return [f"{column}, {metric}: chance {value:.4g}" for (column, metric), value in notes.items()]
+    return [f"{column}, {metric}: chance {value:.3f}" for (column, metric), value in notes.items()]
 
 
 def escape_markdown(value: Any) -> str:
@@ -152,8 +213,9 @@ def markdown(table: dict[str, Any]) -> str:
     lines = [
         f"# {escape_markdown(table['name'])}",
         "",
-        "Headline metric per cell (mean ± std over seeds), named in "
-        f"its column (or beside the value where a column's rows differ); {MISSING} = not run; ⚠ = below chance. "
+        f"Headline metric per cell ({average_note(rows)}), named in "
+        f"its column (or beside the value where a column's rows differ); {MISSING} = not in the spec; "
+        "⚠ = below chance; failed and skipped cells say why. "
         "R@K = fraction of queries with at least one relevant item in the top K.",
         "",
         _row_line(["backbone", *headers]),
@@ -163,39 +225,36 @@ def markdown(table: dict[str, Any]) -> str:
         cells = []
         for column, metric in metric_of.items():
             row = lookup.get((backbone, column))
-            text = MISSING if row is None else ("skipped" if row["status"] == "skipped" else _cell(row))
+            text = MISSING if row is None else value_text(row)
             cells.append(text if row is None or metric or row["status"] != "ok" else f"{text} ({row['metric']})")
         lines.append(_row_line([backbone, *cells]))
     notes = chance_notes(rows)
     if notes:
         lines += ["", "Chance levels (the most common class's share; a random ranking's R@K): " + "; ".join(notes)]
+    shown = [r for r in rows if r["status"] != "skipped"]  # skipped rows: in the matrix above, with the reason
     lines += [
         "",
         "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
         "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
         "|---" * 16 + "|",
     ]
-    for r in rows:
-        if r["status"] == "skipped":  # shown in the matrix above; the reason is in table.json
-            continue
-        value = _cell(r)
-        params = _count(r.get("params"))
+    for r in shown:
         fields = [
             r["backbone"],
             r.get("family"),
             r.get("modality"),
-            params,
-            _fmt(r.get("gflops_per_sample")),
+            number_text(r.get("params")),
+            number_text(r.get("gflops_per_sample")),
             r["task"],
             r["data"],
             r["mode"],
             r.get("metric", MISSING),
-            value,
-            _fmt(r.get("chance")),
-            _fmt(r.get("train_seconds")),
-            _fmt(r.get("train_samples_per_s")),
-            _fmt(r.get("inference_samples_per_s")),
-            _fmt(r.get("peak_rss_mb")),
+            value_text(r),
+            metric_text(r.get("chance")),
+            number_text(r.get("train_seconds")),
+            number_text(r.get("train_samples_per_s")),
+            number_text(r.get("inference_samples_per_s")),
+            number_text(r.get("peak_rss_mb")),
             r.get("license") or MISSING,
         ]
         lines.append(_row_line(fields))
@@ -210,18 +269,6 @@ def markdown(table: dict[str, Any]) -> str:
             ),
         ]
     return "\n".join(lines) + "\n"
-
-
-def _count(value: int | None) -> str:
-    if not value:
-        return MISSING
-    return f"{value / 1e6:.1f}M" if value >= 1e5 else f"{value / 1e3:.1f}K"
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def csv_text(table: dict[str, Any]) -> str:
@@ -262,6 +309,7 @@ def csv_text(table: dict[str, Any]) -> str:
             {
                 **row,
                 "seeds": " ".join(map(str, row["seeds"])),
+                "std": row.get("std") if shows_std(row) else "",
                 "versions": json.dumps(prov.get("versions")) if prov else "",
                 "device": prov.get("device"),
                 "precision": prov.get("precision"),
@@ -270,46 +318,3 @@ def csv_text(table: dict[str, Any]) -> str:
             }
         )
     return buffer.getvalue()
-
-
-def plots(table: dict[str, Any], out: Path) -> list[Path]:
-    """metric vs parameters, metric vs inference throughput, and bars per task; PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in table["rows"] if r["status"] == "ok"]
-    written = []
-    for x_key, label, file in (
-        ("params", "parameters", "metric_vs_params.png"),
-        ("inference_samples_per_s", "inference samples/s", "metric_vs_throughput.png"),
-    ):
-        figure, axes = plt.subplots(figsize=(7, 4.5))
-        for column in dict.fromkeys(column_of(r) for r in rows):
-            points = [r for r in rows if column_of(r) == column and r.get(x_key)]
-            axes.scatter([r[x_key] for r in points], [r["mean"] for r in points], label=column)
-            for r in points:
-                axes.annotate(r["backbone"].split("/")[-1], (r[x_key], r["mean"]), fontsize=7)
-        if any(r.get(x_key) for r in rows):
-            axes.set_xscale("log")
-        axes.set_xlabel(label)
-        axes.set_ylabel("headline metric")
-        axes.legend(fontsize=7)
-        figure.tight_layout()
-        atomic_write(out / file, functools.partial(figure.savefig, dpi=120, format="png"))
-        plt.close(figure)
-        written.append(out / file)
-    columns = list(dict.fromkeys(column_of(r) for r in rows))
-    figure, grid = plt.subplots(len(columns) or 1, 1, figsize=(7, 2.2 * max(1, len(columns))), squeeze=False)
-    for axis, column in zip(grid[:, 0], columns, strict=False):
-        points = [r for r in rows if column_of(r) == column]
-        uniform = len({r["metric"] for r in points}) == 1
-        labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]
-        axis.barh(labels, [r["mean"] for r in points], xerr=[r["std"] for r in points])
-        axis.set_title(f"{column}: {points[0]['metric']}" if uniform else column, fontsize=9)
-        axis.tick_params(labelsize=7)
-    figure.tight_layout()
-    atomic_write(out / "per_task.png", lambda handle: figure.savefig(handle, dpi=120, format="png"))
-    plt.close(figure)
-    return [*written, out / "per_task.png"]
