@@ -7,6 +7,7 @@ import os
 import click
 
 from zoo.cli.app import cli
+from zoo.errors import ZooError
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -53,6 +54,11 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Run only shard I of N (whole rows) into "
     "OUTPUT/shard-I-of-N, e.g. one per Slurm array task; join them with --merge.",
 )
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Exit 0 even when cells failed (they are still listed, and marked in the table).",
+)
 def compare(
     spec: tuple[str, ...],
     merge_dirs: bool,
@@ -62,12 +68,39 @@ def compare(
     executor: str,
     address: str | None,
     shard: tuple[int, int] | None,
+    allow_failures: bool,
 ) -> None:
     """Compare backbones across tasks as SPEC (YAML) says; write table.md/.csv/.json, plots and report.html.
 
     \b
+    The spec, a YAML file (recipes/quickstart.yaml is a full one):
+      name: my-compare             # titles table.md and report.html (default: the file's name)
+      output_dir: results/mine     # tables, plots, report.html and cells/ (default: results)
+      seeds: [0, 1, 2]             # each cell once per seed; "± std" is shown over 2+ seeds
+      data_root: /data             # the named data sets' folder (else --data-root, ZOO_DATA)
+      defaults: {epochs: 3, lr: 1.0e-3}  # recipe keys (as zoo run reads them) for every cell
+      backbones:                   # every cell's, unless a cell names its own
+        - text/bert-tiny           # a registered name (zoo list),
+        - "vision/example-*"       # a pattern (quoted),
+        - ./my-model               # a model folder zoo.load reads, relative to this file,
+        - {trained: tuned}         # or what the cell with id 'tuned' trains (it runs first)
+      cells:                       # one column each: task, data, mode, any recipe key
+        - {task: image-classification, data: digits, mode: linear-probe}
+        - id: tuned                # lets {trained: tuned} use what this cell trains
+          label: digits tuned      # those rows read "BACKBONE + digits tuned" (needs id)
+          backbones: [vision/example-convnet]  # one, to be a {trained: ...} parent
+          task: image-classification
+          data: digits
+          mode: finetune
+          task_options: {image_size: 96}       # checked against the task: zoo tasks NAME
+          resources: {num_cpus: 2, num_gpus: 0}  # what a Ray task asks (--executor ray)
+    Every cell's backbones, data sets, modes and options are checked before any runs.
     Cells already computed with the same recipe and library versions are reused,
     so an interrupted compare continues, and a second run is quick.
+    Exit status: 0 when every cell finished or was skipped (a backbone of another modality),
+    1 when any failed (listed on stderr; --allow-failures: 0), 2 for a spec that is wrong.
+
+    \b
     Examples:
       zoo compare recipes/quickstart.yaml
       zoo compare recipes/quickstart.yaml -j 2        two cells at a time
@@ -76,7 +109,7 @@ def compare(
       zoo compare --merge results/laptop results/gpu-box -o results/all
     """
     from zoo.comparisons import load_spec, merge, run_compare
-    from zoo.comparisons.table import markdown
+    from zoo.comparisons.table import failures, markdown
 
     if merge_dirs:
         if not output:
@@ -101,3 +134,9 @@ def compare(
     click.echo(markdown(table))
     click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png", err=True)
     click.echo(f"report: {os.path.join(out, 'report.html')}")
+    failed = failures(table)
+    if failed:
+        listing = "".join(f"\n  {line}" for line in failed)
+        if not allow_failures:
+            raise ZooError(f"{len(failed)} cell(s) failed; the table marks them (--allow-failures to exit 0):{listing}")
+        click.echo(f"zoo: warning: {len(failed)} cell(s) failed; the table marks them:{listing}", err=True)
