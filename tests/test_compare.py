@@ -68,7 +68,11 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     skipped = rows[("vision/example-convnet", "text-classification")]
     assert skipped["status"] == "skipped" and "needs a text or multimodal backbone" in skipped["error"]
     markdown = (out / "table.md").read_text()
-    assert "| text/bert-tiny |" in markdown and "±" in markdown and "skipped" in markdown
+    assert markdown.startswith("# tiny\n") and "| text/bert-tiny |" in markdown and "±" in markdown
+    assert (
+        "skipped: text-classification needs a text or multimodal backbone; vision/example-convnet is image" in markdown
+    )
+    assert "| 4,385,920 |" in markdown  # bert-tiny's parameters, with thousands separators
     assert sum(": ok in" in line for line in lines) == 4 and len(lines) == 4  # one line per cell run
     again: list[str] = []  # one at a time now: the same cells, so all reused and the same table
     assert run_compare(load_spec(write_spec(tmp_path)), progress=again.append)["rows"] == table["rows"]
@@ -149,7 +153,8 @@ def test_merge_joins_tables_and_shows_missing_cells(tmp_path):
     merged = merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
     assert len(merged["rows"]) == 2
     markdown = (tmp_path / "all" / "table.md").read_text()
-    assert "| text/a | 0.5000 | — |" in markdown and "| text/b | — | 0.7000 |" in markdown
+    assert "| text/a | 0.500 | — |" in markdown and "| text/b | — | 0.700 |" in markdown
+    assert markdown.startswith("# a + b\n") and merged["name"] == "a + b"  # no spec name of its own: theirs
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "table.json").write_text(json.dumps({**first, "schema": 0}))
     with pytest.raises(ZooError, match="table schema 0 cannot be merged with schema 1"):
@@ -180,7 +185,7 @@ def test_python_api_takes_a_dict_spec_and_a_failing_cell_leaves_the_rest(tmp_pat
     assert row["status"] == "ok" and row["metric"] == "validation accuracy" and 0 < row["mean"] <= 1
     assert failed["status"] == "failed" and "is not a directory" in failed["error"]  # the rest still completes
     assert lines[0].startswith("zoo: warning: data root") and "The cells on cifar10 will fail" in lines[0]
-    assert "failed (" in (tmp_path / "api" / "table.md").read_text() and any(": failed in" in line for line in lines)
+    assert "failed: " in (tmp_path / "api" / "table.md").read_text() and any(": failed in" in line for line in lines)
     with pytest.raises(RecipeError, match="compare spec: cells must be a non-empty list"):
         zoo.compare({**DIGITS, "cells": []})
 
@@ -304,3 +309,122 @@ def test_a_failed_parent_skips_its_cells_with_the_reason_and_the_rest_run(tmp_pa
     assert child["status"] == "skipped" and child["error"].startswith("its parent cell 'tuned' failed: ")
     assert rows[("vision/example-convnet", "linear-probe")]["status"] == "ok"
     assert any("skipped (its parent cell 'tuned' failed" in line for line in lines)
+
+
+FAILING = """
+name: my digits table
+output_dir: {out}
+backbones: [vision/example-convnet, text/bert-tiny]
+data_root: {out}/no-data-here
+defaults: {{epochs: 2, batch_size: 64, lr: 1.0e-2, warmup: 0.0}}
+cells:
+  - {{task: image-classification, data: digits, mode: linear-probe, train_limit: 300}}
+  - {{task: image-classification, data: cifar10, mode: linear-probe}}
+"""
+
+
+def test_a_failing_cell_exits_1_naming_it_and_the_table_reads_well(tmp_path):
+    spec = write_spec(tmp_path, FAILING)
+    result = run_zoo("compare", str(spec))
+    assert result.returncode == 1, result.stderr
+    assert "zoo: error: 1 cell(s) failed; the table marks them (--allow-failures to exit 0):\n" in result.stderr
+    failed_line = "  vision/example-convnet · image-classification / cifar10 / linear-probe, seed 0: "
+    assert failed_line in result.stderr and "is not a directory" in result.stderr.split(failed_line)[1]
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr  # no matplotlib warning either
+    out = tmp_path / "results"
+    table = json.loads((out / "table.json").read_text())
+    markdown = (out / "table.md").read_text()
+    assert table["name"] == "my digits table" and markdown.startswith("# my digits table\n")
+    assert "<h1>my digits table</h1>" in (out / "report.html").read_text()
+    ok = next(r for r in table["rows"] if r["status"] == "ok")
+    matrix_row = next(line for line in markdown.splitlines() if line.startswith("| vision/example-convnet |"))
+    # one seed: the value alone, three decimals, no "±"; the failed cell with its reason; the skipped with its own
+    assert f"| {ok['mean']:.3f} | failed: " in matrix_row and "±" not in markdown
+    assert "skipped: image-classification needs a image or multimodal backbone; text/bert-tiny is text" in markdown
+    assert f"| {ok['params']:,} |" in markdown and "e+0" not in markdown
+    assert ok["run_names"] == ["vision/example-convnet · image-classification / digits / linear-probe, seed 0"]
+    csv_rows = list(__import__("csv").DictReader((out / "table.csv").open()))
+    assert {r["status"]: r["error"] for r in csv_rows}.keys() == {"ok", "failed", "skipped"}
+    assert all(r["error"] for r in csv_rows if r["status"] != "ok") and all(r["std"] == "" for r in csv_rows)
+    allowed = run_zoo("compare", str(spec), "--allow-failures")
+    assert allowed.returncode == 0, allowed.stderr
+    assert (
+        "zoo: warning: 1 cell(s) failed" in allowed.stderr and ": reused" in allowed.stderr
+    )  # still said, and the rest reused
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("data: digits", "data: digts"), "cell 1: unknown dataset 'digts': did you mean 'digits'?"),
+        (("vision/example-convnet,", "vision/example-convnt,"), "cell 1: unknown backbone 'vision/example-convnt'"),
+        (("mode: linear-probe, train", "mode: linear-prob, train"), "has no mode 'linear-prob'; did you mean"),
+        (("train_limit: 300", "task_options: {{image_sise: 64}}"), "has no option 'image_sise'; did you mean"),
+        (("data: cifar10,", "data: cifar10, data_options: {{test_fractoin: 0.1}},"), "cell 2: data_options: "),
+    ],
+    ids=["data", "backbone", "mode", "task-option", "data-option"],
+)
+def test_a_misspelt_name_in_any_cell_is_exit_2_before_anything_runs(tmp_path, change, message):
+    spec = write_spec(tmp_path, FAILING.replace(*change))
+    result = run_zoo("compare", str(spec))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "compare spec 'spec'" not in result.stderr  # named by its name
+    assert "my digits table" in result.stderr and not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_label_without_an_id_is_one_error(tmp_path):
+    cells = [{**DIGITS["cells"][0], "label": "my probe"}]
+    with pytest.raises(RecipeError, match="cell 1: label 'my probe' names the rows of what this cell trains"):
+        run_compare(spec_from_dict({**DIGITS, "cells": cells, "output_dir": str(tmp_path / "out")}))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_local_model_folder_is_a_backbone_named_by_the_folder(tmp_path):
+    import zoo
+    from zoo.comparisons import plan
+
+    zoo.load("vision/example-convnet").save(tmp_path / "models" / "my-convnet")
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "local.yaml"
+    spec.write_text(
+        "backbones: [../models/my-convnet]\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+        "defaults: {epochs: 2, batch_size: 64, lr: 1.0e-2, warmup: 0.0}\n"
+        "cells:\n  - {task: image-classification, data: digits, mode: linear-probe, train_limit: 300}\n"
+        "  - {task: text-classification, data: sst2, mode: linear-probe}\n"
+    )
+    cell, skipped = plan(load_spec(spec))
+    assert cell.backbone == "my-convnet" and cell.recipe["model"] == str(tmp_path / "models" / "my-convnet")
+    assert skipped.skip == "text-classification needs a text or multimodal backbone; my-convnet is image"
+    key = cell.key
+    table = run_zoo("compare", str(spec))  # run from the repository: the folder is found beside the spec
+    assert table.returncode == 0, table.stderr
+    row = next(r for r in json.loads((tmp_path / "out" / "table.json").read_text())["rows"] if r["status"] == "ok")
+    assert row["backbone"] == "my-convnet" and row["family"] and row["params"] > 0 and 0 < row["mean"] <= 1
+    assert "| my-convnet |" in table.stdout
+    assert key == plan(load_spec(spec))[0].key  # the same folder, the same cell: reused
+    zoo.load("vision/example-convnet").save(tmp_path / "models" / "my-convnet")  # saved again: run again
+    assert key != plan(load_spec(spec))[0].key
+    missing = tmp_path / "specs" / "missing.yaml"
+    missing.write_text(spec.read_text().replace("my-convnet", "no-such-model"))
+    result = run_zoo("compare", str(missing))
+    assert result.returncode == 2 and "backbone '../models/no-such-model' is no file or folder" in result.stderr
+
+
+def test_the_spec_format_in_help_is_a_spec_that_plans(tmp_path):
+    import textwrap
+
+    import yaml
+
+    import zoo
+    from zoo.comparisons import plan
+
+    text = run_zoo("compare", "--help", check=True).stdout
+    example = textwrap.dedent(text.split("is a full one):\n")[1].split("\n  Every cell")[0])
+    values = yaml.safe_load(example)
+    assert {"name", "output_dir", "seeds", "data_root", "defaults", "backbones", "cells"} <= set(values)
+    zoo.load("vision/example-convnet").save(tmp_path / "my-model")
+    (tmp_path / "spec.yaml").write_text(example)
+    cells = plan(load_spec(tmp_path / "spec.yaml"))
+    shown = {cell.backbone for cell in cells}
+    assert {"text/bert-tiny", "vision/example-convnet", "my-model", "vision/example-convnet + digits tuned"} <= shown

@@ -1,20 +1,27 @@
 """``report.html`` in a real headless Chromium (Debian's chromium and chromium-driver): it loads with no
-console errors, sorting a column reorders the rows, a click shows a row's provenance, a string from a
-file is shown and never run, and the page is not blank."""
+console errors, is titled by the spec's name, sorting a column reorders the rows, a click shows a row's
+provenance as a definition list, run links read by backbone and cell, a string from a file is shown and
+never run, every plot has its chance line, and the page is not blank."""
 
 from __future__ import annotations
 
 import io
 import shutil
+import warnings
 
 import pytest
 
+from zoo.comparisons.plots import figures
 from zoo.comparisons.report import write_outputs
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install zoo[test])")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="no chromium / chromedriver: apt-get install chromium chromium-driver"
+try:
+    from selenium import webdriver
+except ImportError:  # the browser test skips; the plot tests still run
+    webdriver = None
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER and webdriver),
+    reason="no chromium / chromedriver / selenium: apt-get install chromium chromium-driver; pip install zoo[test]",
 )
 
 ATTACK = "<script>window.injected = 1</script><img src=x onerror=window.injected=2>"
@@ -55,6 +62,7 @@ def row(backbone: str, mean: float, **extra) -> dict:
 
 @pytest.fixture
 def browser(tmp_path):
+    assert webdriver is not None
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
@@ -78,6 +86,7 @@ def browser(tmp_path):
     driver.quit()
 
 
+@needs_browser
 def test_the_report_sorts_shows_provenance_and_runs_nothing_from_the_table(tmp_path, browser):
     from PIL import Image
     from selenium.webdriver.common.by import By
@@ -89,8 +98,11 @@ def test_the_report_sorts_shows_provenance_and_runs_nothing_from_the_table(tmp_p
         {**row("vision/dddd", 0.0), "status": "failed", "error": "data root missing", "metric": None, "runs": []},
     ]
     rows[-1].pop("mean")
+    rows[0].update(seeds=[0, 1], std=0.0123, runs=["cells/aaaa/run", "cells/aaa1/run"], params=84_900)
     write_outputs({"schema": 1, "name": "report test", "rows": rows}, tmp_path)
     browser.get((tmp_path / "report.html").as_uri())
+    assert browser.find_element(By.TAG_NAME, "h1").text == "report test"  # the spec's name, not a metric's
+    assert browser.title.startswith("report test")
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
     assert browser.execute_script("return window.injected === undefined"), "a string from the table ran"
@@ -112,17 +124,79 @@ def test_the_report_sorts_shows_provenance_and_runs_nothing_from_the_table(tmp_p
     value.click()
     assert order()[:3] == ["aaaa", "cccc", "bbbb"]
     below = browser.find_element(By.CSS_SELECTOR, "#matrix td.below")
-    assert "below chance 0.1" in below.text
+    assert below.text == "0.070 ⚠ below chance 0.100"  # one seed: no "±"
+    matrix = browser.find_element(By.ID, "matrix").text
+    assert "0.520 ± 0.012" in matrix and "failed: data root missing" in matrix  # two seeds: ±; a failure: why
+    detail = browser.find_element(By.ID, "detail").text
+    assert "84,900" in detail and "4,000,000" in detail and "e+0" not in detail
     details = browser.find_elements(By.CSS_SELECTOR, "#detail tr.provenance")
     assert not any(d.is_displayed() for d in details)
     browser.find_elements(By.CSS_SELECTOR, "#detail tr.summary")[0].click()
     shown = [d for d in details if d.is_displayed()]
-    assert len(shown) == 1 and '"recipe_hash"' in shown[0].text
-    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#detail a")]
-    assert len(links) == 3 and all(link.startswith((tmp_path / "cells").as_uri()) for link in links)
+    assert len(shown) == 1 and not shown[0].find_elements(By.TAG_NAME, "pre")  # a list of fields, not a JSON dump
+    terms = [dt.text for dt in shown[0].find_elements(By.CSS_SELECTOR, "dl.record dt")]
+    assert {"provenance", "versions", "torch", "device", "recipe_hash", "metrics"} <= set(terms), terms
+    assert "cpu (x86_64)" in shown[0].text and "{" not in shown[0].text
+    anchors = browser.find_elements(By.CSS_SELECTOR, "#detail a")
+    links = [a.get_attribute("href") for a in anchors]
+    assert len(links) == 4 and all(link.startswith((tmp_path / "cells").as_uri()) for link in links)
+    assert [a.text for a in anchors[:2]] == [
+        "vision/aaaa · zero-shot / cifar10 / zero-shot, seed 0",
+        "vision/aaaa · zero-shot / cifar10 / zero-shot, seed 1",
+    ]
     assert len(browser.find_elements(By.CSS_SELECTOR, ".plots img")) == 3
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".plots figcaption")]
+    assert len(captions) == 3 and all("chance" in caption for caption in captions)
     assert browser.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     screenshot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L")
     low, high = screenshot.getextrema()
     histogram = screenshot.histogram()
     assert high - low > 100 and max(histogram) < 0.97 * sum(histogram), "the page rendered blank"
+
+
+def chance_lines(figure) -> list[tuple[str, list[float]]]:
+    """Each axes' lines labelled as chance: (label, the data they are drawn at)."""
+    return [
+        (line.get_label(), sorted({*line.get_xdata(), *line.get_ydata()} - {0, 1}) or [0.0])
+        for axes in figure.axes
+        for line in axes.get_lines()
+        if line.get_label().startswith("chance")
+    ]
+
+
+def test_every_plot_draws_the_chance_level_with_readable_axes_and_no_warning():
+    import matplotlib.pyplot as plt
+
+    rows = [
+        row("vision/aaaa", 0.52),
+        row("vision/bbbb", 0.31, params=84_900),
+        {**row("text/cccc", 0.8), "task": "text-classification", "data": "sst2", "chance": 0.5, "mode": "probe"},
+        {**row("text/dddd", 0.0), "status": "failed", "error": "x"},  # not plotted
+    ]
+    rows[0]["inference_samples_per_s"] = 1234.5  # one row measured for the throughput plot; the others not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's warnings would reach a user's terminal
+        made = figures({"schema": 1, "name": "plots", "rows": rows})
+    try:
+        assert set(made) == {"metric_vs_params.png", "metric_vs_throughput.png", "per_task.png"}
+        for name, figure in made.items():
+            lines = chance_lines(figure)
+            drawn_at = sorted(value for _, values in lines for value in values)
+            assert drawn_at == [0.1, 0.5], (name, lines)  # the image cell's chance and the text cell's
+            for axes in figure.axes:
+                assert axes.get_xlabel(), name
+                legend = axes.get_legend()
+                assert legend is not None and any(t.get_text().startswith("chance") for t in legend.get_texts())
+        bars = made["per_task.png"].axes
+        assert [axes.get_title() for axes in bars] == [
+            "zero-shot / cifar10 / zero-shot",
+            "text-classification / sst2 / probe",
+        ]
+        scatter = made["metric_vs_params.png"].axes[0]
+        assert scatter.get_xscale() == "log" and "parameters" in scatter.get_xlabel() and scatter.get_ylabel()
+        made["metric_vs_params.png"].canvas.draw()
+        ticks = [t.get_text() for t in scatter.get_xticklabels() if t.get_text()]
+        assert ticks and not any("^" in t or "e+" in t for t in ticks), ticks  # 100k, 1M: not 10^5
+    finally:
+        for figure in made.values():
+            plt.close(figure)
