@@ -28,7 +28,8 @@ def list_backbones(
     """Names of the registered backbones matching a wildcard ``pattern`` and filters (their
     `BackboneSpec` entries with ``specs=True``), sorted by name.
 
-    >>> zoo.list_backbones("vision/*lite*", pretrained=True)
+    Examples:
+        >>> zoo.list_backbones("vision/*lite*", pretrained=True)
     """
     found = get_plugin_set().registry.list_backbones(pattern, modality, task, pretrained, exclude)
     return list(found) if specs else [spec.name for spec in found]

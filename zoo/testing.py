@@ -108,7 +108,18 @@ def _texts(path: Path, per_class: int = 24) -> Path:
 
 
 class BackboneContract:
-    """Subclass with ``backbones = [...]``; every backbone gets the contract's checks."""
+    """Subclass with ``backbones = [...]``; every backbone gets the contract's checks.
+
+    Class attributes: ``backbones`` (registered names or patterns), ``pretrained`` (passed to `zoo.load`
+    with each name), ``paths`` (test id -> a function that writes a model into a folder and returns its
+    path: a local format the plugin claims), ``load_options`` (keyword options for every `zoo.load`, e.g.
+    ``trust_repo=True``) and ``train_steps``. The checks: the spec's metadata is complete and true;
+    every encoder returns finite ``[B, embed_dim]`` embeddings; ``encode_image`` equals the features a
+    task computes for the same files; ``save`` then `zoo.load` offline gives identical embeddings; a few
+    training steps lower the loss; the pretraining objective trains; ``evaluate`` returns the declared
+    metrics; and a path in ``paths`` is claimed by a registered backbone. The data are generated on the
+    spot: no data root or network is needed.
+    """
 
     backbones: list[str] = []
     pretrained: Any = None  # passed to zoo.load with a backbone name
