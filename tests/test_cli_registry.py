@@ -201,3 +201,12 @@ def test_datasets_file_warns_when_a_split_would_be_empty(tmp_path):
         "the validation split is empty: 4 examples are too few to hold it out; give validation_file"
         in facts["warnings"]
     )
+
+
+def test_torchvision_specs_name_the_file_their_enum_downloads():
+    import torchvision
+
+    for spec in (zoo.get_spec(name) for name in zoo.list_backbones("vision/tv-*")):
+        source = spec.weights[0].source.removeprefix("torchvision:")
+        weights = torchvision.models.get_model_weights(spec.options["arch"])[source.split(".")[1]]
+        assert os.path.basename(spec.weights[0].files[0]) == os.path.basename(weights.url), spec.name
