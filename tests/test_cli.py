@@ -153,7 +153,7 @@ def test_bad_recipe_spec_or_run_folder_is_answered_before_torch_is_imported():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip() == "[2, 2, 2] False", result.stdout + result.stderr
     assert result.stderr.splitlines() == [
-        "zoo: error: recipes/sst2-minilm-probe.yaml: unknown key 'epoch'; did you mean 'epochs'?",
+        "zoo: error: --set epoch=2: unknown key 'epoch'; did you mean 'epochs'?",  # blamed on the --set
         "zoo: error: compare spec no-such-spec.yaml not found",
         "zoo: error: no-such-run is not a finished run (it needs recipe.yaml and model/)",
     ]

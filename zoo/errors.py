@@ -9,9 +9,19 @@ from __future__ import annotations
 
 
 class ZooError(Exception):
-    """Base class of the errors `zoo` reports to its users as one clear line."""
+    """Base class of the errors `zoo` reports to its users as one clear line.
+
+    ``exit_code`` is what the CLI exits with: 2 for a mistake in what the user typed or handed over
+    (`InputError` and its kin: fix the input and run again), 1 for a failure while running.
+    """
 
     exit_code = 1
+
+
+class InputError(ZooError):
+    """A mistake in what the user typed or handed over: an option, a file, a value (exit 2)."""
+
+    exit_code = 2
 
 
 class UnknownNameError(ZooError, KeyError):

@@ -1,23 +1,28 @@
 """Recipes: flat YAML files that say what to train on what, overridable with ``--set key=value``.
 
-Every key is a field of `Recipe`, with a type and a default. An unknown key or
-a value of the wrong type is an error that names the key, the file, and the
-nearest known key. Recipes are data: no key switches code paths that a
-generic override could not reach.
+Every key is a field of `Recipe`, with a type, a default and one line of help (its field metadata,
+which `zoo run --help` and `zoo recipe keys` print). An unknown key, a value of the wrong type or out
+of its range is an error that names the key, where it was set (the file, or ``--set``), and the
+nearest known key. Paths written in a recipe file are relative to the file's folder, paths given by
+``--set`` to the current directory; either way the run's ``recipe.yaml`` stores them absolute, so a
+run can be evaluated from anywhere. Recipes are data: no key switches code paths that a generic
+override could not reach.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.recipe_paths import absolute, resolve_paths
 from zoo.signatures import nearest_key_hint
 from zoo.validation import TRUST_OPTIONS
 
@@ -28,50 +33,65 @@ class RecipeError(ZooError):
     exit_code = 2
 
 
+def _key(default: Any, help: str, **rules: Any) -> Any:
+    """A recipe field: its default, one line of help, and its rules (``above``/``at_least``/``below``:
+    numeric bounds, ``choices``, ``path``: a path resolved against the recipe file's folder)."""
+    metadata = {"help": help, **rules}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class Recipe:
     """Everything one run needs. Keys of a recipe YAML file are these fields."""
 
-    model: str  # a registered backbone name, or a directory written by Backbone.save
-    task: str  # a registered task: text-classification, image-classification, ...
-    data: str  # a registered data set (sst2, cifar10, ...) or a file / folder
-    mode: str | None = (
-        None  # the task's modes: finetune | linear-probe, zero-shot | contrastive, pretrain; None: its first
+    model: str = _key(MISSING, "a registered backbone name, or a folder written by Backbone.save / a run", path=True)
+    task: str = _key(MISSING, "a registered task: text-classification, image-classification, ... (zoo tasks)")
+    data: str = _key(MISSING, "a registered data set (sst2, cifar10, ...; zoo datasets) or a file / folder", path=True)
+    mode: str | None = _key(None, "one of the task's modes (finetune | linear-probe, ...); null: its first")
+    name: str | None = _key(None, "run name: the run folder is output_dir/name; null: the recipe file's stem")
+    output_dir: str = _key("runs", "folder the run folder goes in", path=True)
+    pretrained: bool | str | None = _key(None, "as zoo.load: null = default weights (random if none), false, a tag")
+    model_options: dict = _key({}, "extra arguments of the backbone's factory (e.g. max_length, proj_dim)")
+    data_root: str | None = _key(None, "folder of the named data sets; null: ZOO_DATA, else ../shared/data", path=True)
+    data_options: dict = _key(
+        {}, "reader arguments (validation_fraction, test_fraction, test_file, seed, ...; zoo datasets NAME)"
     )
-    name: str | None = None  # run name; default: the recipe file's stem
-    output_dir: str = "runs"  # the run directory is output_dir/name
-    pretrained: bool | str | None = None  # as zoo.load: None = default weights (random if the spec has none)
-    model_options: dict = field(default_factory=dict)  # extra factory arguments (e.g. max_length, proj_dim)
-    data_root: str | None = None  # default: ZOO_DATA, else ../shared/data
-    data_options: dict = field(default_factory=dict)  # reader arguments (validation_fraction, seed, ...)
-    task_options: dict = field(default_factory=dict)  # e.g. dropout, label_smoothing, on_bad_image
-    train_limit: int | None = None  # use this many training examples (a seeded, stratified subset)
-    eval_limit: int | None = None  # evaluate on this many examples of the eval split
-    eval_split: str = "validation"  # split for evaluation and early stopping
-    test_split: str | None = None  # a held-out split evaluated once at the end (e.g. TREC_10)
-    epochs: float = 1.0
-    max_steps: int | None = None  # optimizer steps; overrides epochs
-    batch_size: int = 32  # global batch per optimizer step, across processes and accumulation
-    grad_accum: int = 1  # micro-batches per optimizer step
-    eval_batch_size: int = 128
-    lr: float = 5e-5
-    head_lr: float | None = None  # learning rate of a freshly initialised head (default: lr)
-    weight_decay: float = 0.01
-    warmup: float = 0.06  # fraction of the optimizer steps with a linear warm-up, then cosine decay
-    clip_grad: float | None = 1.0  # max gradient norm; null disables clipping
-    ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights (e.g. 0.998)
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
-    device: str = "auto"  # auto | cpu | cuda
-    compile: bool = False  # torch.compile the model
-    channels_last: bool | None = None  # None: on for image models
-    seed: int = 0
-    group_by_length: bool = False  # text: each shuffled run of 50 batches sorted by length (less padding)
-    eval_every: int | None = None  # optimizer steps between evaluations; null: once per epoch
-    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
-    keep_best: bool = True  # end with the best evaluated weights; false: the last (when eval_split is a test split)
-    checkpoint_every: int = 200  # optimizer steps between checkpoints
-    log_every: int = 20  # optimizer steps between log lines
-    num_workers: int = 0  # DataLoader workers; 0 keeps resumes exact
+    task_options: dict = _key({}, "the task's options (dropout, label_smoothing, ...; zoo tasks NAME lists them)")
+    train_limit: int | None = _key(None, "train on this many examples (a seeded, stratified subset)", at_least=1)
+    eval_limit: int | None = _key(None, "evaluate on this many examples of the eval split", at_least=1)
+    eval_split: str = _key("validation", "split for evaluation, early stopping and keep_best")
+    test_split: str | None = _key(None, "a held-out split evaluated once at the end (e.g. test); null: none")
+    epochs: float = _key(1.0, "passes over the training split (fractions allowed)", above=0)
+    max_steps: int | None = _key(None, "optimizer steps; overrides epochs", at_least=1)
+    batch_size: int = _key(32, "global batch per optimizer step, across processes and accumulation", at_least=1)
+    grad_accum: int = _key(1, "micro-batches per optimizer step (batch_size must be a multiple)", at_least=1)
+    eval_batch_size: int = _key(128, "batch size of evaluation", at_least=1)
+    lr: float = _key(5e-5, "peak learning rate (AdamW); 0 keeps the weights as they are", at_least=0)
+    head_lr: float | None = _key(None, "learning rate of a freshly initialised head; null: lr", above=0)
+    weight_decay: float = _key(0.01, "AdamW weight decay (not on biases and norms)", at_least=0)
+    warmup: float = _key(
+        0.06, "fraction of the optimizer steps with a linear warm-up (then cosine decay)", at_least=0, below=1
+    )
+    clip_grad: float | None = _key(1.0, "max gradient norm; null: no clipping", above=0)
+    ema_decay: float | None = _key(
+        None, "evaluate and keep a moving average of the weights (e.g. 0.998); null: off", above=0, below=1
+    )
+    precision: str = _key("auto", "number format; auto: bf16 on CUDA, else fp32", choices=("auto", "fp32", "bf16"))
+    device: str = _key("auto", "auto (a GPU if there is one) | cpu | cuda | cuda:N | mps")
+    compile: bool = _key(False, "torch.compile the model")
+    channels_last: bool | None = _key(None, "channels-last memory format; null: on for image models")
+    seed: int = _key(0, "seeds initialisation, data order, subsets and held-out splits", at_least=0)
+    group_by_length: bool = _key(False, "text: each shuffled run of 50 batches sorted by length (less padding)")
+    eval_every: int | None = _key(None, "optimizer steps between evaluations; null: once per epoch", at_least=1)
+    early_stopping_patience: int | None = _key(
+        None, "evaluations without improvement before stopping; null: never stop early", at_least=1
+    )
+    keep_best: bool = _key(True, "end with the best evaluated weights; false: the last")
+    checkpoint_every: int = _key(200, "optimizer steps between checkpoints", at_least=1)
+    log_every: int = _key(20, "optimizer steps between log lines", at_least=1)
+    num_workers: int = _key(0, "DataLoader worker processes; 0 keeps resumes exact", at_least=0)
 
     def hash(self) -> str:
         """A fingerprint of what determines the result (not names, paths or logging)."""
@@ -149,54 +169,133 @@ RECIPE_ALIASES: dict[str, str] = {
 }
 
 
-def validate(values: Mapping[str, Any], where: str) -> Recipe:
-    """A `Recipe` from a mapping; unknown keys, wrong types and missing keys are RecipeErrors."""
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+REQUIRED = ("model", "task", "data")
+
+
+def _range_text(rules: Mapping[str, Any]) -> str:
+    parts = []
+    if "above" in rules:
+        parts.append(f"> {rules['above']}")
+    if "at_least" in rules:
+        parts.append(f">= {rules['at_least']}")
+    if "below" in rules:
+        parts.append(f"< {rules['below']}")
+    if "choices" in rules:
+        *first, last = rules["choices"]
+        parts.append(f"{', '.join(first)} or {last}")
+    return " and ".join(parts)
+
+
+def recipe_keys() -> list[dict[str, Any]]:
+    """Every recipe key: name, type, default (None where required), allowed range and help, in file order."""
     hints = typing.get_type_hints(Recipe)
-    known = [f.name for f in fields(Recipe)]
-    for key, value in values.items():
-        if key not in hints:
-            hint = nearest_key_hint(key, known, f"known keys: {', '.join(known)}", RECIPE_ALIASES)
-            raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
-        if not _accepts(hints[key], value):
-            raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")
-    missing = [f.name for f in fields(Recipe) if f.name in ("model", "task", "data") and f.name not in values]
-    if missing:
-        raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
-    recipe = Recipe(**values)
-    if recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.batch_size % recipe.grad_accum:
+    rows = []
+    for f in fields(Recipe):
+        required = f.default is MISSING and f.default_factory is MISSING
+        default = None if required else (f.default if f.default is not MISSING else f.default_factory())  # type: ignore[operator]
+        rows.append(
+            {
+                "key": f.name,
+                "type": _type_name(hints[f.name]),
+                "required": required,
+                "default": default,
+                "range": _range_text(f.metadata),
+                "help": f.metadata["help"],
+            }
+        )
+    return rows
+
+
+def check_value(key: str, value: Any, where: str) -> None:
+    """A RecipeError unless ``value`` fits recipe key ``key``: its type, then its range or choices."""
+    hints = typing.get_type_hints(Recipe)
+    if key not in hints:
+        hint = nearest_key_hint(key, list(hints), f"known keys: {', '.join(hints)}", RECIPE_ALIASES)
+        raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
+    if not _accepts(hints[key], value):
+        raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")
+    rules = next(f.metadata for f in fields(Recipe) if f.name == key)
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)) and not (
+        value > rules.get("above", -float("inf"))
+        and value >= rules.get("at_least", -float("inf"))
+        and value < rules.get("below", float("inf"))
+    ):
+        raise RecipeError(f"{where}: {key} must be {_range_text(rules)}, got {value!r}")
+    if "choices" in rules and value not in rules["choices"]:
+        raise RecipeError(f"{where}: {key} must be {_range_text(rules)}, got {value!r}")
+    if key == "device" and not DEVICE.fullmatch(str(value)):
+        also = " (a GPU is cuda)" if str(value).lower() in ("gpu", "tpu", "nvidia", "cuda0") else ""
+        raise RecipeError(f"{where}: device must be auto, cpu, cuda, cuda:N or mps, got {value!r}{also}")
+
+
+def check_recipe_values(recipe: Recipe, where: str) -> None:
+    """Every key's type and range, and what keys demand of each other (batch_size and grad_accum)."""
+    for f in fields(Recipe):
+        check_value(f.name, getattr(recipe, f.name), where)
+    if recipe.batch_size % recipe.grad_accum:
         raise RecipeError(
             f"{where}: batch_size ({recipe.batch_size}) must be a positive multiple of grad_accum ({recipe.grad_accum})"
         )
-    if recipe.precision not in ("auto", "fp32", "bf16"):
-        raise RecipeError(f"{where}: precision must be auto, fp32 or bf16, got {recipe.precision!r}")
     if recipe.name is not None and (recipe.name in ("", ".", "..") or any(c in recipe.name for c in "/\\\0")):
         raise RecipeError(
             f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "
             "run's folder inside output_dir"
         )
-    if recipe.ema_decay is not None and not 0 < recipe.ema_decay < 1:
-        raise RecipeError(f"{where}: ema_decay must be between 0 and 1 (say 0.998), got {recipe.ema_decay!r}")
+    if recipe.test_split is not None and recipe.test_split == "train":
+        raise RecipeError(
+            f"{where}: test_split is the train split: a held-out split (test) measures what training did not see"
+        )
+
+
+def validate(values: Mapping[str, Any], where: str) -> Recipe:
+    """A `Recipe` from a mapping; unknown keys, wrong types, values out of range and missing keys are
+    RecipeErrors naming the key and ``where``."""
+    for key, value in values.items():
+        check_value(key, value, where)
+    missing = [key for key in REQUIRED if key not in values]
+    if missing:
+        raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
+    recipe = Recipe(**values)
+    check_recipe_values(recipe, where)
     return recipe
+
+
+def _parse_pair(pair: str) -> tuple[list[str], Any]:
+    """``"data_options.seed=3"`` -> (["data_options", "seed"], 3); the value is read as YAML."""
+    import yaml
+
+    key, equals, raw = pair.partition("=")
+    if not equals or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set lr=3e-5")
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"--set {pair}: the value is not valid YAML ({_yaml_problem(exc)})") from None
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)  # YAML 1.1 reads 3e-5 as a string
+    return key.split("."), value
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["lr=1e-4", "data_options.seed=3"]`` -> a nested mapping; values are parsed as YAML."""
-    import yaml
-
     overrides: dict[str, Any] = {}
     for pair in pairs:
-        key, equals, raw = pair.partition("=")
-        if not equals or not key:
-            raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set lr=3e-5")
-        value = yaml.safe_load(raw) if raw else None
-        if isinstance(value, str) and _looks_numeric(value):
-            value = float(value)  # YAML 1.1 reads 3e-5 as a string
-        target = overrides
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
+        path, value = _parse_pair(pair)
+        _set(overrides, path, value)
     return overrides
+
+
+def _set(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    """Set ``target[a][b]... = value``, replacing what was there (``task_options={}`` empties it)."""
+    *parents, leaf = path
+    for parent in parents:
+        if not isinstance(target.get(parent), dict):
+            target[parent] = {}
+        target = target[parent]
+    target[leaf] = value
 
 
 def _looks_numeric(text: str) -> bool:
@@ -207,18 +306,41 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: what is wrong, and its line and column where PyYAML knows them."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
-def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Recipe:
-    """Read a recipe file, apply overrides, validate."""
+def _override(values: dict[str, Any], path: list[str], value: Any, where: str, resolve: bool) -> None:
+    """Apply one override, checked first so that a bad value is blamed on ``where`` (the --set that gave
+    it); with ``resolve``, a relative path in it is taken from the current directory."""
+    key = path[0]
+    if len(path) == 1:
+        check_value(key, value, where)
+    own: dict[str, Any] = {}
+    _set(own, path, value)
+    if len(path) > 1 and not _is_mapping_key(key):
+        if key not in typing.get_type_hints(Recipe):
+            check_value(key, value, where)  # an unknown key: the did-you-mean
+        raise RecipeError(f"{where}: {key} is not a mapping; set it whole, e.g. --set {key}=VALUE")
+    if resolve:
+        own = resolve_paths(own, Path.cwd())
+    target: Any = own
+    for part in path:
+        target = target[part]
+    _set(values, path, target)
+
+
+def _is_mapping_key(key: str) -> bool:
+    return typing.get_type_hints(Recipe).get(key) is dict
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = (), resolve: bool = True) -> Recipe:
+    """Read a recipe file, apply overrides (``--set`` pairs, or a mapping), validate. With ``resolve``,
+    relative paths in the file are taken from its folder and those in overrides from the current
+    directory, and all are stored absolute."""
     import yaml
 
     path = Path(path)
@@ -227,13 +349,22 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise RecipeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(values, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
     values = {k: _fix_numbers(v) for k, v in values.items()}
-    extra = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
-    values = _merge(values, extra)
+    if resolve:
+        values = resolve_paths(values, path.parent.resolve())
+    pairs = (
+        [([str(k)], v, f"{k}") for k, v in overrides.items()]
+        if isinstance(overrides, Mapping)
+        else [(*_parse_pair(pair), f"--set {pair}") for pair in overrides]
+    )
+    for keys, value, where in pairs:
+        _override(values, keys, value, where, resolve)
     values.setdefault("name", path.stem)
+    if resolve:
+        values.setdefault("output_dir", absolute("runs", Path.cwd()))
     return validate(values, str(path))
 
 
@@ -242,11 +373,12 @@ def _fix_numbers(value: Any) -> Any:
 
 
 def load_finished_run(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Recipe:
-    """The recipe of a finished run in ``run_dir`` (one that saved its model), with ``overrides`` applied."""
+    """The recipe of a finished run in ``run_dir`` (one that saved its model), with ``overrides`` applied.
+    Its paths are kept as the run stored them (absolute since recipes store them so)."""
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "model").is_dir():
         raise RecipeError(f"{run_dir} is not a finished run (it needs recipe.yaml and model/)")
-    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides, resolve=False)
     granted = [key for key in recipe.model_options if key in TRUST_OPTIONS]
     if granted:
         raise RecipeError(

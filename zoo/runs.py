@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import InputError
 from zoo.validation import read_json_file
 
 RESULTS_SCHEMA = {"type": "object", "required": ["task", "metrics"], "properties": {"task": {"type": "string"}}}
@@ -61,7 +61,7 @@ class Run:
         from zoo.backbone import evaluating
 
         if len(inputs) == 0:
-            raise ZooError("nothing to predict: no inputs given")
+            raise InputError("nothing to predict: no inputs given")
         image = self.backbone.modality == "image" or (
             self.backbone.modality == "multimodal" and self.task == "image-classification"
         )
@@ -85,7 +85,7 @@ class Run:
         """[N, C] class probabilities (softmax of the head's logits)."""
         if self.head is None:
             what = f"a {self.task} run" if self.task else "not a classification run"
-            raise ZooError(
+            raise InputError(
                 f"{self.directory or self.backbone.name} is {what}: predict serves classification runs "
                 "(zoo export writes its encoder for other uses)"
             )
@@ -118,7 +118,7 @@ class Run:
         names = {name: index for index, name in enumerate(self.label_names)}
         unknown = sorted({label for label in labels if label not in names})
         if unknown:
-            raise ZooError(
+            raise InputError(
                 f"label {unknown[0]!r} is not one of the run's classes ({', '.join(self.label_names)}); "
                 "the run can only score data labelled with its own classes"
             )

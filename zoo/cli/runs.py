@@ -8,9 +8,10 @@ import os
 import click
 
 from zoo.cli.app import cli, echo_json
+from zoo.cli.recipe import RunCommand
 
 
-@cli.command()
+@cli.command(cls=RunCommand)
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option(
     "--set",
@@ -38,7 +39,7 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
       retrieval                   zero-shot | contrastive
       zero-shot-classification    zero-shot
       pretraining                 pretrain (the backbone's objective: MLM, causal LM, SimCLR, InfoNCE)
-    Every recipe key, its type and default: zoo/recipes.py (class Recipe).
+    Paths in RECIPE are relative to its folder, those given by --set to the current one.
     """
     from zoo.recipes import load_recipe
 

@@ -20,6 +20,8 @@ Label = TypeVar("Label", int, str)
 class DataError(ZooError):
     """Data that is missing, empty or malformed."""
 
+    exit_code = 2  # the user's data or data options: fix them and run again
+
 
 @dataclass
 class Split:

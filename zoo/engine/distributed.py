@@ -62,8 +62,11 @@ def setup(device: str = "auto") -> Context:
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
-        torch.cuda.set_device(local_rank)
-        chosen = torch.device("cuda", local_rank)
+        index = int(device.partition(":")[2]) if device.startswith("cuda:") and world_size == 1 else local_rank
+        torch.cuda.set_device(index)
+        chosen = torch.device("cuda", index)
+    elif device == "mps":
+        chosen = torch.device("mps")
     else:
         chosen = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():

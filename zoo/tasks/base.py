@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.errors import InputError
 from zoo.specs import TaskSpec
 
 if TYPE_CHECKING:
@@ -45,10 +45,10 @@ class Task:
     ):
         self.spec = spec  # the registration it was made from (None for a task class used directly)
         if mode not in self.modes:
-            raise ZooError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
+            raise InputError(f"task {self.name!r} has no mode {mode!r}; its modes: {', '.join(self.modes)}")
         if spec is not None and backbone.modality not in spec.modalities:
             article = "an" if backbone.modality[0] in "aeiou" else "a"
-            raise ZooError(
+            raise InputError(
                 f"task {self.name!r} needs a {' or '.join(spec.modalities)} backbone; "
                 f"{backbone.name} is {article} {backbone.modality} backbone"
             )

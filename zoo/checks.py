@@ -1,0 +1,140 @@
+"""A recipe checked whole before any work: `check_recipe` runs before a backbone is built or a step trained.
+
+`zoo.recipes.validate` checks each key alone (its type and range). Here is what needs the machine, the
+registry or the data: the device exists, the backbone and task are registered and fit each other, the
+task options are the task's own for the backbone's modality, and the splits the recipe uses are in its
+data (read once; the engine keeps it). Each mistake is one `RecipeError` (exit 2) naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ZooError
+from zoo.recipes import Recipe, RecipeError, check_recipe_values
+from zoo.signatures import keyword_options, nearest_key_hint
+
+if TYPE_CHECKING:
+    from zoo.data import Dataset
+
+
+def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") -> Dataset:
+    """Check ``recipe`` as a whole (``backbone``: the one the run will train, where already built) and
+    return its data set, read (the splits it uses exist)."""
+    from zoo.data import load_dataset
+    from zoo.tasks import get_task
+
+    check_recipe_values(recipe, where)
+    check_device(recipe.device)
+    spec, task_class = get_task(recipe.task)
+    modality = backbone.modality if backbone is not None else backbone_modality(recipe.model)
+    if modality is not None:
+        if modality not in spec.modalities:
+            raise RecipeError(
+                f"task: {spec.name!r} needs a {' or '.join(spec.modalities)} backbone; "
+                f"model {recipe.model} is a {modality} backbone"
+            )
+        task_class = task_class.for_backbone(SimpleNamespace(modality=modality))  # reads only the modality
+    mode = recipe.mode or task_class.modes[0]
+    if mode not in task_class.modes:
+        hint = nearest_key_hint(mode, task_class.modes, f"its modes: {', '.join(task_class.modes)}")
+        raise RecipeError(f"mode: task {spec.name!r} has no mode {mode!r}; {hint}")
+    check_task_options(spec.name, task_class, recipe.task_options)
+    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
+    data_kind = getattr(task_class, "data_kind", "")
+    if data_kind and dataset.kind != data_kind:
+        raise RecipeError(f"data: task {spec.name!r} needs {data_kind} data; {dataset.name!r} is {dataset.kind} data")
+    needed = {"eval_split": recipe.eval_split, "test_split": recipe.test_split}
+    if mode not in task_class.untrained_modes:
+        needed = {"train": "train", **needed}
+    for key, split in needed.items():
+        if split is not None and split not in dataset.splits:
+            raise RecipeError(missing_split(key, split, dataset, recipe.data))
+    return dataset
+
+
+def check_device(device: str) -> None:
+    """The recipe's ``device`` is on this machine: a CUDA GPU (of that number) for cuda[:N], MPS for mps."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise RecipeError(f"device={device}: this machine has no CUDA GPU torch can use; use device=cpu or auto")
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise RecipeError(
+                f"device={device}: this machine has {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1}); "
+                "choose one of them, or device=auto"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise RecipeError("device=mps: Apple's MPS is not available on this machine; use device=cpu or auto")
+
+
+def backbone_modality(model: str) -> str | None:
+    """The modality of ``model`` (a registered name or a local folder) without building it; None where
+    it cannot be told cheaply (then building the backbone reports what is wrong). An unknown name is an
+    UnknownNameError with the registry's did-you-mean."""
+    from zoo.plugins import get_plugin_set
+
+    registry = get_plugin_set().registry
+    if not (os.path.exists(model) or model.startswith(("./", "../", "/", "~"))):
+        return registry.resolve_backbone(model)[0].modality
+    try:
+        from zoo.api import claim_path
+        from zoo.validation import SAVED_SCHEMA, read_json_file
+
+        path = Path(model).expanduser()
+        claim = claim_path(path)
+        if claim is None:  # saved by zoo: zoo.json names the registered spec it was built from
+            return read_json_file(path / "zoo.json", SAVED_SCHEMA, "a saved backbone's zoo.json")["spec"]["modality"]
+        return registry.resolve_backbone(claim.backbone)[0].modality
+    except (ZooError, KeyError, TypeError, OSError):
+        return None
+
+
+def check_task_options(task: str, task_class: Any, options: dict[str, Any]) -> None:
+    """Each task option is one the task reads for this modality (``option_help``; None: any passes)."""
+    known = task_class.option_help
+    if known is None:
+        return
+    for key in options:
+        if key not in known:
+            hint = nearest_key_hint(key, known, f"its options: {', '.join(known)}" if known else "it takes none")
+            raise RecipeError(f"task_options: {task!r} has no option {key!r}; {hint} (zoo tasks {task} describes them)")
+
+
+def missing_split(key: str, split: str, dataset: Dataset, data: str) -> str:
+    """The message for a split the recipe uses (``key``) that ``dataset`` lacks: the data options that
+    would create it, where its reader takes any."""
+    has = ", ".join(dataset.splits) or "none"
+    creators = [f"data_options.{option}" for option in _reader_options(dataset, data) if option.startswith(split + "_")]
+    if creators:
+        how = f"{' or '.join(creators)} would create one"
+    else:
+        how = f"no data option creates one; set {key} to one of its splits"
+    return f"{key}: data {dataset.name!r} has no {split!r} split (it has: {has}); {how}"
+
+
+def _reader_options(dataset: Dataset, data: str) -> list[str]:
+    """The options of the reader that read ``dataset``: the registered reader of a named data set, or
+    the generic reader of its kind for a file or folder."""
+    from zoo.data import dataset_reader
+
+    if getattr(dataset, "own_files", False) or os.path.exists(data) or os.sep in data:
+        from zoo.data import readers
+        from zoo.data.folders import read_image_folder
+
+        reader: Any = {
+            "text-classification": readers.read_text_file,
+            "image-classification": read_image_folder,
+            "image-text": readers.read_caption_file,
+            "text": readers.read_plain_text,
+        }.get(dataset.kind)
+    else:
+        reader = dataset_reader(data)[1]
+    options = keyword_options(reader) if reader is not None else None
+    return [name for name in options or {} if name.endswith(("_fraction", "_file", "_images"))]
