@@ -388,7 +388,7 @@ def test_ema_weights_are_the_ones_evaluated_and_kept(tmp_path):
     assert int(saved["ema"]["n_averaged"]) == trained["summary"]["steps"] == 8
     assert all(torch.equal(final[k], average[k]) for k in final)  # the run ends with the average ...
     assert not all(torch.equal(saved["model"][k], average[k]) for k in average)  # ... not the last step's weights
-    with pytest.raises(RecipeError, match="ema_decay must be between 0 and 1"):
+    with pytest.raises(RecipeError, match="ema_decay must be"):
         validate({**values, "ema_decay": 1.5}, "test")
 
 

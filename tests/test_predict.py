@@ -99,8 +99,11 @@ def test_a_run_s_model_folder_has_a_model_card_with_its_results(text_run):
     results = json.loads((text_run / "results.json").read_text())
     assert front["library_name"] == "zoo" and front["base_model"] == "text/bert-tiny"
     assert front["pipeline_tag"] == "text-classification" and "text-classification" in front["tags"]
-    (entry,) = front["model-index"][0]["results"]
-    assert entry["dataset"]["split"] == "validation" and entry["task"]["type"] == "text-classification"
+    # a user's file gets a held-out test split: the card reports it beside validation
+    entries = {entry["dataset"]["split"]: entry for entry in front["model-index"][0]["results"]}
+    assert set(entries) == {"validation", "test"}
+    entry = entries["validation"]
+    assert entry["task"]["type"] == "text-classification"
     accuracy = next(m for m in entry["metrics"] if m["type"] == "accuracy")
     assert accuracy["value"] == round(results["metrics"]["validation"]["accuracy"], 4)
 

@@ -137,7 +137,7 @@ def score_data(run: Run, data: str, split: str | None = None, data_root: str | N
     if local:
         kept = ("text_column", "label_column", "delimiter")
         options = {k: v for k, v in (run.recipe.get("data_options") or {}).items() if k in kept}
-        options["validation_fraction"] = 0.0
+        options["validation_fraction"] = options["test_fraction"] = 0.0  # every row, as one split
     dataset = load_dataset(data, data_root, **options)
     if local and split is None:
         chosen = list(dataset.splits)
