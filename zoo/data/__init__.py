@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.base import KINDS, DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
+from zoo.data.folders import DataWarning
 
 __all__ = [
     "KINDS",
     "DataError",
+    "DataWarning",
     "Dataset",
     "Split",
     "check_labels",
