@@ -428,3 +428,19 @@ def test_the_spec_format_in_help_is_a_spec_that_plans(tmp_path):
     cells = plan(load_spec(tmp_path / "spec.yaml"))
     shown = {cell.backbone for cell in cells}
     assert {"text/bert-tiny", "vision/example-convnet", "my-model", "vision/example-convnet + digits tuned"} <= shown
+
+
+def test_paths_in_cells_are_relative_to_the_spec_file(tmp_path):
+    from zoo.comparisons import plan
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.tsv").write_text("text\tlabel\ngood\tpos\nbad\tneg\n")
+    spec = tmp_path / "specs" / "paths.yaml"
+    spec.write_text(
+        "backbones: [text/bert-tiny]\ndata_root: some/data\n"
+        "cells:\n  - {task: text-classification, data: ../data/mine.tsv, mode: linear-probe}\n"
+    )
+    (cell,) = plan(load_spec(spec))
+    assert cell.recipe["data"] == str(tmp_path / "data" / "mine.tsv")  # where the cell's run finds it
+    assert cell.recipe["data_root"] == os.path.abspath("some/data")  # the spec's data_root: from here

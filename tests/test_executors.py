@@ -29,7 +29,8 @@ SPEC = {
     "cells": [
         {"task": "image-classification", "data": "digits", "mode": "linear-probe"},
         {"task": "image-classification", "data": "digits", "mode": "finetune"},
-        {"task": "image-classification", "data": "missing.tsv", "backbones": ["vision/example-convnet"]},
+        # a path (read where the cell runs, so not checked before): the cell fails when it runs
+        {"task": "image-classification", "data": "./missing.tsv", "backbones": ["vision/example-convnet"]},
     ],
 }
 
@@ -39,10 +40,19 @@ def values(table: dict) -> dict:
     return {(r["backbone"], r["data"], r["mode"]): (r["status"], r.get("mean"), r.get("std")) for r in table["rows"]}
 
 
+@pytest.fixture(autouse=True)
+def one_thread_per_cell(monkeypatch):
+    """Every cell on one torch thread, as each Ray task's num_cpus: 1 gives it: a fine-tune's numbers
+    depend on the thread count, and the tables here must not depend on where their cells ran."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="module")
 def local_table(tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
-    return run_compare(spec_from_dict({**SPEC, "output_dir": str(out)}), progress=lambda line: None)
+    with pytest.MonkeyPatch.context() as patch:  # as one_thread_per_cell (set up after this module's fixture)
+        patch.setenv("OMP_NUM_THREADS", "1")
+        return run_compare(spec_from_dict({**SPEC, "output_dir": str(out)}), progress=lambda line: None)
 
 
 def test_cells_as_ray_tasks_give_the_same_table_and_are_reused(local_table, tmp_path):

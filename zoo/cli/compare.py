@@ -95,6 +95,8 @@ def compare(
           task_options: {image_size: 96}       # checked against the task: zoo tasks NAME
           resources: {num_cpus: 2, num_gpus: 0}  # what a Ray task asks (--executor ray)
     Every cell's backbones, data sets, modes and options are checked before any runs.
+    Paths in backbones and cells (model folders, data files) are relative to the spec file;
+    output_dir and data_root to the current folder.
     Cells already computed with the same recipe and library versions are reused,
     so an interrupted compare continues, and a second run is quick.
     Exit status: 0 when every cell finished or was skipped (a backbone of another modality),

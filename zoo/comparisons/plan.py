@@ -22,6 +22,7 @@ from typing import Any
 
 from zoo.comparisons.checks import check_cell, is_local, local_backbone
 from zoo.errors import ZooError
+from zoo.recipe_paths import resolve_paths
 from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions
 
@@ -247,12 +248,15 @@ class _Planner:
         raw = self.spec.cells[index]
         where = f"{self.where}, cell {raw.get('id', index + 1)}"
         values = {k: v for k, v in {**self.spec.defaults, **raw}.items() if k not in CELL_KEYS}
+        # a cell's files are relative to the spec (as a recipe's to its file), stored absolute: its cell runs elsewhere
+        values = resolve_paths(values, Path(self.spec.base_dir or "."))
+        data_root = os.path.abspath(self.spec.data_root) if self.spec.data_root else None  # as given: from here
         resources = check_resources(
             {**(self.spec.defaults.get("resources") or {}), **(raw.get("resources") or {})}, where
         )
         cells = []
         for source in self.names(raw.get("backbones") or self.spec.backbones, seed, where):
-            recipe = {**values, "model": source.model, "seed": seed, "data_root": self.spec.data_root}
+            recipe = {**values, "model": source.model, "seed": seed, "data_root": data_root}
             validate(recipe, where)
             check_cell(recipe, source.modality, self.registry, where)
             task = self.registry.get("task", recipe["task"])
