@@ -122,3 +122,34 @@ def test_an_unknown_task_option_is_named_with_the_nearest_and_zoo_tasks_lists_th
         [sys.executable, "-m", "zoo", "tasks", "image-classification"], capture_output=True, text=True, check=True
     ).stdout
     assert "modes:        finetune, linear-probe" in shown and "  flip_features " in shown
+
+
+def test_paths_are_relative_to_the_recipe_file_and_set_paths_to_the_current_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (tmp_path / "model").mkdir()
+    path = folder / "r.yaml"
+    path.write_text(
+        "model: ../model\ntask: text-classification\ndata: ../data/train.csv\noutput_dir: out\n"
+        "data_options: {test_file: held.csv, seed: 1}\ntask_options: {extra_data: [sst2, more.txt]}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(path)
+    assert recipe.model == str(tmp_path / "model") and recipe.data == str(tmp_path / "data" / "train.csv")
+    assert recipe.output_dir == str(folder / "out") and recipe.data_options == {
+        "test_file": str(folder / "held.csv"),
+        "seed": 1,
+    }
+    assert recipe.task_options["extra_data"] == ["sst2", str(folder / "more.txt")]
+    named = load_recipe(write(tmp_path, BASE))  # registered names stay names; the default output_dir is here
+    assert (named.model, named.data, named.output_dir) == ("text/minilm-l6", "sst2", str(tmp_path / "runs"))
+    given = load_recipe(path, ["data=mine.csv", "data_options.test_file=t.csv", "data_root=d"])
+    assert given.data == str(tmp_path / "mine.csv") and given.data_options["test_file"] == str(tmp_path / "t.csv")
+    assert given.data_root == str(tmp_path / "d")
+
+
+def test_a_yaml_mistake_is_named_with_line_and_column(tmp_path):
+    path = write(tmp_path, BASE + "lr: 1e-3\ntask_options: {dropout: 0.1\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert str(caught.value).startswith(f"{path}: not valid YAML (line 6, column 1: ")
