@@ -334,7 +334,11 @@ def test_next_sentence_prediction_trains_beside_mlm_and_its_head_is_saved(tmp_pa
     assert any(key.startswith("next_sentence.") for key in head)
     with pytest.raises(zoo.ZooError, match="next-sentence prediction goes with masked-language modelling"):
         zoo.load("text/gpt-tiny").pretrain(
-            str(corpus), output_dir=str(tmp_path), max_steps=1, task_options={"nsp": True}
+            str(corpus),
+            output_dir=str(tmp_path),
+            max_steps=1,
+            task_options={"nsp": True},
+            data_options={"validation_fraction": 0.2},
         )
 
 
