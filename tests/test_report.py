@@ -60,6 +60,11 @@ def row(backbone: str, mean: float, **extra) -> dict:
     }
 
 
+def _is_red(pixel) -> bool:
+    r, g, b = pixel
+    return r > 150 and g < 90 and b < 90
+
+
 @pytest.fixture
 def browser(tmp_path):
     assert webdriver is not None
@@ -147,6 +152,9 @@ def test_the_report_sorts_shows_provenance_and_runs_nothing_from_the_table(tmp_p
     assert len(browser.find_elements(By.CSS_SELECTOR, ".plots img")) == 3
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".plots figcaption")]
     assert len(captions) == 3 and all("chance" in caption for caption in captions)
+    bars = Image.open(tmp_path / "per_task.png").convert("RGB")  # the chance line's red (#b3261e), drawn
+    red = sum(1 for x in range(bars.width) for y in range(bars.height) if _is_red(bars.getpixel((x, y))))
+    assert red > 50, red
     assert browser.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     screenshot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L")
     low, high = screenshot.getextrema()

@@ -38,7 +38,10 @@ def compare(
     plots are written to the output directory. ``progress`` receives one line per cell;
     ``jobs`` cells run at once (each in its own process). ``executor="ray"`` runs each cell as a
     Ray task instead (on a Ray started here, or the cluster at ``address``); ``shard=(I, N)`` runs
-    shard I of N into ``OUTPUT/shard-I-of-N`` (join the shards with `merge`).
+    shard I of N into ``OUTPUT/shard-I-of-N`` (join the shards with `merge`). Every cell's names and
+    options are checked before any runs (a `RecipeError` naming the cell); a cell that fails while
+    running is a row with ``status: failed`` and its ``error`` (`zoo compare` exits 1 for it). Paths
+    in a dict spec (local backbone folders, data files) are relative to the current folder.
     """
     loaded = spec_from_dict({**spec, **overrides}) if isinstance(spec, dict) else load_spec(spec, overrides)
     return run_compare(
