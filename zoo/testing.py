@@ -366,7 +366,7 @@ def check_one_image_path(backbone: Any, folder: Path, tolerance: float = 1e-5) -
     from zoo.tasks import get_task
 
     mixed_pictures(folder)
-    dataset = load_dataset(str(folder), validation_fraction=0.0)
+    dataset = load_dataset(str(folder), validation_fraction=0.0, test_fraction=0.0)  # every picture in train
     spec, task_class = get_task("image-classification")
     task = task_class(backbone, dataset, "linear-probe", {"eval_split": "train"}, spec=spec)
     features, _ = task._features("train")
