@@ -70,7 +70,8 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     markdown = (out / "table.md").read_text()
     assert markdown.startswith("# tiny\n") and "| text/bert-tiny |" in markdown and "±" in markdown
     assert (
-        "skipped: text-classification needs a text or multimodal backbone; vision/example-convnet is image" in markdown
+        "skipped: text-classification needs a text or multimodal backbone; vision/example-convnet is an image backbone"
+        in markdown
     )
     assert "| 4,385,920 |" in markdown  # bert-tiny's parameters, with thousands separators
     assert sum(": ok in" in line for line in lines) == 4 and len(lines) == 4  # one line per cell run
@@ -340,7 +341,10 @@ def test_a_failing_cell_exits_1_naming_it_and_the_table_reads_well(tmp_path):
     matrix_row = next(line for line in markdown.splitlines() if line.startswith("| vision/example-convnet |"))
     # one seed: the value alone, three decimals, no "±"; the failed cell with its reason; the skipped with its own
     assert f"| {ok['mean']:.3f} | failed: " in matrix_row and "±" not in markdown
-    assert "skipped: image-classification needs a image or multimodal backbone; text/bert-tiny is text" in markdown
+    assert (
+        "skipped: image-classification needs an image or multimodal backbone; text/bert-tiny is a text backbone"
+        in markdown
+    )
     assert f"| {ok['params']:,} |" in markdown and "e+0" not in markdown
     assert ok["run_names"] == ["vision/example-convnet · image-classification / digits / linear-probe, seed 0"]
     csv_rows = list(__import__("csv").DictReader((out / "table.csv").open()))
@@ -395,7 +399,7 @@ def test_a_local_model_folder_is_a_backbone_named_by_the_folder(tmp_path):
     )
     cell, skipped = plan(load_spec(spec))
     assert cell.backbone == "my-convnet" and cell.recipe["model"] == str(tmp_path / "models" / "my-convnet")
-    assert skipped.skip == "text-classification needs a text or multimodal backbone; my-convnet is image"
+    assert skipped.skip == "text-classification needs a text or multimodal backbone; my-convnet is an image backbone"
     key = cell.key
     table = run_zoo("compare", str(spec))  # run from the repository: the folder is found beside the spec
     assert table.returncode == 0, table.stderr

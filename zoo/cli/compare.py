@@ -134,7 +134,7 @@ def compare(
         )
         out = os.path.join(loaded.output_dir, f"shard-{shard[0]}-of-{shard[1]}") if shard else loaded.output_dir
     click.echo(markdown(table))
-    click.echo(f"tables and plots: {out}/table.md, table.csv, table.json, metric_vs_params.png, per_task.png", err=True)
+    click.echo(f"tables and plots: {out}/table.md, table.csv, table.json and the plots (*.png)", err=True)
     click.echo(f"report: {os.path.join(out, 'report.html')}")
     failed = failures(table)
     if failed:

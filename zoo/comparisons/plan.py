@@ -263,7 +263,8 @@ class _Planner:
             skip = (
                 None
                 if source.modality in task.modalities
-                else f"{task.name} needs a {' or '.join(task.modalities)} backbone; {source.shown} is {source.modality}"
+                else f"{task.name} needs {_a(' or '.join(task.modalities))} backbone; "
+                f"{source.shown} is {_a(source.modality)} backbone"
             )
             cell = Cell(source.shown, recipe, skip, raw.get("id"), source.parent, resources, source.registered)
             cell.stamp = source.stamp
@@ -271,6 +272,10 @@ class _Planner:
         self.visiting.pop()
         self.done[(index, seed)] = cells
         return cells
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def plan(spec: CompareSpec) -> list[Cell]:

@@ -65,6 +65,9 @@ def _scatter(rows: list[dict[str, Any]], x_key: str, label: str) -> Any:
         axes.xaxis.set_major_formatter(EngFormatter(sep=""))  # 4M, 120k: no 10^6 and no overlapping exponents
     else:
         axes.text(0.5, 0.5, f"no {label.split(' (')[0]} measured", ha="center", transform=axes.transAxes)
+    values = [r["mean"] for r in rows] + list(chances.values())
+    if values and min(values) >= 0:  # a metric in [0, 1] on its whole range: distances read true
+        axes.set_ylim(0, 1.02 if max(values) <= 1 else max(values) * 1.05)
     axes.set_xlabel(label)
     axes.set_ylabel("headline metric (each cell's own; see the table)")
     axes.grid(alpha=0.3)
