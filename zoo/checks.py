@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") -> Dataset:
     """Check ``recipe`` as a whole (``backbone``: the one the run will train, where already built) and
     return its data set, read (the splits it uses exist)."""
-    from zoo.data import load_dataset
+    from zoo.data import DataError, load_dataset
     from zoo.tasks import get_task
 
     check_recipe_values(recipe, where)
@@ -46,7 +46,7 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     data_kind = getattr(task_class, "data_kind", "")
     if data_kind and dataset.kind != data_kind:
-        raise RecipeError(f"data: task {spec.name!r} needs {data_kind} data; {dataset.name!r} is {dataset.kind} data")
+        raise DataError(f"data: task {spec.name!r} needs a {data_kind} data set; {dataset.name!r} is {dataset.kind}")
     needed = {"eval_split": recipe.eval_split, "test_split": recipe.test_split}
     if mode not in task_class.untrained_modes:
         needed = {"train": "train", **needed}

@@ -121,7 +121,7 @@ CASES = [
         "text task on image data",
         TEXT,
         ["data=digits"],
-        "data: task 'text-classification' needs text-classification data",
+        "data: task 'text-classification' needs a text-classification data set; 'digits' is image-classification",
     ),
     (
         "unknown key",

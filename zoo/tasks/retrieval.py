@@ -20,7 +20,7 @@ from torch import nn
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all, tensor_transform
-from zoo.errors import ZooError
+from zoo.errors import InputError, ZooError
 from zoo.tasks.base import Task
 from zoo.tasks.batches import tokenized, trim
 from zoo.tasks.classification import unwrap
@@ -89,12 +89,12 @@ class Retrieval(Task):
         self.text_only = backbone.modality == "text"
         direction = self.options.get("direction", "text-text" if self.text_only else "image-text")
         if backbone.modality == "image" or (self.text_only and direction == "image-text"):
-            raise ZooError(
+            raise InputError(
                 f"{backbone.name} is {'an image' if backbone.modality == 'image' else 'a text'} backbone; "
                 "image<->text retrieval needs a CLIP-style backbone (text backbones do text->text)"
             )
         if direction not in ("image-text", "text-text"):
-            raise ZooError(f"retrieval direction must be 'image-text' or 'text-text', got {direction!r}")
+            raise InputError(f"retrieval direction must be 'image-text' or 'text-text', got {direction!r}")
         self.text_only = direction == "text-text"
         self.primary_metric = "text->text R@1" if self.text_only else "text->image R@1"
         self.frozen = backbone.frozen_image_encoder()
