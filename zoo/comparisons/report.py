@@ -50,7 +50,7 @@ th:hover { background: #e6ebf3; } th[aria-sort=ascending]::after { content: " â–
 th[aria-sort=descending]::after { content: " â–¼"; }
 td.num { text-align: right; white-space: nowrap; } td.below { color: #b3261e; font-weight: 600; }
 .wide { overflow-x: auto; }
-td.skipped, td.failed, td.missing { color: #8a93a3; }
+td.skipped, td.failed, td.missing { color: #8a93a3; } td.skipped, td.failed { min-width: 18em; }
 tbody.item > tr.summary { cursor: pointer; } tbody.item > tr.summary:hover { background: #f7f9fc; }
 tr.provenance td { background: #f7f9fc; }
 dl.record { display: grid; grid-template-columns: max-content 1fr; gap: .15em 1.2em; margin: .3em 0; font-size: 13px; }
