@@ -84,6 +84,7 @@ def _stamp(path: Path) -> str:
 def check_cell(recipe: dict[str, Any], modality: str, registry: Any, where: str) -> None:
     """The cell's data set, its data options, its task, mode and task options exist and fit, or a
     RecipeError naming the cell and the name (did-you-mean where the registry has one)."""
+    from zoo.checks import check_task_options
     from zoo.data import dataset_reader
     from zoo.tasks import get_task
 
@@ -108,12 +109,7 @@ def check_cell(recipe: dict[str, Any], modality: str, registry: Any, where: str)
     if mode is not None and mode not in task_class.modes:
         hint = nearest_key_hint(mode, task_class.modes, f"its modes: {', '.join(task_class.modes)}")
         raise RecipeError(f"{where}: task {spec.name!r} has no mode {mode!r}; {hint}")
-    known = task_class.option_help
-    if known is None:
-        return
-    for key in recipe.get("task_options") or {}:
-        if key not in known:
-            hint = nearest_key_hint(key, known, f"its options: {', '.join(known)}" if known else "it takes none")
-            raise RecipeError(
-                f"{where}: task_options: {spec.name!r} has no option {key!r}; {hint} (zoo tasks {spec.name})"
-            )
+    try:
+        check_task_options(spec.name, task_class, dict(recipe.get("task_options") or {}))  # as zoo run checks them
+    except RecipeError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
