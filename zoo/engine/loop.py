@@ -382,7 +382,6 @@ def train(
             "steps": state["step"],
             # passes over the training examples: whole epochs, and the share of the last one done
             "epochs": round(state["epoch"] + state["position"] / micro_per_epoch, 3),
-            "examples": len(train_set),
             "best_step": state["best_step"],
             "best_" + task.primary_metric: state["best"],
             "kept": "best" if recipe.keep_best else "last",
