@@ -41,6 +41,7 @@ WEIGHTS_SCHEMA = {
         "preprocessing": {"type": ["object", "null"]},
         "requires": {"type": "array", "items": _TEXT, "maxItems": 64},
         "description": _TEXT,
+        "files": {"type": "array", "items": _TEXT, "maxItems": 64},
     },
 }
 SPEC_SCHEMA = {
@@ -136,6 +137,7 @@ CELL_SCHEMA = {
         "peak_rss_mb": _NUMBER,
         "metrics": _SPLIT_METRICS,
         "chance": _SPLIT_METRICS,
+        "test_split": _OPTIONAL_TEXT,
         "train": _TRAIN,
         "provenance": PROVENANCE_SCHEMA,
     },

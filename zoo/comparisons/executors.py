@@ -76,6 +76,7 @@ def run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> 
             status="ok",
             metrics=results["metrics"],
             chance=results.get("chance", {}),
+            test_split=results.get("test_split"),
             train=results["train"],
             provenance=results["provenance"],
         )

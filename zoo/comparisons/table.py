@@ -30,11 +30,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def primary(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, float]:
-    """The headline number of a cell: its test split's (else eval split's) primary metric."""
+def primary(recipe: dict[str, Any], metrics: dict[str, Any], test_split: str | None = None) -> tuple[str, float]:
+    """The headline number of a cell: its test split's (else eval split's) primary metric.
+
+    ``test_split`` is the split the run scored as its test (a user's file gets one held out by default).
+    """
     from zoo.tasks import get_task
 
-    split = recipe.get("test_split") or recipe.get("eval_split", "validation")
+    split = recipe.get("test_split") or test_split or recipe.get("eval_split", "validation")
     values = metrics.get(split) or next(iter(metrics.values()))
     task = get_task(recipe["task"])[1]
     numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -74,8 +77,8 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             if done:
                 row["error"] = "; ".join(f"seed {f['seed']} failed: {f['error']}" for f in row["failed_seeds"])
         if done:
-            metric, _ = primary(recipe, done[0]["metrics"])
-            values = [primary(recipe, m["metrics"])[1] for m in done]
+            metric, _ = primary(recipe, done[0]["metrics"], done[0].get("test_split"))
+            values = [primary(recipe, m["metrics"], m.get("test_split"))[1] for m in done]
             row["metric"], (row["mean"], row["std"]) = metric, _mean_std(values)
             split, metric_name = metric.split(" ", 1)
             chances = [m.get("chance", {}).get(split, {}).get(metric_name) for m in done]
