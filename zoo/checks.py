@@ -33,9 +33,11 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     modality = backbone.modality if backbone is not None else backbone_modality(recipe.model)
     if modality is not None:
         if modality not in spec.modalities:
+            wanted = " or ".join(spec.modalities)
+            article = "an" if wanted[0] in "aeiou" else "a"
             raise RecipeError(
-                f"task: {spec.name!r} needs a {' or '.join(spec.modalities)} backbone; "
-                f"model {recipe.model} is a {modality} backbone"
+                f"task: {spec.name!r} needs {article} {wanted} backbone; model {recipe.model} is "
+                f"{'an' if modality[0] in 'aeiou' else 'a'} {modality} backbone"
             )
         task_class = task_class.for_backbone(SimpleNamespace(modality=modality))  # reads only the modality
     mode = recipe.mode or task_class.modes[0]

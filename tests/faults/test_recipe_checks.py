@@ -115,7 +115,7 @@ CASES = [
         "backbone of another modality",
         DIGITS,
         ["model=text/bert-tiny"],
-        "task: 'image-classification' needs a image or multimodal backbone; model text/bert-tiny is a text backbone",
+        "task: 'image-classification' needs an image or multimodal backbone; model text/bert-tiny is a text backbone",
     ),
     (
         "text task on image data",
