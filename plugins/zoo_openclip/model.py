@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo import ZooError, load_state_dict, offline_unless_reachable, read_state_dict, rebuild
+from zoo import OptionError, ZooError, load_state_dict, offline_unless_reachable, read_state_dict, rebuild
 
 INIT_TEMPERATURE = 0.07  # CLIP's initial softmax temperature; logit_scale = log(1 / T)
 
@@ -40,7 +40,7 @@ class JoinedCLIP(zoo.Backbone):
     ) -> None:
         super().__init__(spec, weights)
         if image_tower.modality != "image" or text_tower.modality != "text":
-            raise ZooError(
+            raise OptionError(
                 f"{spec.name}: the image tower must be an image backbone and the text tower a text "
                 f"backbone, got {image_tower.name} ({image_tower.modality}) and "
                 f"{text_tower.name} ({text_tower.modality})"
@@ -264,20 +264,20 @@ def build_openclip(
     import open_clip
 
     if spec.id_option and not (model_id or arch or arch_config):
-        raise ZooError(f"name the open_clip model: zoo.load('{spec.name}:ARCH/TAG'), e.g. ViT-B-32/openai")
+        raise OptionError(f"name the open_clip model: zoo.load('{spec.name}:ARCH/TAG'), e.g. ViT-B-32/openai")
     load_name = spec.name
     if model_id:
         arch, _, tag = model_id.partition("/")
         load_name = f"{spec.name}:{arch}"
         if isinstance(weights, zoo.Weights):
             if not tag:
-                raise ZooError(
+                raise OptionError(
                     f"name the pretrained tag: zoo.load('{spec.name}:{arch}/TAG'), or pass "
                     "pretrained=False for random initialisation"
                 )
             weights = zoo.Weights(tag="hub", source=f"open_clip:{arch}/{tag}")
     if arch not in open_clip.list_models() and not arch_config:
-        raise ZooError(f"{spec.name}: open_clip has no architecture {arch!r}; see open_clip.list_models()")
+        raise OptionError(f"{spec.name}: open_clip has no architecture {arch!r}; see open_clip.list_models()")
     options = {"arch": arch, "arch_config": dict(arch_config) if arch_config else None}
     if arch_config:  # open_clip's own CLIP class: from scratch, or a local file's weights
         model = open_clip.CLIP(**arch_config)

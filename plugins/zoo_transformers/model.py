@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo import WeightsError, ZooError, offline_unless_reachable
+from zoo import OptionError, WeightsError, ZooError, offline_unless_reachable
 from zoo_transformers import MINILM_PACKAGE
 from zoo_transformers.parts import (
     DEFAULT_POOLING,
@@ -69,7 +69,7 @@ class TextBackbone(zoo.Backbone):
         kind = architecture(self.config)
         pooling = pooling or DEFAULT_POOLING[kind]
         if pooling not in POOLINGS:
-            raise ZooError(f"{spec.name}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+            raise OptionError(f"{spec.name}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if kind == "encoder-decoder" and hasattr(model, "get_encoder"):
             model = encoder_only(model)
         if kind == "decoder":
@@ -155,7 +155,7 @@ class TextBackbone(zoo.Backbone):
         config, vocab = self.config, len(self.tokenizer)
         if self.pretraining_objective == "causal-lm":
             if nsp:
-                raise ZooError(
+                raise OptionError(
                     f"{self.name}: next-sentence prediction goes with masked-language modelling; "
                     "a decoder-only model pretrains with causal language modelling alone"
                 )
@@ -309,7 +309,7 @@ def _scratch_tokenizer(spec: zoo.BackboneSpec, saved_dir: str | None, tokenizer:
 
     if saved_dir:
         if tokenizer:
-            raise ZooError(
+            raise OptionError(
                 f"{spec.name}: a saved model keeps the tokenizer it was trained with ({saved_dir}); "
                 "drop the tokenizer option"
             )
@@ -376,7 +376,7 @@ def build(
         k: v for k, v in (("max_length", max_length), ("pooling", pooling), ("normalize", normalize)) if v is not None
     }
     if tokenizer is not None and (weights is not None or source not in ("scratch", "config")):
-        raise ZooError(
+        raise OptionError(
             f"{spec.name}: a tokenizer of your own is for models trained from scratch; pretrained "
             "weights keep the tokenizer they were trained with"
         )
@@ -386,7 +386,7 @@ def build(
         return _from_directory(spec, weights, minilm_dir(), trust_remote_code, **settings)
     if source == "hub":
         if not model_id:
-            raise ZooError(f"name the hub model: zoo.load('{spec.name}:ORG/MODEL')")
+            raise OptionError(f"name the hub model: zoo.load('{spec.name}:ORG/MODEL')")
         return _from_hub(spec, model_id, weights is not None, trust_remote_code, **settings)
     from transformers import AutoConfig, AutoModel
 

@@ -110,6 +110,18 @@ CASES = [
     ),
     ("image option on a text task: augment", TEXT, ["task_options.augment=trivial"], "has no option 'augment'"),
     ("image option on a text task: image_size", TEXT, ["task_options.image_size=64"], "has no option 'image_size'"),
+    (
+        "image option on text pretraining",
+        TEXT,
+        ["task=pretraining", "task_options.on_bad_image=fail"],
+        "task_options: 'pretraining' has no option 'on_bad_image'",
+    ),
+    (
+        "text option on image pretraining",
+        DIGITS,
+        ["task=pretraining", "mode=pretrain", "task_options.nsp=true"],
+        "task_options: 'pretraining' has no option 'nsp'",
+    ),
     ("mode of another task", DIGITS, ["mode=zero-shot"], "mode: task 'image-classification' has no mode 'zero-shot'"),
     (
         "backbone of another modality",

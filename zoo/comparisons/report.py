@@ -34,7 +34,7 @@ from zoo.comparisons.table import (
     shows_std,
     value_text,
 )
-from zoo.errors import ZooError
+from zoo.errors import InputError, ZooError
 from zoo.files import atomic_write
 from zoo.validation import TABLE_SCHEMA, read_json_file
 
@@ -281,7 +281,7 @@ def merge(directories: list[str | Path], out: str | Path, name: str | None = Non
     for directory in directories:
         path = Path(directory) / "table.json"
         if not path.is_file():
-            raise ZooError(f"{directory} has no table.json: is it a zoo compare results directory?")
+            raise InputError(f"{directory} has no table.json: is it a zoo compare results directory?")
         table = read_json_file(path, TABLE_SCHEMA, "a comparison's table.json")
         if table["schema"] != SCHEMA:
             raise ZooError(

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from zoo.errors import ZooError
+from zoo.errors import InputError
 
 MAX_LOGIT_SCALE = 4.6052  # log(100), CLIP's clamp on the learned temperature
 IGNORE_INDEX = -100  # label of positions that do not count (F.cross_entropy's default ignore_index)
@@ -23,7 +23,7 @@ IGNORE_INDEX = -100  # label of positions that do not count (F.cross_entropy's d
 
 def _at_least_two(count: int) -> None:
     if count < 2:
-        raise ZooError(
+        raise InputError(
             "a contrastive loss needs at least 2 pairs per batch (the other pairs are its negatives); raise batch_size"
         )
 

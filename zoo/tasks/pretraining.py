@@ -149,7 +149,9 @@ class Pretraining(Task):
     def for_backbone(cls, backbone: Any) -> type[Task]:
         """CLIP-style backbones pretrain with InfoNCE over pairs: the retrieval task's contrastive
         training (`ImageTextPretraining`), so that one task name covers every modality."""
-        return ImageTextPretraining if backbone.modality == "multimodal" else cls
+        if backbone.modality == "multimodal":
+            return ImageTextPretraining
+        return TextPretraining if backbone.modality == "text" else ImagePretraining
 
     def __init__(self, backbone, dataset, mode="pretrain", options=None, spec=None):
         super().__init__(backbone, dataset, mode, options, spec)
@@ -275,6 +277,18 @@ class Pretraining(Task):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "extra_data": self._extra_names()}
+
+
+class TextPretraining(Pretraining):
+    """Pretraining of a text backbone: takes only the text options."""
+
+    option_help = {k: v for k, v in Pretraining.option_help.items() if k != "on_bad_image"}
+
+
+class ImagePretraining(Pretraining):
+    """Pretraining of an image backbone: takes only the image options."""
+
+    option_help = {k: v for k, v in Pretraining.option_help.items() if k in ("extra_data", "on_bad_image")}
 
 
 class ImageTextPretraining(Retrieval, Pretraining):
