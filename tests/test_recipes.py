@@ -153,3 +153,11 @@ def test_a_yaml_mistake_is_named_with_line_and_column(tmp_path):
     with pytest.raises(RecipeError) as caught:
         load_recipe(path)
     assert str(caught.value).startswith(f"{path}: not valid YAML (line 6, column 1: ")
+
+
+def test_a_linear_probe_without_lr_learns_at_a_heads_rate(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: text/minilm-l6\ntask: text-classification\ndata: sst2\n")
+    assert load_recipe(path).lr == 5e-5  # fine-tuning: the whole backbone moves
+    assert load_recipe(path, ["mode=linear-probe"]).lr == 1e-3  # only a fresh head trains
+    assert load_recipe(path, ["mode=linear-probe", "lr=3e-4"]).lr == 3e-4

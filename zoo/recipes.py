@@ -26,6 +26,8 @@ from zoo.recipe_paths import absolute, resolve_paths
 from zoo.signatures import nearest_key_hint
 from zoo.validation import TRUST_OPTIONS
 
+PROBE_LR = 1e-3  # the learning rate of a linear probe that names none (the shipped probe recipes use it)
+
 
 class RecipeError(ZooError):
     """A recipe that cannot be read or does not validate."""
@@ -68,7 +70,9 @@ class Recipe:
     batch_size: int = _key(32, "global batch per optimizer step, across processes and accumulation", at_least=1)
     grad_accum: int = _key(1, "micro-batches per optimizer step (batch_size must be a multiple)", at_least=1)
     eval_batch_size: int = _key(128, "batch size of evaluation", at_least=1)
-    lr: float = _key(5e-5, "peak learning rate (AdamW); 0 keeps the weights as they are", at_least=0)
+    lr: float = _key(
+        5e-5, f"peak learning rate (AdamW); a linear probe's default is {PROBE_LR:g}; 0 keeps the weights", at_least=0
+    )
     head_lr: float | None = _key(None, "learning rate of a freshly initialised head; null: lr", above=0)
     weight_decay: float = _key(0.01, "AdamW weight decay (not on biases and norms)", at_least=0)
     warmup: float = _key(
@@ -258,6 +262,8 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
     missing = [key for key in REQUIRED if key not in values]
     if missing:
         raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
+    if "lr" not in values and values.get("mode") == "linear-probe":  # only a fresh head trains: a head's rate
+        values = {**values, "lr": PROBE_LR}
     recipe = Recipe(**values)
     check_recipe_values(recipe, where)
     return recipe

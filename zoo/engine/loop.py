@@ -262,13 +262,17 @@ def train(
     eval_seconds = 0.0
     eval_model = train_model if average is None else average.module  # the weights evaluated and kept
 
+    def epochs_done() -> float:
+        """Passes over the training split so far, as a fraction (1.5: half-way through the second)."""
+        return round(state["epoch"] + state["position"] / micro_per_epoch, 3)
+
     def run_eval() -> bool:
         """Evaluate, log, keep the best weights; True when early stopping says stop."""
         nonlocal eval_seconds
         eval_started = time.perf_counter()
         metrics = evaluate(task, eval_model, recipe.eval_split, ctx, recipe, autocast)
         eval_seconds += time.perf_counter() - eval_started
-        logger.log({"step": state["step"], "epoch": state["epoch"], "split": recipe.eval_split, **metrics}, echo=True)
+        logger.log({"step": state["step"], "epoch": epochs_done(), "split": recipe.eval_split, **metrics}, echo=True)
         value = metrics[task.primary_metric]
         metrics = {k: v for k, v in metrics.items() if not isinstance(v, str)}
         if state["best"] is None or better(value, state["best"]):
@@ -340,7 +344,7 @@ def train(
                 logger.log(
                     {
                         "step": state["step"],
-                        "epoch": state["epoch"],
+                        "epoch": epochs_done(),
                         "split": "train",
                         "loss": total / count,
                         "lr": scheduler.get_last_lr()[0],
