@@ -202,7 +202,7 @@ def test_python_api_finetune_and_evaluate(tmp_path):
     assert metrics["validation"]["accuracy"] >= 0.9 and metrics["validation"]["loss"] < 0.3  # seen: 1.0, <= 0.008
     with pytest.raises(
         zoo.ZooError,
-        match="task: 'image-classification' needs an image or multimodal backbone; model text/bert-tiny is a text backbone",
+        match="needs an image or multimodal backbone; model text/bert-tiny is a text backbone",
     ):
         backbone.finetune("image-classification", data="cifar10", output_dir=str(tmp_path))
 
