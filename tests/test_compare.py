@@ -245,6 +245,17 @@ TRAINED = {
 }
 
 
+def test_a_relative_output_dir_holds_the_runs_of_trained_and_child_cells(tmp_path, monkeypatch):
+    # a cell's recipe.yaml sits deep in OUTPUT/cells/KEY/ and zoo run reads its paths from there: the output
+    # folder and a parent's trained backbone, relative to the current folder, must still land where they should
+    monkeypatch.chdir(tmp_path)
+    spec = {**TRAINED, "defaults": {**TRAINED["defaults"], "epochs": 1}, "output_dir": "out"}
+    table = run_compare(spec_from_dict(spec), progress=lambda line: None)
+    assert [row["status"] for row in table["rows"]] == ["ok"] * 3, [row.get("error") for row in table["rows"]]
+    assert not list((tmp_path / "out" / "cells").glob("*/out"))  # nothing nested under a cell
+    assert len(list((tmp_path / "out" / "cells").glob("*/run/results.json"))) == 3
+
+
 def test_a_cell_can_evaluate_what_another_cell_trained(tmp_path):
     lines: list[str] = []
     table = run_compare(spec_from_dict({**TRAINED, "output_dir": str(tmp_path / "out")}), progress=lines.append, jobs=2)

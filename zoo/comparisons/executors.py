@@ -38,9 +38,12 @@ def run_cell(cell: Cell, directory: Path, env: dict[str, str] | None = None) -> 
 
     directory.mkdir(parents=True, exist_ok=True)
     recipe_file = directory / "recipe.yaml"
-    recipe_file.write_text(
-        yaml.safe_dump({**cell.recipe, "name": "run", "output_dir": str(directory)}, sort_keys=False)
-    )
+    # zoo run reads a recipe file's relative paths from the file's folder: this one is deep in cells/, so
+    # what is relative to the current folder (the output folder, a parent cell's trained backbone) goes absolute
+    recipe = {**cell.recipe, "name": "run", "output_dir": str(directory.absolute())}
+    if cell.parent is not None:
+        recipe["model"] = str(Path(recipe["model"]).absolute())
+    recipe_file.write_text(yaml.safe_dump(recipe, sort_keys=False))
     resume = ["--resume"] if (directory / "run" / "checkpoints" / "last.pt").exists() else []
     started = time.perf_counter()
     with open(directory / "stdout.log", "w") as out, open(directory / "stderr.log", "w") as err:
