@@ -68,7 +68,8 @@ def _limit(dataset: Any, split: str, count: int | None, seed: int) -> None:
     else:
         kept = sorted(random.Random(seed).sample(range(len(data)), count))
     dataset.splits[split] = data.subset(kept)
-    dataset.fingerprint = fingerprint(dataset.fingerprint, split, count, seed)  # caches key on the subset
+    # caches key on the subset itself (its indices), never on how it was chosen: a new rule picks others
+    dataset.fingerprint = fingerprint(dataset.fingerprint, split, kept)
 
 
 def check_task_options(task: Any, options: dict[str, Any]) -> None:
