@@ -26,11 +26,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the plugin set and its registry (the core's own plugin, builtins, registers data sets and tasks)
     ("plugins", ("zoo.registry", "zoo.plugins", "zoo.builtins")),
     # data sets, readers, caches, the one image input path, and recipes
-    ("data", ("zoo.data", "zoo.data.*", "zoo.recipes")),
+    ("data", ("zoo.data", "zoo.data.*", "zoo.recipes", "zoo.recipe_paths")),
     # what turns a backbone and data into losses and metrics; saved backbones; encoder measurements
     ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure", "zoo.cards")),
     # the public functions: list, describe, load
     ("api", ("zoo.api",)),
+    # a recipe checked against its data, task and backbone before any work (reads the latter through the api)
+    ("checks", ("zoo.checks",)),
     # the one training loop; it loads a recipe's model through the api
     ("engine", ("zoo.engine", "zoo.engine.*")),
     # the Backbone contract: its pretrain / finetune / evaluate hand work to the engine below

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from zoo.data import DataError, load_dataset
-from zoo.data.readers import classification
+from zoo.data.base import classification
 from zoo.engine import run
 from zoo.errors import PreprocessingWarning
 from zoo.recipes import load_recipe

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.data.base import DataError, Dataset, Split, stratified_split
-from zoo.data.readers import classification, encode_labels, read_caption_file, read_image_folder, read_lines, read_table
+from zoo.data.base import DataError, Dataset, Split, classification, encode_labels, stratified_split
+from zoo.data.readers import read_caption_file, read_image_folder, read_lines, read_table
 
 
 def _folder(root: Path, relative: str) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from zoo.data.base import DataError, Dataset
+from zoo.data.base import DataError, Dataset, classification
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".txt")
@@ -71,8 +71,6 @@ def read_image_folder(
     split. Without ``test_file``, ``test_fraction`` (default 0.2; 0 for none) of the images is held out
     as the test split, stratified and seeded; then ``validation_fraction`` of the rest (default 0.2)
     selects the best weights."""
-    from zoo.data.readers import classification
-
     classes = class_folders(path)
     splits = {"train": image_class_split(path, classes)}
     origins = {"train": f"{path.name}/"}

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.data.base import DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
+from zoo.data.base import DataError, Dataset, Split, check_options, classification, fingerprint, stratified_split
 from zoo.data.folders import IMAGE_SUFFIXES, read_image_folder, read_split_folder, split_layout
 
 
@@ -76,63 +76,6 @@ def read_table(path: Path, columns: Sequence[str] | None = None, delimiter: str 
     if not rows:
         raise DataError(f"{path}: a header ({', '.join(header)}) but no rows of data")
     return rows
-
-
-def encode_labels(values: Iterable[str], names: Sequence[str] | None = None) -> tuple[list[int], list[str]]:
-    """Class ids for label strings; ``names`` fixes the order (else sorted, numerically when numeric)."""
-    values = [str(v).strip() for v in values]
-    if names is None:
-        unique = set(values)
-        names = sorted(unique, key=lambda v: (0, int(v)) if v.lstrip("-").isdigit() else (1, v))
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted(set(values) - set(index))
-    if unknown:
-        raise DataError(f"labels {unknown[:5]} are not among the known classes {list(names)[:10]}")
-    return [index[v] for v in values], list(names)
-
-
-def classification(
-    name: str,
-    kind: str,
-    splits: dict[str, tuple[list[Any], list[str]]],
-    label_names: Sequence[str] | None = None,
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.0,
-    seed: int = 0,
-    source: Any = None,
-    origins: dict[str, str] | None = None,
-) -> Dataset:
-    """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation.
-    ``origins`` says where each given split came from (a file's name), for the run's summary."""
-    origins = {split: (origins or {}).get(split, "the data set's own") for split in splits}
-    first = next(iter(splits.values()))[1]
-    _, names = encode_labels(first if label_names is None else label_names, label_names)
-    encoded: dict[str, Split] = {}
-    for split, (inputs, labels) in splits.items():
-        if not inputs:
-            raise DataError(f"{name}: the {split} split is empty")
-        try:
-            ids, _ = encode_labels(labels, names)
-        except DataError as exc:
-            raise DataError(f"{name} ({split} split): {exc}; a label unseen in training cannot be learned") from None
-        encoded[split] = Split(list(inputs), ids)
-    check_labels(name, "train", encoded["train"].class_labels())
-    for held_out, fraction in (("test", test_fraction), ("validation", validation_fraction)):
-        if held_out not in encoded and fraction:
-            kept, taken = stratified_split(encoded["train"].class_labels(), fraction, seed, salt=held_out)
-            whole = encoded["train"]
-            encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
-            rest = "the rest of " if held_out == "validation" and "test_fraction" in origins.get("test", "") else ""
-            origins[held_out] = f"{fraction:.0%} of {rest}{origins['train']} held out ({held_out}_fraction, stratified)"
-    digest = fingerprint(
-        name,
-        source,
-        {s: [len(v), v.class_labels()[:50]] for s, v in encoded.items()},
-        seed,
-        validation_fraction,
-        test_fraction,
-    )
-    return Dataset(name, kind, encoded, names, digest, origins)
 
 
 def read_labelled_rows(
