@@ -32,7 +32,7 @@ from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, ExportFormat, PathClaim, PathFormat, TaskSpec, Weights
 
 if TYPE_CHECKING:  # what the lazily served names are, for type checkers
-    from zoo.backbone import Backbone, FrozenImageEncoder
+    from zoo.backbone import Backbone, FrozenImageEncoder, PretrainedClasses
     from zoo.comparisons import compare
     from zoo.data import load_dataset
     from zoo.hub import offline_unless_reachable, reachable
@@ -45,6 +45,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Backbone": ("zoo.backbone", "Backbone"),
     "FrozenImageEncoder": ("zoo.backbone", "FrozenImageEncoder"),
+    "PretrainedClasses": ("zoo.backbone", "PretrainedClasses"),
     "load_state_dict": ("zoo.saving", "load_state_dict"),
     "check_loaded_weights": ("zoo.saving", "check_loaded_weights"),
     "read_state_dict": ("zoo.saving", "read_state_dict"),
@@ -86,6 +87,7 @@ __all__ = [
     "ImagePreprocessing",
     "PathClaim",
     "PathFormat",
+    "PretrainedClasses",
     "TaskSpec",
     "TextPreprocessing",
     "Weights",

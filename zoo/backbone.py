@@ -41,6 +41,24 @@ class FrozenImageEncoder:
     embed: Callable[[torch.Tensor], torch.Tensor]  # tower features -> the backbone's image embedding
 
 
+@dataclass(frozen=True)
+class PretrainedClasses:
+    """The classes of a backbone's pretrained classifier, in the order of ``classify_pixels``'s logits."""
+
+    label_set: str  # what the classes are, e.g. "ImageNet-1k"
+    ids: tuple[str, ...]  # unique identities, e.g. WordNet ids ("n01440764")
+    names: tuple[str, ...]  # human names, synonyms comma-separated ("tench, Tinca tinca")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "names", tuple(self.names))
+        if not self.ids or len(self.ids) != len(self.names):
+            raise ZooError(f"pretrained classes need one name per id; got {len(self.ids)} ids, {len(self.names)} names")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 @contextmanager
 def evaluating(module: torch.nn.Module) -> Iterator[None]:
     """Eval mode and no autograd for the block; the caller's mode comes back after."""
@@ -236,6 +254,17 @@ class Backbone(torch.nn.Module):
     def frozen_image_encoder(self) -> FrozenImageEncoder | None:
         """With a locked image tower: the tower and what maps its features to embeddings; else None."""
         return None
+
+    @property
+    def pretrained_classes(self) -> PretrainedClasses | None:
+        """The classes of the classifier the pretrained weights came with (ImageNet-1k for ImageNet
+        weights); None: no pretrained classifier (random weights, a text or CLIP-style backbone)."""
+        return None
+
+    def classify_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, classes] logits of the pretrained classifier for a normalised pixel batch, with autograd;
+        one logit per entry of ``pretrained_classes``."""
+        raise ZooError(f"backbone {self.name!r} has no pretrained classifier")
 
     @property
     def pretraining_objective(self) -> str:

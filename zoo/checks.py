@@ -44,6 +44,8 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if mode not in task_class.modes:
         hint = nearest_key_hint(mode, task_class.modes, f"its modes: {', '.join(task_class.modes)}")
         raise RecipeError(f"mode: task {spec.name!r} has no mode {mode!r}; {hint}")
+    if mode == "pretrained-head" and backbone is None:
+        check_pretrained_head(recipe)
     check_task_options(spec.name, task_class, recipe.task_options)
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     data_kind = getattr(task_class, "data_kind", "")
@@ -56,6 +58,22 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
         if split is not None and split not in dataset.splits:
             raise RecipeError(missing_split(key, split, dataset, recipe.data))
     return dataset
+
+
+def check_pretrained_head(recipe: Recipe) -> None:
+    """``mode: pretrained-head`` scores the classifier a backbone's weights came with: a RecipeError where
+    the recipe's weights certainly have none (random ones), told before the backbone is built. The task
+    checks the built backbone's ``pretrained_classes`` and maps the data's classes onto them."""
+    from zoo.plugins import get_plugin_set
+
+    if os.path.exists(recipe.model) or recipe.model.startswith(("./", "../", "/", "~")):
+        return
+    spec = get_plugin_set().registry.resolve_backbone(recipe.model)[0]
+    if recipe.pretrained is False or (not spec.weights and recipe.pretrained in (None, True)):
+        raise RecipeError(
+            f"mode: pretrained-head scores a backbone's pretrained classifier; {spec.name} with random weights "
+            "has none (use mode linear-probe or finetune, or weights that come with a classifier)"
+        )
 
 
 def check_device(device: str) -> None:

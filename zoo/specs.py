@@ -72,8 +72,13 @@ class Weights:
     # local files that, when all exist, mean the weights load without a download ("~/.cache/x.pth",
     # "$TORCH_HOME/hub/checkpoints/x.pth"); with ``requires``, what `zoo list` checks for its OFFLINE column
     files: tuple[str, ...] = ()
+    # the classifier the weights come with, which `mode: pretrained-head` scores and `zoo info` shows: how
+    # many classes, and what they are ("ImageNet-1k"); None: no pretrained classifier (or not declared)
+    head_classes: int | None = None
+    head_labels: str = ""
 
     def __post_init__(self) -> None:
+        _check_count(f"weights {self.tag!r}", "head_classes", self.head_classes)
         if not isinstance(self.tag, str) or not _TAG.match(self.tag):
             raise SpecError(f"weights tag {self.tag!r} is invalid: use lower-case letters, digits, '.', '_', '-'")
         if not isinstance(self.source, str) or not self.source:

@@ -42,6 +42,8 @@ WEIGHTS_SCHEMA = {
         "requires": {"type": "array", "items": _TEXT, "maxItems": 64},
         "description": _TEXT,
         "files": {"type": "array", "items": _TEXT, "maxItems": 64},
+        "head_classes": _COUNT,
+        "head_labels": _TEXT,
     },
 }
 SPEC_SCHEMA = {

@@ -57,12 +57,24 @@ class VisionBackbone(zoo.Backbone):
         preprocessing: zoo.ImagePreprocessing | Mapping[str, Any],
         arch: str | None = None,
         class_names: Sequence[str] | None = None,
+        classes: zoo.PretrainedClasses | None = None,
     ) -> None:
         super().__init__(spec, weights)
         self.model: Any = model  # a timm or torchvision model: its own API beyond nn.Module
         self.arch = arch
         self.image_preprocessing = zoo.ImagePreprocessing.coerce(preprocessing)
         self.class_names = list(class_names) if class_names else None
+        self.classes = classes if classes is not None else classes_from_names(self.class_names)
+
+    @property
+    def pretrained_classes(self) -> zoo.PretrainedClasses | None:
+        return self.classes if self.classifier() is not None else None
+
+    def classify_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        head = self.classifier()
+        if head is None or self.classes is None:
+            return super().classify_pixels(pixels)
+        return head(self.encode_pixels(pixels))
 
     def classify(self, images: Any) -> torch.Tensor:
         """Logits over the classes the pretrained head was trained on (ImageNet-1k), for a list of images
@@ -91,8 +103,9 @@ class TimmBackbone(VisionBackbone):
         arch: str | None = None,
         class_names: Sequence[str] | None = None,
         model_args: Mapping[str, Any] | None = None,
+        classes: zoo.PretrainedClasses | None = None,
     ) -> None:
-        super().__init__(spec, weights, model, preprocessing, arch, class_names)
+        super().__init__(spec, weights, model, preprocessing, arch, class_names, classes)
         self.model_args = dict(model_args or {})  # timm.create_model sizes (img_size, in_chans, global_pool)
         if has_fixed_size(model) and not self.image_preprocessing.fixed_size:
             self.image_preprocessing = zoo.ImagePreprocessing(
@@ -133,8 +146,9 @@ class TorchvisionBackbone(VisionBackbone):
         head: torch.nn.Module,
         arch: str | None = None,
         class_names: Sequence[str] | None = None,
+        classes: zoo.PretrainedClasses | None = None,
     ) -> None:
-        super().__init__(spec, weights, model, preprocessing, arch, class_names)
+        super().__init__(spec, weights, model, preprocessing, arch, class_names, classes)
         self.head = head
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -255,7 +269,8 @@ def _build_timm(
                 "pretrained='path/to/model.safetensors')"
             ) from None
         config = timm.data.resolve_data_config(model=model)
-        return TimmBackbone(spec, weights, model.eval(), from_timm_config(config), arch=name)
+        known = imagenet_classes() if timm.data.infer_imagenet_subset(model) == "imagenet-1k" else None
+        return TimmBackbone(spec, weights, model.eval(), from_timm_config(config), arch=name, classes=known)
     model = timm.create_model(
         name, pretrained=False, **model_args, **({} if num_classes is None else {"num_classes": num_classes})
     )
@@ -311,14 +326,35 @@ def _build_torchvision(spec, weights, arch, preprocessing) -> TorchvisionBackbon
     head = getattr(model, head_attr)
     setattr(model, head_attr, torch.nn.Identity())
     names = tv_weights.meta.get("categories") if tv_weights is not None else None
-    return TorchvisionBackbone(spec, weights, model.eval(), preprocessing, head=head, arch=arch, class_names=names)
+    # torchvision's ImageNet categories are timm's classes in the same order, with shorter names
+    classes = imagenet_classes() if names is not None and len(names) == 1000 else None
+    return TorchvisionBackbone(
+        spec, weights, model.eval(), preprocessing, head=head, arch=arch, class_names=names, classes=classes
+    )
 
 
-def _imagenet_names() -> list[str]:
+def imagenet_classes() -> zoo.PretrainedClasses:
+    """ImageNet-1k's classes in the order of its classifiers' logits: WordNet ids and names (timm's list)."""
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
-    return [info.index_to_description(i) for i in range(info.num_classes())]
+    return zoo.PretrainedClasses("ImageNet-1k", tuple(info.label_names()), tuple(info.label_descriptions()))
+
+
+def classes_from_names(names: Sequence[str] | None) -> zoo.PretrainedClasses | None:
+    """The classifier's classes from its label names (a saved model's ``class_names``, a timm folder's
+    ``label_names``): ImageNet-1k's when they are its names or WordNet ids, else the names themselves."""
+    if not names:
+        return None
+    if len(names) == 1000:
+        imagenet = imagenet_classes()
+        if list(names) in (list(imagenet.names), list(imagenet.ids)):
+            return imagenet
+    return zoo.PretrainedClasses("", tuple(names), tuple(names))
+
+
+def _imagenet_names() -> list[str]:
+    return list(imagenet_classes().names)
 
 
 def build(

@@ -27,7 +27,20 @@ def _spec_json(spec: BackboneSpec) -> dict[str, Any]:
     for weights, entry in zip(spec.weights, out["weights"], strict=True):
         entry["offline"] = weights_offline(weights)
     out["offline"] = offline_status(spec)
+    default = spec.weights[0] if spec.weights else None
+    out["head"] = _head(default.head_labels, default.head_classes) if default else None
     return out
+
+
+def _head(label_set: str, classes: int | None) -> dict[str, Any] | None:
+    """The pretrained classifier ``mode: pretrained-head`` scores, for --json (None: there is none)."""
+    return None if classes is None else {"label_set": label_set or None, "classes": classes}
+
+
+def _head_text(head: dict[str, Any] | None) -> str:
+    if head is None:
+        return "none (no pretrained classifier: mode pretrained-head does not apply)"
+    return f"{head['label_set'] or 'own labels'}, {head['classes']:,} classes (mode pretrained-head scores it)"
 
 
 @cli.command("list")
@@ -95,8 +108,9 @@ def info(name: str, as_json: bool) -> None:
     if local is not None:
         return _info_path(name, local[0], as_json)
     spec = api.get_spec(name)
+    facts = _spec_json(spec)
     if as_json:
-        return echo_json(_spec_json(spec))
+        return echo_json(facts)
     lines = [
         ("name", spec.name),
         ("aliases", ", ".join(spec.aliases)),
@@ -106,6 +120,7 @@ def info(name: str, as_json: bool) -> None:
         ("GFLOPs/sample", spec.gflops),
         ("license", spec.license),
         ("tasks", ", ".join(spec.tasks)),
+        ("head", _head_text(facts["head"])),
         ("plugin", spec.plugin),
         ("factory", spec.factory),
         ("description", spec.description),
@@ -148,6 +163,8 @@ def _info_path(name: str, path: str, as_json: bool) -> None:
     """``zoo info PATH`` (``name``, the local ``path`` it names): load the local model, then say how it
     loaded and what it carries."""
     model = api.load(name)
+    classes = model.pretrained_classes
+    head = None if classes is None else _head(classes.label_set, len(classes))
     if as_json:
         return echo_json(
             {
@@ -158,6 +175,7 @@ def _info_path(name: str, path: str, as_json: bool) -> None:
                 "embed_dim": model.embed_dim,
                 "parameters": model.num_params(),
                 "preprocessing": model.preprocessing,
+                "head": head,
             }
         )
     facts = {
@@ -166,6 +184,7 @@ def _info_path(name: str, path: str, as_json: bool) -> None:
         "modality": model.modality,
         "embed dim": model.embed_dim,
         "parameters": f"{model.num_params():,}",
+        "head": _head_text(head),
     }
     for key, value in facts.items():
         click.echo(f"{key + ':':15} {value}")

@@ -28,6 +28,8 @@ from zoo.tasks.base import Task
 from zoo.tasks.batches import Rows, stack_rows, tokenized
 from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
 from zoo.tasks.metrics import classification_metrics, majority_share
+from zoo.tasks.pretrained_head import MODE as PRETRAINED_HEAD
+from zoo.tasks.pretrained_head import describe_map, head_chance, head_mapping, head_metrics, head_predictions
 
 if TYPE_CHECKING:
     from zoo.backbone import Backbone
@@ -256,6 +258,8 @@ class ImageClassification(Classification):
 
     data_kind = "image-classification"
     encoder = "encode_pixels"
+    modes = ("finetune", "linear-probe", PRETRAINED_HEAD)
+    untrained_modes = ("zero-shot", PRETRAINED_HEAD)
     option_help: ClassVar[dict[str, str]] = {
         **Classification.option_help,
         "on_bad_image": "skip (default: skip and count) or fail on an unreadable image",
@@ -265,6 +269,8 @@ class ImageClassification(Classification):
         "trains on the mirrored features)",
         "augment": "training augmentation of a fine-tune: light (default: random crop and mirror) or trivial "
         "(adds TrivialAugmentWide)",
+        "class_map": "pretrained-head: {class folder: [WordNet id or class name, ...]}, the classifier classes "
+        "that count as right for it (default: the folder's own name)",
     }
 
     def __init__(self, backbone, dataset, mode="finetune", options=None, spec=None):
@@ -273,6 +279,49 @@ class ImageClassification(Classification):
         if self.augment not in AUGMENTATIONS:  # checked here, before any data is read
             raise DataError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
         self.image_preprocessing = task_image_preprocessing(backbone, self.options)
+        self.head_classes, self.head_map = head_mapping(backbone, dataset, mode, self.options)  # before any decoding
+
+    # -- mode pretrained-head: the backbone's own classifier, nothing trained ---------------------
+    def prepare(self) -> None:
+        if self.mode != PRETRAINED_HEAD:
+            super().prepare()
+
+    def model(self) -> nn.Module:
+        return self.backbone if self.mode == PRETRAINED_HEAD else super().model()
+
+    def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
+        scored = self.score_split(model, split, device)
+        return None if scored is None else scored[0]
+
+    def score_split(
+        self, model: nn.Module, split: str, device: torch.device
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+        """Pretrained-head metrics of the split, and each image's top-1 as a data class (`head_predictions`)."""
+        if self.mode != PRETRAINED_HEAD:
+            return None
+        images, labels = self._inputs(split)
+        model.eval()
+        batch_size = int(self.options.get("feature_batch_size", 64))
+        logits = image_features(
+            self.backbone.classify_pixels, images, self.image_preprocessing, device, batch_size, desc=f"head ({split})"
+        )
+        preds = head_predictions(logits, labels, self.head_map)
+        return head_metrics(logits, labels, self.head_map), {"preds": preds, "targets": labels}
+
+    def chance(self, split: str) -> dict[str, float]:
+        if self.mode != PRETRAINED_HEAD:
+            return super().chance(split)
+        return head_chance(self.data.split(split).labels or [], self.head_map, len(self.head_classes or ()))
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        if self.mode != PRETRAINED_HEAD:  # else nothing was trained, so nothing is saved
+            super().save(model, directory)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.head_classes is not None:
+            described["pretrained_head"] = describe_map(self.data.label_names, self.head_classes, self.head_map)
+        return described
 
     def _inputs(self, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Decoded images (uint8 tensors, cached) and their labels."""
