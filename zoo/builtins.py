@@ -18,6 +18,12 @@ DATASETS = (
     ("sms_spam", "text-classification", "SMS spam vs ham, 5,574 (80/20 split)", "cc-by-4.0"),
     ("cifar10", "image-classification", "CIFAR-10 photos 32x32, 8,000 (80/20 split)", "no formal license"),
     ("flickr8k", "image-text", "Flickr8k: 800 images x 5 captions, split by image", "research use only"),
+    (
+        "flickr8k-pairs",
+        "text-pairs",
+        "Flickr8k caption pairs, 1,600: gold 1 for two captions of one image, 0 for captions of two",
+        "research use only",
+    ),
 )
 
 
@@ -83,6 +89,15 @@ def register_tasks(register):
             modalities=("multimodal",),
             metrics=("accuracy", "macro_f1"),
             description="class-name prompts (several templates averaged) against image embeddings",
+        )
+    )
+    register(
+        TaskSpec(
+            name="semantic-similarity",
+            factory="zoo.tasks.similarity:SemanticSimilarity",
+            modalities=("text", "multimodal"),
+            metrics=("cosine_spearman", "cosine_pearson"),
+            description="text pairs with gold scores: Spearman and Pearson of the embeddings' cosine (MTEB's STS)",
         )
     )
     register(

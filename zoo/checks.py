@@ -40,7 +40,8 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
                 f"{'an' if modality[0] in 'aeiou' else 'a'} {modality} backbone"
             )
         task_class = task_class.for_backbone(SimpleNamespace(modality=modality))  # reads only the modality
-    mode = recipe.mode or task_class.modes[0]
+    protocol = check_protocol(recipe.protocol, recipe.task, recipe.mode)
+    mode = recipe.mode or (protocol.mode if protocol else task_class.modes[0])
     if mode not in task_class.modes:
         hint = nearest_key_hint(mode, task_class.modes, f"its modes: {', '.join(task_class.modes)}")
         raise RecipeError(f"mode: task {spec.name!r} has no mode {mode!r}; {hint}")
@@ -52,12 +53,32 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if data_kind and dataset.kind != data_kind:
         raise DataError(f"data: task {spec.name!r} needs a {data_kind} data set; {dataset.name!r} is {dataset.kind}")
     needed = {"eval_split": recipe.eval_split, "test_split": recipe.test_split}
+    if protocol:  # scores one split, the test split, and selects nothing on a validation split
+        needed = {"test_split": recipe.test_split or "test"}
     if mode not in task_class.untrained_modes:
         needed = {"train": "train", **needed}
     for key, split in needed.items():
         if split is not None and split not in dataset.splits:
             raise RecipeError(missing_split(key, split, dataset, recipe.data))
     return dataset
+
+
+def check_protocol(name: str | None, task: str, mode: str | None) -> Any:
+    """The evaluation protocol called ``name`` (None for none): a known one, for the recipe's ``task``, in
+    the mode that gives it frozen embeddings (``mode``: the recipe's, None where it sets none)."""
+    if name is None:
+        return None
+    from zoo.tasks.protocols import get_protocol
+
+    protocol = get_protocol(name)
+    if protocol.task != task:
+        raise RecipeError(f"protocol: {protocol.name} scores the {protocol.task} task; this recipe's task is {task!r}")
+    if mode not in (None, protocol.mode):
+        raise RecipeError(
+            f"mode: protocol {protocol.name} scores the frozen backbone ({protocol.mode}), not a {mode} run; "
+            "drop the mode or the protocol"
+        )
+    return protocol
 
 
 def check_pretrained_head(recipe: Recipe) -> None:

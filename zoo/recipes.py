@@ -44,6 +44,10 @@ def _key(default: Any, help: str, **rules: Any) -> Any:
     return field(default=default, metadata=metadata)
 
 
+# recipe keys added after runs were recorded: left out of `Recipe.hash` while unset
+ADDED_LATER = ("protocol",)
+
+
 @dataclass
 class Recipe:
     """Everything one run needs. Keys of a recipe YAML file are these fields."""
@@ -52,6 +56,9 @@ class Recipe:
     task: str = _key(MISSING, "a registered task: text-classification, image-classification, ... (zoo tasks)")
     data: str = _key(MISSING, "a registered data set (sst2, cifar10, ...; zoo datasets) or a file / folder", path=True)
     mode: str | None = _key(None, "one of the task's modes (finetune | linear-probe, ...); null: its first")
+    protocol: str | None = _key(
+        None, "score the frozen backbone under a published protocol instead of training (zoo protocols lists them)"
+    )
     name: str | None = _key(None, "run name: the run folder is output_dir/name; null: the recipe file's stem")
     output_dir: str = _key("runs", "folder the run folder goes in", path=True)
     pretrained: bool | str | None = _key(None, "as zoo.load: null = default weights (random if none), false, a tag")
@@ -101,6 +108,9 @@ class Recipe:
         """A fingerprint of what determines the result (not names, paths or logging)."""
         ignored = {"name", "output_dir", "data_root", "log_every", "num_workers", "checkpoint_every"}
         content = {k: v for k, v in asdict(self).items() if k not in ignored}
+        for key in ADDED_LATER:  # at their defaults they leave the hashes of earlier runs as they were
+            if content[key] is None:
+                del content[key]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

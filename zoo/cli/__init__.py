@@ -10,7 +10,7 @@ warnings (``zoo: warning: ...``) and never stop a command.
 
 from __future__ import annotations
 
-from zoo.cli import compare, registry, runs, shipping  # noqa: F401 - importing them adds their commands to the group
+from zoo.cli import compare, protocols, registry, runs, shipping  # noqa: F401 - importing them adds their commands to the group
 from zoo.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -33,6 +33,9 @@ OPTION_HELP = {
     "train_images": "at most this many of the remaining images are trained on",
     "validation_images": "number of images held out for model selection",
     "name": "the data set's name in results (default: the file's name)",
+    "first_column": "the column holding each pair's first text",
+    "second_column": "the column holding each pair's second text",
+    "score_column": "the column holding each pair's gold similarity (any scale: only its order and spacing count)",
 }
 SPLIT_OPTIONS = (
     "test_fraction",
@@ -55,6 +58,7 @@ def reader_options(kind: str) -> dict[str, dict[str, Any]]:
         "text-classification": readers.read_text_file,
         "image-classification": readers.read_image_folder,
         "image-text": readers.read_caption_file,
+        "text-pairs": readers.read_pairs_file,
         "text": readers.read_plain_text,
     }
     reader = by_kind[kind]
@@ -84,6 +88,7 @@ def describe_file(path: Path, options: dict[str, Any]) -> dict[str, Any]:
             "text-classification": "text classification table",
             "image-classification": "image folder: one folder per class",
             "image-text": "image-caption table",
+            "text-pairs": "text pairs with a gold similarity score (semantic-similarity)",
             "text": "plain text: one text a line, for pretraining",
         }[dataset.kind],
     }
@@ -104,11 +109,11 @@ def _table_facts(path: Path, kind: str, settings: dict[str, Any]) -> dict[str, A
     """The columns (and their use) and the delimiter of a CSV/TSV/JSONL file."""
     from zoo.data.readers import read_lines
 
-    used = (
-        {"text": settings["text_column"], "label": settings["label_column"]}
-        if kind == "text-classification"
-        else {"image": settings["image_column"], "caption": settings["caption_column"]}
-    )
+    used = {
+        "text-classification": lambda: {"text": settings["text_column"], "label": settings["label_column"]},
+        "text-pairs": lambda: {key: settings[f"{key}_column"] for key in ("first", "second", "score")},
+        "image-text": lambda: {"image": settings["image_column"], "caption": settings["caption_column"]},
+    }[kind]()
     if path.suffix == ".jsonl":
         import json
 
@@ -146,7 +151,7 @@ def _warnings(dataset: Dataset, settings: dict[str, Any]) -> list[str]:
     out = []
     if "test" not in dataset.splits and dataset.kind != "text":
         out.append("no test split: nothing held out to measure results on; set test_fraction (e.g. 0.2) or test_file")
-    if "validation" not in dataset.splits and dataset.kind != "text":
+    if "validation" not in dataset.splits and dataset.kind not in ("text", "text-pairs"):  # pairs train nothing
         option = "validation_images" if dataset.kind == "image-text" else "validation_fraction (or validation_file)"
         out.append(f"no validation split: no model selection or early stopping; set {option}")
     empty = [name for name, split in dataset.splits.items() if not len(split)]

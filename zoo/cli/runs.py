@@ -38,7 +38,10 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
       text-/image-classification  finetune | linear-probe
       retrieval                   zero-shot | contrastive
       zero-shot-classification    zero-shot
+      semantic-similarity         zero-shot (text pairs with gold scores: Spearman of cosine)
       pretraining                 pretrain (the backbone's objective: MLM, causal LM, SimCLR, InfoNCE)
+    protocol: NAME scores the frozen backbone as a leaderboard does (`zoo protocols`):
+      zoo run recipes/sst2-minilm-probe.yaml --set protocol=mteb-classification
     Paths in RECIPE are relative to its folder, those given by --set to the current one.
     """
     from zoo.recipes import load_recipe

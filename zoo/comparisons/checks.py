@@ -84,7 +84,7 @@ def _stamp(path: Path) -> str:
 def check_cell(recipe: dict[str, Any], modality: str, registry: Any, where: str) -> None:
     """The cell's data set, its data options, its task, mode and task options exist and fit, or a
     RecipeError naming the cell and the name (did-you-mean where the registry has one)."""
-    from zoo.checks import check_task_options
+    from zoo.checks import check_protocol, check_task_options
     from zoo.data import dataset_reader
     from zoo.tasks import get_task
 
@@ -111,5 +111,7 @@ def check_cell(recipe: dict[str, Any], modality: str, registry: Any, where: str)
         raise RecipeError(f"{where}: task {spec.name!r} has no mode {mode!r}; {hint}")
     try:
         check_task_options(spec.name, task_class, dict(recipe.get("task_options") or {}))  # as zoo run checks them
-    except RecipeError as exc:
+        if recipe.get("protocol") is not None:
+            check_protocol(recipe["protocol"], spec.name, mode)
+    except ZooError as exc:
         raise RecipeError(f"{where}: {exc}") from None

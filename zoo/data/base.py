@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from zoo.errors import ZooError
 
-KINDS = ("text-classification", "image-classification", "image-text")
+KINDS = ("text-classification", "image-classification", "image-text", "text-pairs")
 # a class label: an id, or the label text itself before encoding
 Label = TypeVar("Label", int, str)
 
@@ -28,12 +28,14 @@ class Split:
     """One split: ``inputs`` are texts, image paths or in-memory images.
 
     Classification: ``labels[i]`` is the class of ``inputs[i]``. Image-text:
-    ``inputs`` are images and ``captions`` a list of (image index, caption).
+    ``inputs`` are images and ``captions`` a list of (image index, caption). Text pairs: ``inputs``
+    are (text, text) pairs and ``scores[i]`` the gold similarity of pair ``i``.
     """
 
     inputs: list[Any]
     labels: list[int] | None = None
     captions: list[tuple[int, str]] | None = None
+    scores: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -50,7 +52,8 @@ class Split:
         if self.captions is not None:
             position = {old: new for new, old in enumerate(indices)}
             captions = [(position[i], text) for i, text in self.captions if i in position]
-        return Split([self.inputs[i] for i in indices], labels, captions)
+        scores = [self.scores[i] for i in indices] if self.scores is not None else None
+        return Split([self.inputs[i] for i in indices], labels, captions, scores)
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
-from zoo.data.base import DataError, Dataset, Split, classification, encode_labels, stratified_split
-from zoo.data.readers import read_caption_file, read_image_folder, read_lines, read_table
+from zoo.data.base import DataError, Dataset, Split, classification, encode_labels, fingerprint, stratified_split
+from zoo.data.readers import read_caption_file, read_captions, read_image_folder, read_lines, read_table
 
 
 def _folder(root: Path, relative: str) -> Path:
@@ -230,4 +231,38 @@ def digits(
         test_fraction,
         seed,
         source="sklearn-digits",
+    )
+
+
+def flickr8k_pairs(root: Path, test_images: int = 200, seed: int = 0) -> Dataset:
+    """Flickr8k caption pairs (gold 1.0: two captions of one image; 0.0: captions of two images), split by image."""
+    return caption_pairs(_folder(root, "image_text/flickr8k") / "captions.csv", test_images, seed)
+
+
+def caption_pairs(path: Path, test_images: int, seed: int) -> Dataset:
+    """Pairs of Flickr8k captions, split by image: for each image, two of its own captions (gold 1.0:
+    two people describing one photo) and a third beside a caption of another image of the same split
+    (gold 0.0). A stand-in for STS data, which no hub-free source here holds: the gold is which photo
+    a caption describes, not a graded human judgement."""
+    images, captions = read_captions(path, "image", "caption", "images")
+    by_image: dict[int, list[str]] = {}
+    for index, text in captions:
+        by_image.setdefault(index, []).append(text)
+    usable = sorted(i for i, texts in by_image.items() if len(texts) >= 3)
+    order = usable[:]
+    random.Random(seed).shuffle(order)
+    if not 1 < test_images < len(order) - 1:
+        raise DataError(f"{path}: {len(order)} images with three captions cannot give {test_images} test images")
+    splits = {}
+    for split, chosen in (("test", order[:test_images]), ("train", order[test_images:])):
+        others = chosen[1:] + chosen[:1]  # each image's unrelated partner: the next of the split's shuffled order
+        pairs, scores = [], []
+        for image, other in zip(chosen, others, strict=True):
+            own = by_image[image]
+            pairs += [(own[0], own[1]), (own[2], by_image[other][0])]
+            scores += [1.0, 0.0]
+        splits[split] = Split(pairs, scores=scores)
+    origins = {"train": "captions of the training images", "test": f"captions of {test_images} held-out images"}
+    return Dataset(
+        "flickr8k-pairs", "text-pairs", splits, [], fingerprint("flickr8k-pairs", path, test_images, seed), origins
     )

@@ -216,6 +216,65 @@ def read_caption_file(
     return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, validation_images, end))
 
 
+def read_pair_rows(
+    path: Path, first_column: str, second_column: str, score_column: str, delimiter: str | None = None
+) -> Split:
+    """The pairs of one file and their gold scores (a row whose score is not a number is an error)."""
+    rows = read_table(path, delimiter=delimiter)
+    for column in (first_column, second_column, score_column):
+        if column not in rows[0]:
+            raise DataError(
+                f"{path}: no column {column!r}; columns are {', '.join(rows[0])} (name them with "
+                "data_options first_column, second_column and score_column)"
+            )
+    scores = []
+    for number, row in enumerate(rows, 2 if path.suffix != ".jsonl" else 1):
+        try:
+            scores.append(float(row[score_column]))
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: line {number}: score {row[score_column]!r} is not a number") from None
+    pairs = [(str(row[first_column]), str(row[second_column])) for row in rows]
+    return Split(pairs, scores=scores)
+
+
+def read_pairs_file(
+    path: Path,
+    first_column: str = "sentence1",
+    second_column: str = "sentence2",
+    score_column: str = "score",
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+    delimiter: str | None = None,
+    test_file: str | None = None,
+    validation_file: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """A pairs file: two texts and a gold score a row. ``test_file`` / ``validation_file``: the file's
+    own test / validation split (same columns); without ``test_file``, ``test_fraction`` (default 0.2; 0
+    for none) of the pairs is held out as the test split, seeded."""
+    read = {"train": Path(path), "test": test_file, "validation": validation_file}
+    splits = {
+        split: read_pair_rows(Path(file), first_column, second_column, score_column, delimiter)
+        for split, file in read.items()
+        if file is not None
+    }
+    origins = {split: Path(file).name for split, file in read.items() if file is not None}
+    for held_out, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if held_out not in splits and fraction:
+            kept, taken = stratified_split([0] * len(splits["train"]), fraction, seed, salt=held_out)
+            if not kept or not taken:
+                raise DataError(f"{path}: {len(splits['train'])} pairs are too few to hold out a {held_out} split")
+            whole = splits["train"]
+            splits["train"], splits[held_out] = whole.subset(kept), whole.subset(taken)
+            origins[held_out] = f"{fraction:.0%} of {origins['train']} held out ({held_out}_fraction)"
+    name = name or Path(path).stem
+    digest = fingerprint(
+        name, [Path(f) for f in read.values() if f is not None], seed, test_fraction, validation_fraction
+    )
+    return Dataset(name, "text-pairs", splits, [], digest, origins)
+
+
 def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple[str, list[Any]]:
     """What `zoo predict` reads: ``("image", paths)`` for image files or folders of them (hidden ones
     skipped), else ``("text", texts)``: a text file's lines, or a CSV/TSV/JSONL file's ``column``
@@ -269,8 +328,14 @@ def read_path(path: Path, **options: Any) -> Dataset:
     else:
         first = read_lines(path)[0]
         captioned = options.get("image_column", "image") in first and options.get("caption_column", "caption") in first
+        paired = (
+            options.get("first_column", "sentence1") in first and options.get("second_column", "sentence2") in first
+        )
         plain = path.suffix == ".txt" and "\t" not in first and options.get("delimiter") is None
-        reader = read_plain_text if plain else read_caption_file if captioned else read_text_file
+        if paired:
+            reader = read_pairs_file
+        else:
+            reader = read_plain_text if plain else read_caption_file if captioned else read_text_file
     check_options(reader, options, f"{path} (read by {reader.__name__})")
     for key in ("test_file", "validation_file"):
         if options.get(key) is not None and not Path(options[key]).exists():

@@ -11,6 +11,7 @@ from typing import Any
 
 from zoo.engine.distributed import Context
 from zoo.files import atomic_write
+from zoo.tasks.protocols import get_protocol
 
 
 class Logger:
@@ -90,7 +91,7 @@ def _count(number: int, what: str) -> str:
 
 def _role(split: str, task: Any, recipe: Any) -> str:
     if split == "train":
-        return "trains"
+        return "the protocol draws its training examples from them" if recipe.protocol else "trains"
     if split == recipe.eval_split:
         return "picks the best weights" if task.trains and recipe.keep_best else "evaluated"
     return "scored once, at the end"
@@ -101,10 +102,14 @@ def summary(task: Any, recipe: Any, ctx: Context, run_dir: Path, plan: dict[str,
     data = task.data
     weights = task.backbone.weights
     tag = getattr(weights, "tag", weights) if weights is not None else "random initialisation"
-    splits = [s for s in dict.fromkeys(["train", recipe.eval_split, *([test_split] if test_split else [])])]
+    protocol = get_protocol(recipe.protocol) if recipe.protocol else None
+    scored = [test_split or "test"] if protocol else [recipe.eval_split, *([test_split] if test_split else [])]
+    splits = [s for s in dict.fromkeys(["train", *scored])]
     if not task.trains:
         splits = [s for s in splits if s != "train"]
     rows = [("backbone", f"{task.backbone.name} ({tag})"), ("task", f"{task.name}, {task.mode}")]
+    if protocol is not None:
+        rows.append(("protocol", f"{protocol.name}: {protocol.description}"))
     classes = data.label_names
     shown = ", ".join(classes[:8]) + (f", ... ({len(classes)})" if len(classes) > 8 else "")
     rows.append(("data", f"{data.name}" + (f": {_count(len(classes), 'class')} ({shown})" if classes else "")))
@@ -115,7 +120,7 @@ def summary(task: Any, recipe: Any, ctx: Context, run_dir: Path, plan: dict[str,
             rows.append((split, text + (f"; from {origin}" if origin else "")))
     if test_split is None and recipe.eval_split != "test":
         rows.append(("test", "none: the reported numbers are the validation split's (set test_split to add one)"))
-    if task.trains:
+    if plan.get("steps"):
         epochs = plan["steps"] / plan["steps_per_epoch"]
         rows.append(
             (

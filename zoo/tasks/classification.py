@@ -130,6 +130,19 @@ class Classification(Task):
             if split == "train" and len(set(self.splits[split][1].tolist())) < 2:
                 raise DataError(f"{self.data.name}: the train split has only one class")
 
+    def frozen_features(self, split: str, indices: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen backbone's features of the examples of ``split`` (those at ``indices``, in that
+        order, or all) and their labels, cached: what a linear probe trains on, and what an evaluation
+        protocol scores (MTEB's draws a few examples per label: only those are embedded)."""
+        data = self.data.split(split)  # a clear error for a missing or empty split
+        if indices is not None:
+            split = f"{split}[{fingerprint(indices)}]"  # a split of its own, so caches key on the subset
+            self.data.splits.setdefault(split, data.subset(indices))
+        features, labels = self._features(split)
+        if indices is not None and len(labels) != len(indices):
+            raise DataError(f"{self.data.name}: {len(indices) - len(labels)} of the chosen examples could not be read")
+        return features, labels
+
     def _split(self, split: str) -> tuple[Any, torch.Tensor]:
         if split not in self.splits:
             self.data.split(split)  # a clear error for a missing or empty split
