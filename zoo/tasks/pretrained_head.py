@@ -133,7 +133,6 @@ def head_metrics(logits: torch.Tensor, labels: torch.Tensor, mapped: Sequence[Se
         "accuracy": float(hits[:, 0].double().mean()),
         "top5_accuracy": float(hits.any(dim=1).double().mean()),
         "mapped_accuracy": float((per_label.argmax(dim=1) == labels).double().mean()),
-        "images": float(len(labels)),
     }
 
 
