@@ -67,8 +67,13 @@ def test_compare_writes_one_table_across_modalities_and_reuses_cells(tmp_path):
     assert text_row["inference_samples_per_s"] > 0 and text_row["peak_rss_mb"] > 0
     skipped = rows[("vision/example-convnet", "text-classification")]
     assert skipped["status"] == "skipped" and "needs a text or multimodal backbone" in skipped["error"]
+    # its 95% interval: a bootstrap over the test items of the mean over both seeds, shown after "± std"
+    interval = text_row["interval"]
+    assert interval["low"] < text_row["mean"] < interval["high"] and "each of 2 seeds" in interval["method"]
     markdown = (out / "table.md").read_text()
     assert markdown.startswith("# tiny\n") and "| text/bert-tiny |" in markdown and "±" in markdown
+    shown = f"{text_row['mean']:.3f} ± {text_row['std']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    assert shown in markdown and "[low, high] = 95% interval, a percentile bootstrap over the test items" in markdown
     assert (
         "skipped: text-classification needs a text or multimodal backbone; vision/example-convnet is an image backbone"
         in markdown
@@ -350,8 +355,10 @@ def test_a_failing_cell_exits_1_naming_it_and_the_table_reads_well(tmp_path):
     assert "<h1>my digits table</h1>" in (out / "report.html").read_text()
     ok = next(r for r in table["rows"] if r["status"] == "ok")
     matrix_row = next(line for line in markdown.splitlines() if line.startswith("| vision/example-convnet |"))
-    # one seed: the value alone, three decimals, no "±"; the failed cell with its reason; the skipped with its own
-    assert f"| {ok['mean']:.3f} | failed: " in matrix_row and "±" not in markdown
+    # one seed: the value and its bootstrap interval, three decimals, no "±"; the failed cell with its reason;
+    # the skipped with its own
+    low, high = ok["interval"]["low"], ok["interval"]["high"]
+    assert f"| {ok['mean']:.3f} [{low:.3f}, {high:.3f}] | failed: " in matrix_row and "±" not in markdown
     assert (
         "skipped: image-classification needs an image or multimodal backbone; text/bert-tiny is a text backbone"
         in markdown
@@ -459,3 +466,39 @@ def test_paths_in_cells_are_relative_to_the_spec_file(tmp_path):
     (cell,) = plan(load_spec(spec))
     assert cell.recipe["data"] == str(tmp_path / "data" / "mine.tsv")  # where the cell's run finds it
     assert cell.recipe["data_root"] == os.path.abspath("some/data")  # the spec's data_root: from here
+
+
+def test_a_two_cell_table_shows_intervals_and_marks_the_best_row_against_the_other(tmp_path):
+    spec = spec_from_dict(
+        {
+            "name": "marks",
+            "output_dir": str(tmp_path / "out"),
+            "backbones": ["text/bert-tiny", "text/gpt-tiny"],
+            "seeds": [0],
+            "defaults": {"epochs": 2, "batch_size": 64, "lr": 1e-2, "warmup": 0.0, "train_limit": 100},
+            "cells": [{"task": "text-classification", "data": "sst2", "mode": "linear-probe", "eval_limit": 200}],
+        }
+    )
+    table = run_compare(spec, progress=lambda line: None)
+    rows = sorted(table["rows"], key=lambda row: -row["mean"])
+    best, other = rows
+    assert best["best"] and not other.get("best")
+    for row in rows:  # one seed: the bootstrap interval of the run, as its results.json records it
+        run = json.loads((tmp_path / "out" / row["runs"][0] / "results.json").read_text())
+        assert row["interval"] == run["intervals"]["validation"]["accuracy"]
+        assert row["interval"]["low"] <= row["mean"] <= row["interval"]["high"]
+    found = other["significance"]
+    assert found["against"] == best["backbone"] and found["difference"] == pytest.approx(other["mean"] - best["mean"])
+    assert found["low"] <= found["difference"] <= found["high"] and 0 < found["p_value"] <= 1
+    assert other.get("not_significant", False) == (not found["significant"])
+    assert found["significant"] == (found["high"] < 0)
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    mark = " ≈" if other.get("not_significant") else ""
+    interval = other["interval"]
+    assert f"| {other['mean']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]{mark}" in markdown
+    assert f"| {best['mean']:.3f} [{best['interval']['low']:.3f}, {best['interval']['high']:.3f}] ★" in markdown
+    assert "★ = the best row of its column; ≈ = not significantly different from it" in markdown
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "★ = the best row of its column" in page and f"p {found['p_value']:.3f}" in page
+    saved = json.loads((tmp_path / "out" / "table.json").read_text())
+    assert [row.get("best", False) for row in saved["rows"]] == [row.get("best", False) for row in table["rows"]]

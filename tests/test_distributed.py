@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from zoo.engine import run
 from zoo.recipes import load_recipe
@@ -65,6 +66,13 @@ def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
     for name, value in single["metrics"]["validation"].items():
         assert two["metrics"]["validation"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
+    # per-item outputs in the split's order, whatever the processes: two runs pair item by item
+    from zoo.tasks.uncertainty import load_items
+
+    one_items, _ = load_items(tmp_path / "one" / "ddp" / "items" / "validation.safetensors")
+    two_items, _ = load_items(tmp_path / "two" / "ddp" / "items" / "validation.safetensors")
+    assert torch.equal(one_items["targets"], two_items["targets"])
+    assert (one_items["preds"] == two_items["preds"]).float().mean() > 0.97  # fp differences may flip a rare tie
     written = sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file())
     assert written == sorted(
         p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file()

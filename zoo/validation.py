@@ -116,6 +116,11 @@ PROVENANCE_SCHEMA = {
 }
 # a run's training summary: settings and counts
 _TRAIN = {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}}
+# a bootstrap interval of a metric, with its method (or, where there is none, a note saying why)
+_INTERVAL = {
+    "type": ["object", "null"],
+    "properties": {"low": _NUMBER, "high": _NUMBER, "level": _NUMBER, "method": _OPTIONAL_TEXT, "note": _OPTIONAL_TEXT},
+}
 RESULTS_SCHEMA = {
     "type": "object",
     "required": ["metrics", "train", "provenance"],
@@ -124,6 +129,12 @@ RESULTS_SCHEMA = {
         "chance": _SPLIT_METRICS,
         "train": _TRAIN,
         "provenance": PROVENANCE_SCHEMA,
+        "intervals": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": _INTERVAL}},
+        # each split's per-item outputs, inside the run folder
+        "items": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": r"^items/[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors$"},
+        },
     },
 }
 CELL_SCHEMA = {
@@ -174,6 +185,25 @@ ROW_SCHEMA = {
         "chance": _NUMBER,
         "below_chance": {"type": "boolean"},
         "runs": {"type": "array", "items": _TEXT},
+        "run_seeds": {"type": "array", "items": {"type": "integer"}},
+        "interval": _INTERVAL,
+        "best": {"type": "boolean"},
+        "not_significant": {"type": "boolean"},
+        # the paired bootstrap against the best row of the column
+        "significance": {
+            "type": ["object", "null"],
+            "properties": {
+                "against": _OPTIONAL_TEXT,
+                "difference": _NUMBER,
+                "low": _NUMBER,
+                "high": _NUMBER,
+                "p_value": _NUMBER,
+                "significant": {"type": ["boolean", "null"]},
+                "level": _NUMBER,
+                "method": _OPTIONAL_TEXT,
+                "note": _OPTIONAL_TEXT,
+            },
+        },
     },
     "if": {"properties": {"status": {"const": "ok"}}},
     "then": {"required": ["metric", "mean", "std"]},

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from zoo.comparisons.plots import plots
+from zoo.comparisons.significance import add_uncertainty
 from zoo.comparisons.table import (
     MISSING,
     SCHEMA,
@@ -32,6 +33,8 @@ from zoo.comparisons.table import (
     number_text,
     run_label,
     shows_std,
+    significance_text,
+    uncertainty_note,
     value_text,
 )
 from zoo.errors import InputError, ZooError
@@ -112,6 +115,7 @@ DETAIL_COLUMNS = (  # header, row key, numeric
     ("metric", "metric", False),
     ("value", "mean", True),
     ("± std (2+ seeds)", "std", True),
+    ("vs best (paired bootstrap)", "significance", False),
     ("chance", "chance", True),
     ("train s", "train_seconds", True),
     ("train samples/s", "train_samples_per_s", True),
@@ -191,6 +195,9 @@ def _detail(rows: list[dict[str, Any]]) -> str:
             elif key == "std":
                 std = row.get(key) if shows_std(row) else None
                 cells.append(_td(metric_text(std) if std is not None else MISSING, std, "num"))
+            elif key == "significance":
+                found = row.get(key) or {}
+                cells.append(_td(significance_text(row), found.get("p_value"), "num" if "p_value" in found else ""))
             elif key == "chance":
                 cells.append(_td(metric_text(row.get(key)), row.get(key), "num"))
             elif numeric:
@@ -240,6 +247,7 @@ def render(table: dict[str, Any], plots: list[Path]) -> str:
 <p class="notes">{_e(average_note(rows)).capitalize()}; ⚠ marks a result below chance; failed and
 skipped cells say why; click a header to sort.
 R@K = fraction of queries with at least one relevant item in the top K.</p>
+{'<p class="notes">' + _e(uncertainty_note(rows)).capitalize() + ".</p>" if uncertainty_note(rows) else ""}
 {_matrix(rows)}
 {'<p class="notes">Chance levels: ' + _e("; ".join(notes)) + "</p>" if notes else ""}
 <h2>Every cell</h2>
@@ -297,5 +305,6 @@ def merge(directories: list[str | Path], out: str | Path, name: str | None = Non
             if kept is None or (row["status"] == "ok" and len(row["seeds"]) >= len(kept.get("seeds", []))):
                 rows[key] = row
     merged = {"schema": SCHEMA, "name": name or " + ".join(dict.fromkeys(names)), "rows": list(rows.values())}
+    add_uncertainty(merged, Path(out))  # the best row of a column may now come from another table
     write_outputs(merged, Path(out))
     return merged

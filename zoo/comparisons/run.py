@@ -6,7 +6,8 @@ own), into ``OUTPUT/cells/KEY/``; `zoo.comparisons.executors` says where. A cell
 ``cell.json`` already holds a result for the same key (recipe and library versions) is
 reused, so an interrupted compare continues where it stopped and a second run is quick.
 Cells that evaluate another cell's trained backbone start when it ends; when it fails
-they are recorded as skipped with its reason. The table is written as ``table.md``,
+they are recorded as skipped with its reason. Each row gets its bootstrap interval and each column its
+best row and significance marks (`zoo.comparisons.significance`). The table is written as ``table.md``,
 ``table.csv``, ``table.json``, PNG plots and ``report.html``.
 """
 
@@ -238,8 +239,9 @@ def run_compare(
     }
     backbones = {name: measure_backbone(name, out / "backbones", *source) for name, source in sources.items()}
     from zoo.comparisons.report import write_outputs
+    from zoo.comparisons.significance import add_uncertainty
     from zoo.comparisons.table import build_table
 
-    table = build_table(spec.name, [records[id(cell)] for cell in cells], backbones)
+    table = add_uncertainty(build_table(spec.name, [records[id(cell)] for cell in cells], backbones), out)
     write_outputs(table, out)
     return table

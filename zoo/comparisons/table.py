@@ -1,7 +1,8 @@
 """The comparison table: aggregation over seeds, chance levels, how numbers read, Markdown and CSV.
 
 Human formats (Markdown here, HTML in `report`) print metrics with three decimals, "± std" only
-over two or more seeds, counts and rates with thousands separators, and every failed or skipped
+over two or more seeds, the bootstrap interval and the best / not-significant marks where
+`zoo.comparisons.significance` gave them, counts and rates with thousands separators, and every failed or skipped
 row with its reason; CSV and JSON keep the raw numbers.
 """
 
@@ -18,6 +19,7 @@ from zoo.comparisons.plan import row_of
 
 SCHEMA = 1
 MISSING = "—"
+BEST, SAME = "★", "≈"  # the best row of a column; a row not significantly different from it
 TASK_INPUT = {
     "text-classification": "text",
     "image-classification": "image",
@@ -86,6 +88,7 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
                 row["chance"] = round(statistics.fmean(chances), 6)
                 row["below_chance"] = row["mean"] < row["chance"]
             row["runs"] = [f"cells/{m['key']}/run" for m in done]
+            row["run_seeds"] = [m["recipe"]["seed"] for m in done]
             row["run_names"] = [f"{run_label(row)}, seed {m['recipe']['seed']}" for m in done]
             row["metrics"] = {
                 k: round(_mean_std([m["metrics"][split][k] for m in done])[0], 4)
@@ -143,12 +146,58 @@ def average_note(rows: list[dict[str, Any]]) -> str:
     return "one seed each" if all(len(row.get("seeds") or []) <= 1 for row in rows) else "the mean over seeds"
 
 
+def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
+    """A row's bootstrap interval (low, high), where it has one."""
+    interval = row.get("interval") or {}
+    low, high = interval.get("low"), interval.get("high")
+    return (low, high) if isinstance(low, (int, float)) and isinstance(high, (int, float)) else None
+
+
+def uncertainty_note(rows: list[dict[str, Any]]) -> str:
+    """The legend of intervals and marks, for what the rows show ("" when none has either)."""
+    notes = []
+    if any(interval_of(row) for row in rows):
+        several = any(interval_of(row) and len(row.get("seeds") or []) > 1 for row in rows)
+        notes.append(
+            "[low, high] = 95% interval, a percentile bootstrap over the test items"
+            + (" (of the mean over seeds; ± is the spread across seeds)" if several else "")
+        )
+    if any(row.get("best") for row in rows):
+        notes.append(
+            f"{BEST} = the best row of its column; {SAME} = not significantly different from it "
+            "(paired bootstrap over the same test items, 95%)"
+        )
+    return "; ".join(notes)
+
+
+def significance_text(row: dict[str, Any]) -> str:
+    """A row against the best of its column: "best", the difference with its interval and p-value, or
+    why it was not compared; a dash where the column has no best row."""
+    if row.get("best"):
+        return "best"
+    found = row.get("significance") or {}
+    if not isinstance(found.get("difference"), (int, float)):
+        return found.get("note") or MISSING
+    verdict = "significant" if found.get("significant") else "not significant"
+    return (
+        f"{found['difference']:+.3f} [{found['low']:+.3f}, {found['high']:+.3f}], p {found['p_value']:.3f}: {verdict}"
+    )
+
+
 def value_text(row: dict[str, Any]) -> str:
-    """A row's headline as both human tables print it: the value (± std over 2+ seeds), a below-chance
-    mark and any failed seeds; or "failed: WHY" / "skipped: WHY"."""
+    """A row's headline as both human tables print it: the value (± std over 2+ seeds), its bootstrap
+    interval, the best / not-significantly-different marks, a below-chance mark and any failed seeds;
+    or "failed: WHY" / "skipped: WHY"."""
     if row["status"] != "ok":
         return f"{row['status']}: {row.get('error') or 'no reason recorded'}"
     text = metric_text(row["mean"]) + (f" ± {metric_text(row['std'])}" if shows_std(row) else "")
+    interval = interval_of(row)
+    if interval:
+        text += f" [{metric_text(interval[0])}, {metric_text(interval[1])}]"
+    if row.get("best"):
+        text += f" {BEST}"
+    elif row.get("not_significant"):
+        text += f" {SAME}"
     if row.get("below_chance"):
         text += f" ⚠ below chance {metric_text(row.get('chance'))}"
     failed = row.get("failed_seeds") or []
@@ -220,6 +269,7 @@ def markdown(table: dict[str, Any]) -> str:
         f"its column (or beside the value where a column's rows differ); {MISSING} = not in the spec; "
         "⚠ = below chance; failed and skipped cells say why. "
         "R@K = fraction of queries with at least one relevant item in the top K.",
+        *(["", uncertainty_note(rows) + "."] if uncertainty_note(rows) else []),
         "",
         _row_line(["backbone", *headers]),
         "|---" * (len(headers) + 1) + "|",
@@ -238,8 +288,9 @@ def markdown(table: dict[str, Any]) -> str:
     lines += [
         "",
         "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
+        "vs best (paired bootstrap) | "
         "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
-        "|---" * 16 + "|",
+        "|---" * 17 + "|",
     ]
     for r in shown:
         fields = [
@@ -253,6 +304,7 @@ def markdown(table: dict[str, Any]) -> str:
             r["mode"],
             r.get("metric", MISSING),
             value_text(r),
+            significance_text(r),
             metric_text(r.get("chance")),
             number_text(r.get("train_seconds")),
             number_text(r.get("train_samples_per_s")),
@@ -287,6 +339,13 @@ def csv_text(table: dict[str, Any]) -> str:
         "metric",
         "mean",
         "std",
+        "interval_low",
+        "interval_high",
+        "interval_method",
+        "best",
+        "not_significant",
+        "difference_from_best",
+        "p_value_vs_best",
         "chance",
         "below_chance",
         "seeds",
@@ -313,6 +372,13 @@ def csv_text(table: dict[str, Any]) -> str:
                 **row,
                 "seeds": " ".join(map(str, row["seeds"])),
                 "std": row.get("std") if shows_std(row) else "",
+                "interval_low": (row.get("interval") or {}).get("low"),
+                "interval_high": (row.get("interval") or {}).get("high"),
+                "interval_method": (row.get("interval") or {}).get("method"),
+                "best": bool(row.get("best")),
+                "not_significant": bool(row.get("not_significant")),
+                "difference_from_best": (row.get("significance") or {}).get("difference"),
+                "p_value_vs_best": (row.get("significance") or {}).get("p_value"),
                 "versions": json.dumps(prov.get("versions")) if prov else "",
                 "device": prov.get("device"),
                 "precision": prov.get("precision"),

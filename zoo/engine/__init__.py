@@ -130,6 +130,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
     from zoo.engine.loop import evaluate as evaluate_split
     from zoo.engine.loop import train
     from zoo.engine.report import announce, summary
+    from zoo.tasks.uncertainty import record_uncertainty
 
     started = time.perf_counter()
     dataset = check_recipe(recipe, backbone)  # every mistake in the recipe is reported before any work
@@ -164,8 +165,9 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             trained["train_model"] = trained["model"]
             trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
+        items: dict[str, Any] = {}  # each split's per-item outputs, for the intervals
         metrics = {
-            split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast)
+            split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast, items)
             for split in dict.fromkeys([recipe.eval_split, *([test_split] if test_split else [])])
         }
         results = {
@@ -191,6 +193,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             "recipe": recipe.to_dict(),
             "run_dir": str(run_dir),
         }
+        record_uncertainty(results, items, run_dir if ctx.is_main else None)
         if ctx.is_main:
             model_dir = run_dir / "model"
             model_dir.mkdir(exist_ok=True)

@@ -22,8 +22,8 @@ from torch import nn
 
 from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
+from zoo.engine.evaluation import TrainingError, evaluate
 from zoo.engine.report import Logger
-from zoo.errors import ZooError
 from zoo.files import remove_stale_temporaries
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
@@ -31,10 +31,6 @@ from zoo.tasks.batches import to_device
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
-
-
-class TrainingError(ZooError):
-    """Training cannot go on (a non-finite loss, an empty split, ...)."""
 
 
 class Progress(TypedDict):
@@ -98,36 +94,6 @@ def epoch_order(seed: int, epoch: int, size: int, lengths: torch.Tensor | None =
     if lengths is None:
         return order
     return torch.cat([run[torch.argsort(lengths[run], descending=True, stable=True)] for run in order.split(group)])
-
-
-def evaluate(task: Task, model: nn.Module, split: str, ctx: Context, recipe: Recipe, autocast: Any) -> dict[str, Any]:
-    """Metrics of ``split``: the task's own whole-split evaluation, or batch by batch with each process
-    taking a shard; every process gets the same metrics."""
-    whole = task.evaluate_split(model, split, ctx.device)
-    if whole is not None:
-        return whole
-    examples = task.examples(split, train=False)
-    if not isinstance(examples, Sized):
-        raise TrainingError(f"the {split} examples of the {task.name} task have no length; evaluation needs it")
-    model.eval()
-    indices = list(range(len(examples)))[ctx.rank :: ctx.world_size]
-    collected: dict[str, list[torch.Tensor]] = {}
-    losses = []
-    with torch.no_grad():
-        for start in range(0, len(indices), recipe.eval_batch_size):
-            chunk = indices[start : start + recipe.eval_batch_size]
-            batch = task.collate([examples[i] for i in chunk])
-            with autocast:
-                loss, outputs = task.step(model, to_device(batch, ctx.device))
-            losses.append(float(loss) * len(chunk))
-            for key, value in outputs.items():
-                collected.setdefault(key, []).append(value.detach().cpu())
-    shards = ctx.gather(({k: torch.cat(v) for k, v in collected.items()}, sum(losses)))
-    outputs = {k: torch.cat([shard[0][k] for shard in shards if k in shard[0]]) for k in shards[0][0]}
-    metrics = task.metrics(outputs)
-    metrics["loss"] = sum(shard[1] for shard in shards) / max(1, len(examples))
-    model.train()
-    return metrics
 
 
 def moving_average(model: nn.Module, decay: float | None) -> AveragedModel | None:

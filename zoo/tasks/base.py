@@ -75,6 +75,14 @@ class Task:
         """Metrics of a whole split at once (retrieval ranks a gallery); None: the engine goes batch by batch."""
         return None
 
+    def score_split(
+        self, model: nn.Module, split: str, device: torch.device
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+        """`evaluate_split` with the per-item outputs its metrics came from (items first in each tensor:
+        ``preds`` and ``targets``, or each query's ``DIRECTION rank``; see `zoo.tasks.uncertainty`), so
+        the metrics get bootstrap intervals; None: the engine calls `evaluate_split` (no interval)."""
+        return None
+
     def prepare(self) -> None:
         """Heavy, cacheable preparation (tokenising, decoding, feature extraction), before training."""
 

@@ -201,16 +201,24 @@ class Retrieval(Task):
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any] | None:
         """Embeds every caption (and image) of ``split`` and ranks, chunk by chunk."""
+        return self.score_split(model, split, device)[0]
+
+    def score_split(
+        self, model: nn.Module, split: str, device: torch.device
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The split's metrics, and per query (caption or image) the rank of its first relevant item."""
         entry = self._split(split)
         module = unwrap(model).backbone
         was_training = module.training
         module.eval()
         texts = text_features(module.encode_tokens, entry["tokens"], device, 128)
         metrics: dict[str, Any] = {}
+        items: dict[str, torch.Tensor] = {}
         if self.text_only:
             relevant = [[c for c in entry["captions_of"][img] if c != q] for q, img in enumerate(entry["image_of"])]
             ranks = relevant_ranks(texts, texts, relevant, exclude=list(range(len(texts))))
             metrics.update({f"text->text {k}": v for k, v in summarize(ranks).items()})
+            items["text->text rank"] = torch.tensor([r[0] for r in ranks])
         else:
             if self.frozen is not None:
                 source = entry["image_features"]
@@ -229,9 +237,11 @@ class Retrieval(Task):
             i2t = relevant_ranks(images, texts, entry["captions_of"])
             metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})
             metrics.update({f"image->text {k}": v for k, v in summarize(i2t).items()})
+            items["text->image rank"] = torch.tensor([r[0] for r in t2i])
+            items["image->text rank"] = torch.tensor([r[0] for r in i2t])
         module.train(was_training)
         metrics["definition"] = DEFINITION
-        return metrics
+        return metrics, items
 
     def chance(self, split: str) -> dict[str, float]:
         """R@K of a random ranking: one image is relevant to a caption among N images; an image's own

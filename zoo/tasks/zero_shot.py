@@ -59,6 +59,12 @@ class ZeroShotClassification(Task):
         return torch.stack(rows)
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any]:
+        return self.score_split(model, split, device)[0]
+
+    def score_split(
+        self, model: nn.Module, split: str, device: torch.device
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Accuracy and macro-F1 of the split, and each image's predicted and true class."""
         data = self.data.split(split)
         images, kept = decode_all(
             data.inputs, fingerprint(self.data.fingerprint, split), self.options.get("on_bad_image", "skip")
@@ -67,7 +73,8 @@ class ZeroShotClassification(Task):
         classes = self.class_embeddings(self.backbone).cpu()
         model.eval()
         features = image_features(self.backbone.encode_pixels, images, image_preprocessing_of(self.backbone), device)
-        return classification_metrics((features @ classes.T).argmax(dim=1), labels, self.data.num_classes)
+        preds = (features @ classes.T).argmax(dim=1)
+        return classification_metrics(preds, labels, self.data.num_classes), {"preds": preds, "targets": labels}
 
     def chance(self, split: str) -> dict[str, float]:
         return {"accuracy": majority_share(self.data.split(split).labels)}
