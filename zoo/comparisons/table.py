@@ -41,9 +41,13 @@ def primary(recipe: dict[str, Any], metrics: dict[str, Any], test_split: str | N
 
     split = recipe.get("test_split") or test_split or recipe.get("eval_split", "validation")
     values = metrics.get(split) or next(iter(metrics.values()))
-    task = get_task(recipe["task"])[1]
+    headline = get_task(recipe["task"])[1].primary_metric
+    if recipe.get("protocol"):  # a protocol names its own headline (MTEB's STS: cosine_spearman)
+        from zoo.tasks.protocols import get_protocol
+
+        headline = get_protocol(recipe["protocol"]).primary_metric
     numbers = [k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    preferred = [k for k in ("text->image R@1", "text->text R@1", task.primary_metric) if k in numbers]
+    preferred = [k for k in ("text->image R@1", "text->text R@1", headline) if k in numbers]
     name = (preferred or numbers)[0]
     return f"{split} {name}", values[name]
 
@@ -68,6 +72,7 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             "task": recipe["task"],
             "data": recipe["data"],
             "mode": recipe.get("mode", "finetune"),
+            "protocol": recipe.get("protocol"),
             "seeds": sorted(m["recipe"]["seed"] for m in done),
             "license": info.get("license"),
             "status": "ok" if done else members[0]["status"],
@@ -223,8 +228,9 @@ def failures(table: dict[str, Any]) -> list[str]:
 
 
 def column_of(row: dict[str, Any]) -> str:
-    """The matrix column a row belongs to: task, data set and mode."""
-    return f"{row['task']} / {row['data']} / {row['mode']}"
+    """The matrix column a row belongs to: task, data set and mode, or the protocol it was scored under
+    (numbers made under two protocols never share a column)."""
+    return f"{row['task']} / {row['data']} / {row.get('protocol') or row['mode']}"
 
 
 def metric_columns(rows: list[dict[str, Any]]) -> dict[str, str | None]:

@@ -21,6 +21,8 @@ import torch
 from zoo.recipes import Recipe, RecipeError, load_finished_run, validate
 from zoo.records import library_versions, write_json
 from zoo.signatures import nearest_key_hint
+from zoo.tasks.protocols import evaluate as evaluate_protocol
+from zoo.tasks.protocols import get_protocol
 
 
 def provenance(ctx: Any, recipe: Recipe, task: Any, precision: str) -> dict[str, Any]:
@@ -111,7 +113,8 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     }
     task = task_class(backbone, dataset, recipe.mode, options, spec=spec)
     check_task_options(task, recipe.task_options)
-    task.prepare()
+    if not recipe.protocol:  # a protocol embeds only what it draws (MTEB: a few examples per label)
+        task.prepare()
     return task
 
 
@@ -134,6 +137,9 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
 
     started = time.perf_counter()
     dataset = check_recipe(recipe, backbone)  # every mistake in the recipe is reported before any work
+    protocol = get_protocol(recipe.protocol) if recipe.protocol else None
+    if protocol is not None:  # the mode that gives the protocol frozen embeddings, and its one scored split
+        recipe.mode, recipe.test_split = protocol.mode, recipe.test_split or "test"
     ctx = setup(recipe.device)
     run_dir = Path(recipe.output_dir) / (recipe.name or f"{recipe.task}-{recipe.data}")
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
@@ -157,25 +163,31 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
         def tell(plan: dict[str, Any]) -> None:
             announce(summary(task, recipe, ctx, run_dir, plan, test_split), ctx)
 
-        if task.trains:
+        if task.trains and protocol is None:
             trained = train(task, recipe, run_dir, ctx, resume, announce=tell)
-        else:  # zero-shot: the backbone as it is
+        else:  # zero-shot, or a protocol: the backbone as it is
             tell({"steps": 0, "precision": "fp32"})
-            trained = {"model": task.model(), "summary": {"steps": 0, "precision": "fp32"}}
+            model = task.model() if protocol is None else None  # a protocol builds no head
+            trained = {"model": model, "summary": {"steps": 0, "precision": "fp32"}}
             trained["train_model"] = trained["model"]
             trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
         items: dict[str, Any] = {}  # each split's per-item outputs, for the intervals
-        metrics = {
-            split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast, items)
-            for split in dict.fromkeys([recipe.eval_split, *([test_split] if test_split else [])])
-        }
+        if protocol is not None:
+            test_split = test_split or "test"  # what the protocol scores (run() set it above)
+            scored, protocol_record = evaluate_protocol(protocol, task, test_split)
+            metrics = {test_split: scored}
+        else:
+            metrics = {
+                split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast, items)
+                for split in dict.fromkeys([recipe.eval_split, *([test_split] if test_split else [])])
+            }
         results = {
             "name": run_dir.name,
             **task.describe(),
             "backbone": task.backbone.name,
             "metrics": metrics,
-            "primary_metric": task.primary_metric,
+            "primary_metric": protocol.primary_metric if protocol else task.primary_metric,
             "test_split": test_split,
             # the examples each split really had (after train_limit / eval_limit), and where they came from
             "examples": {
@@ -193,12 +205,15 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             "recipe": recipe.to_dict(),
             "run_dir": str(run_dir),
         }
+        if protocol is not None:
+            results["protocol"] = protocol_record
         record_uncertainty(results, items, run_dir if ctx.is_main else None)
         if ctx.is_main:
-            model_dir = run_dir / "model"
-            model_dir.mkdir(exist_ok=True)
-            task.save(model, model_dir)
-            write_model_card(model_dir, task.backbone, recipe, results)
+            if protocol is None:  # a protocol trains nothing: there is no model to keep
+                model_dir = run_dir / "model"
+                model_dir.mkdir(exist_ok=True)
+                task.save(model, model_dir)
+                write_model_card(model_dir, task.backbone, recipe, results)
             write_json(run_dir / "results.json", results)
         ctx.barrier()
         return results
