@@ -22,13 +22,14 @@ from zoo.tasks.metrics import classification_metrics
 from conftest import REPO, run_zoo
 
 # the classification recipes that train; retrieval and zero-shot ones are exercised in test_retrieval.py,
-# pretrained-head ones (nothing trains) in test_pretrained_head.py
+# pretrained-head ones (nothing trains) in test_pretrained_head.py, protocol ones in test_protocols.py
 RECIPES = sorted(
     p
     for p in (REPO / "recipes").glob("*.yaml")
     if "\ncells:" not in p.read_text()
     and ("task: text-classification" in p.read_text() or "task: image-classification" in p.read_text())
     and "mode: pretrained-head" not in p.read_text()
+    and "\nprotocol:" not in p.read_text()
 )
 TINY = ["train_limit=24", "eval_limit=24", "batch_size=8", "epochs=3", "log_every=1", "eval_batch_size=24"]
 
