@@ -38,7 +38,16 @@ class Protocol:
 
     def record(self) -> dict[str, Any]:
         """What a result stores about the protocol, enough to redo it."""
-        return {"name": self.name, "source": self.source, "method": self.method, "params": dict(self.params)}
+        return {"name": self.name, "source": self.source, "method": self.method, "params": plain(self.params)}
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON holds it (tuples as lists, mappings as dicts): a result read back equals it."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
 
 # clip_benchmark 1.6.2's prompt ensembles (datasets/en_zeroshot_classification_templates.json), its "{c}"
@@ -259,6 +268,11 @@ def single_prompt(task: Any, split: str, params: Mapping[str, Any]) -> tuple[dic
     against them (cosine, or MIEB's softmax of 100 x cosine), the best-scored class predicted."""
     import torch.nn.functional as F
 
+    if task.options.get("templates"):
+        raise InputError(
+            f"task_options.templates: protocol mieb-zero-shot uses its one prompt {params['template']!r}; "
+            "drop the templates, or use protocol clip-benchmark-zero-shot, which takes them"
+        )
     names = list(task.data.label_names)
     prompts = [params["template"].format(name) for name in names]
     classes = task.encode_prompts(prompts)
@@ -343,6 +357,12 @@ def hit_rate_retrieval(task: Any, split: str, params: Mapping[str, Any]) -> tupl
     import torch
     import torch.nn.functional as F
 
+    count = len(task.data.split(split).inputs)
+    if max(params["recall_k"]) > count:
+        raise InputError(
+            f"protocol clip-benchmark-retrieval: {task.data.name} ({split}) has {count} images, fewer than "
+            f"recall@{max(params['recall_k'])} ranks; score a larger split (data_options.test_images)"
+        )
     images, texts, image_of = task.embeddings(split)
     scores = F.normalize(texts, dim=-1) @ F.normalize(images, dim=-1).t()
     positive = torch.zeros_like(scores, dtype=torch.bool)

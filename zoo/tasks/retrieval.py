@@ -243,6 +243,32 @@ class Retrieval(Task):
         metrics["definition"] = DEFINITION
         return metrics, items
 
+    def embeddings(self, split: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Image<->text retrieval's embeddings of ``split`` by the backbone as it is: [images, D],
+        [captions, D] (as ``score_split`` computes them, unnormalised) and each caption's image."""
+        if self.text_only:
+            raise InputError(f"{self.backbone.name}: image<->text embeddings need direction image-text")
+        entry = self._split(split)
+        module, device = self.backbone, self.backbone.device
+        was_training = module.training
+        module.eval()
+        texts = text_features(module.encode_tokens, entry["tokens"], device, 128)
+        if self.frozen is not None:
+            source = entry["image_features"]
+            if "mirrored_features" in entry:
+                source = (source + entry["mirrored_features"]) / 2
+            with torch.inference_mode():
+                images = torch.cat(
+                    [
+                        self.frozen.embed(source[s : s + 256].to(device)).float().cpu()
+                        for s in range(0, len(source), 256)
+                    ]
+                )
+        else:
+            images = image_features(module.encode_pixels, entry["images"], image_preprocessing_of(module), device)
+        module.train(was_training)
+        return images, texts, list(entry["image_of"])
+
     def chance(self, split: str) -> dict[str, float]:
         """R@K of a random ranking: one image is relevant to a caption among N images; an image's own
         captions (r of M) are relevant to it, a caption's siblings (r - 1 of M - 1) in text->text."""

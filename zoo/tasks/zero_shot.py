@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.data import DataError, fingerprint
+from zoo.data.cache import cached
 from zoo.data.images import decode_all
 from zoo.tasks.base import Task
-from zoo.tasks.features import image_features, image_preprocessing_of
+from zoo.tasks.features import image_features, image_preprocessing_of, weights_fingerprint
 from zoo.tasks.metrics import classification_metrics, majority_share
 
 if TYPE_CHECKING:
@@ -57,6 +58,32 @@ class ZeroShotClassification(Task):
             prompts = [template.format(name.replace("_", " ")) for template in self.templates]
             rows.append(F.normalize(F.normalize(model.encode_text(prompts).float(), dim=-1).mean(0), dim=-1))
         return torch.stack(rows)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """[len(prompts), D] float32 text embeddings of ``prompts``, encoded in one call (as they come)."""
+        return self.backbone.encode_text(list(prompts)).float().cpu()
+
+    def image_embeddings(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """[N, D] image embeddings of ``split`` (unreadable images skipped per ``on_bad_image``) and their
+        labels; cached per exact weights, preprocessing and data, so a second call costs no encoding."""
+        data = self.data.split(split)
+        on_bad = self.options.get("on_bad_image", "skip")
+        images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split), on_bad)
+        key = fingerprint(
+            "zero-shot images",
+            weights_fingerprint(self.backbone),
+            self.backbone.preprocessing,
+            self.data.fingerprint,
+            split,
+            on_bad,
+        )
+        preprocessing = image_preprocessing_of(self.backbone)
+        features = cached(
+            "features",
+            key,
+            lambda: image_features(self.backbone.encode_pixels, images, preprocessing, self.backbone.device),
+        )
+        return features, torch.tensor(data.labels)[kept]
 
     def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any]:
         return self.score_split(model, split, device)[0]
