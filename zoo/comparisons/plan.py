@@ -26,7 +26,7 @@ from zoo.recipe_paths import resolve_paths
 from zoo.recipes import RecipeError, validate
 from zoo.records import library_versions
 
-SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root"}
+SPEC_KEYS = {"name", "output_dir", "backbones", "cells", "seeds", "defaults", "data_root", "references"}
 CELL_KEYS = {"id", "label", "backbones", "resources"}  # a cell's own keys; the rest are recipe keys
 # what a cell asks of a Ray cluster (the local executor shares this machine by --jobs instead); Ray's defaults
 RESOURCES = {"num_cpus": 1, "num_gpus": 0}
@@ -46,6 +46,7 @@ class CompareSpec:
     output_dir: str = "results"
     data_root: str | None = None
     base_dir: str | None = None  # where local backbone paths start: the spec file's folder (None: here)
+    references: list[Any] = field(default_factory=list)  # published result files shown beside (references.py)
 
 
 def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> CompareSpec:

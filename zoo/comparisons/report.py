@@ -137,6 +137,8 @@ def _td(text: Any, value: Any = None, classes: str = "") -> str:
 
 def _value(row: dict[str, Any]) -> tuple[str, float | None, str]:
     """A row's headline as shown (failed and skipped with the reason), its number for sorting, its CSS class."""
+    if row["status"] == "published":
+        return value_text(row), row["mean"], "num published"
     if row["status"] != "ok":
         return value_text(row), None, row["status"]
     return value_text(row), row["mean"], "num below" if row.get("below_chance") else "num"
@@ -224,7 +226,8 @@ def _detail(rows: list[dict[str, Any]]) -> str:
 def render(table: dict[str, Any], plots: list[Path]) -> str:
     """The page for ``table``, with the PNG ``plots`` inlined."""
     rows = table["rows"]
-    provenance: dict[str, Any] = next((row["provenance"] for row in rows if row.get("provenance")), {})
+    measured = [r["provenance"] for r in rows if r.get("provenance") and r["status"] == "ok"]
+    provenance: dict[str, Any] = measured[0] if measured else {}
     versions = ", ".join(f"{name} {version}" for name, version in provenance.get("versions", {}).items() if version)
     meta = f"{len(rows)} rows · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC" + (
         f" · {versions} · {provenance.get('device')}, {provenance.get('precision')}" if provenance else ""

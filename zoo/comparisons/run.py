@@ -25,6 +25,7 @@ from typing import Any
 
 from zoo.comparisons.executors import CellInterrupted, make_executor
 from zoo.comparisons.plan import Cell, CompareSpec, plan, shard
+from zoo.comparisons.references import reference_rows, write_mteb_results
 from zoo.recipes import RecipeError
 from zoo.records import library_versions, write_json
 from zoo.validation import CELL_SCHEMA, MEASURE_SCHEMA, FileError, read_json_file
@@ -146,6 +147,7 @@ def run_compare(
         spec = replace(spec, output_dir=str(Path(spec.output_dir) / f"shard-{shard_of[0]}-of-{shard_of[1]}"))
     out = Path(spec.output_dir)
     cells = plan(spec)
+    references = reference_rows(spec.references, Path(spec.base_dir or "."))  # checked before any cell runs
     if shard_of is not None:
         cells = shard(cells, *shard_of)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -243,5 +245,7 @@ def run_compare(
     from zoo.comparisons.table import build_table
 
     table = add_uncertainty(build_table(spec.name, [records[id(cell)] for cell in cells], backbones), out)
+    table["rows"] += references  # after the marks: a published number is not a paired measurement
     write_outputs(table, out)
+    write_mteb_results(table["rows"], out)
     return table

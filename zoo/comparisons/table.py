@@ -71,7 +71,7 @@ def build_table(name: str, records: list[dict[str, Any]], backbones: dict[str, d
             "gflops_per_sample": info.get("gflops", {}).get(kind),
             "task": recipe["task"],
             "data": recipe["data"],
-            "mode": recipe.get("mode", "finetune"),
+            "mode": recipe.get("mode") or protocol_mode(recipe.get("protocol")),
             "protocol": recipe.get("protocol"),
             "seeds": sorted(m["recipe"]["seed"] for m in done),
             "license": info.get("license"),
@@ -192,7 +192,9 @@ def significance_text(row: dict[str, Any]) -> str:
 def value_text(row: dict[str, Any]) -> str:
     """A row's headline as both human tables print it: the value (± std over 2+ seeds), its bootstrap
     interval, the best / not-significantly-different marks, a below-chance mark and any failed seeds;
-    or "failed: WHY" / "skipped: WHY"."""
+    or "failed: WHY" / "skipped: WHY"; a reference row's published value says so."""
+    if row["status"] == "published":
+        return f"{metric_text(row['mean'])} (published, not rerun)"
     if row["status"] != "ok":
         return f"{row['status']}: {row.get('error') or 'no reason recorded'}"
     text = metric_text(row["mean"]) + (f" ± {metric_text(row['std'])}" if shows_std(row) else "")
@@ -227,6 +229,13 @@ def failures(table: dict[str, Any]) -> list[str]:
     return lines
 
 
+def protocol_mode(protocol: str | None) -> str:
+    """The mode a recipe without one runs in: its protocol's, else the engine's default."""
+    from zoo.tasks.protocols import get_protocol
+
+    return get_protocol(protocol).mode if protocol else "finetune"
+
+
 def column_of(row: dict[str, Any]) -> str:
     """The matrix column a row belongs to: task, data set and mode, or the protocol it was scored under
     (numbers made under two protocols never share a column)."""
@@ -237,7 +246,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> dict[str, str | None]:
     """Each column and the one metric its finished rows report (None when they report different ones)."""
     found: dict[str, set[str]] = {}
     for row in rows:
-        found.setdefault(column_of(row), set()).update([row["metric"]] if row["status"] == "ok" else [])
+        found.setdefault(column_of(row), set()).update([row["metric"]] if row["status"] in ("ok", "published") else [])
     return {column: (next(iter(metrics)) if len(metrics) == 1 else None) for column, metrics in found.items()}
 
 
@@ -293,7 +302,7 @@ def markdown(table: dict[str, Any]) -> str:
     shown = [r for r in rows if r["status"] != "skipped"]  # skipped rows: in the matrix above, with the reason
     lines += [
         "",
-        "| backbone | family | modality | params | GFLOPs/sample | task | data | mode | metric | value | "
+        "| backbone | family | modality | params | GFLOPs/sample | task | data | mode or protocol | metric | value | "
         "vs best (paired bootstrap) | "
         "chance | train s | train samples/s | inference samples/s | peak RSS MB | license |",
         "|---" * 17 + "|",
@@ -307,7 +316,7 @@ def markdown(table: dict[str, Any]) -> str:
             number_text(r.get("gflops_per_sample")),
             r["task"],
             r["data"],
-            r["mode"],
+            r.get("protocol") or r["mode"],
             r.get("metric", MISSING),
             value_text(r),
             significance_text(r),
@@ -319,7 +328,7 @@ def markdown(table: dict[str, Any]) -> str:
             r.get("license") or MISSING,
         ]
         lines.append(_row_line(fields))
-    provenances = [r["provenance"] for r in rows if r.get("provenance")]
+    provenances = [r["provenance"] for r in rows if r.get("provenance") and r["status"] == "ok"]
     if provenances:
         p = provenances[0]
         versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
