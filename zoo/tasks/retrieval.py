@@ -220,19 +220,7 @@ class Retrieval(Task):
             metrics.update({f"text->text {k}": v for k, v in summarize(ranks).items()})
             items["text->text rank"] = torch.tensor([r[0] for r in ranks])
         else:
-            if self.frozen is not None:
-                source = entry["image_features"]
-                if "mirrored_features" in entry:
-                    source = (source + entry["mirrored_features"]) / 2
-                with torch.inference_mode():
-                    images = torch.cat(
-                        [
-                            self.frozen.embed(source[s : s + 256].to(device)).float().cpu()
-                            for s in range(0, len(source), 256)
-                        ]
-                    )
-            else:
-                images = image_features(module.encode_pixels, entry["images"], image_preprocessing_of(module), device)
+            images = self._image_embeddings(entry, module, device)
             t2i = relevant_ranks(texts, images, [[img] for img in entry["image_of"]])
             i2t = relevant_ranks(images, texts, entry["captions_of"])
             metrics.update({f"text->image {k}": v for k, v in summarize(t2i).items()})
@@ -253,21 +241,22 @@ class Retrieval(Task):
         was_training = module.training
         module.eval()
         texts = text_features(module.encode_tokens, entry["tokens"], device, 128)
-        if self.frozen is not None:
-            source = entry["image_features"]
-            if "mirrored_features" in entry:
-                source = (source + entry["mirrored_features"]) / 2
-            with torch.inference_mode():
-                images = torch.cat(
-                    [
-                        self.frozen.embed(source[s : s + 256].to(device)).float().cpu()
-                        for s in range(0, len(source), 256)
-                    ]
-                )
-        else:
-            images = image_features(module.encode_pixels, entry["images"], image_preprocessing_of(module), device)
+        images = self._image_embeddings(entry, module, device)
         module.train(was_training)
         return images, texts, list(entry["image_of"])
+
+    def _image_embeddings(self, entry: dict[str, Any], module: Any, device: torch.device) -> torch.Tensor:
+        """[images, D]: through the frozen tower's cached features (averaged with their mirror's where
+        kept) and the projection, or the backbone's image encoder on the pixels."""
+        if self.frozen is None:
+            return image_features(module.encode_pixels, entry["images"], image_preprocessing_of(module), device)
+        source = entry["image_features"]
+        if "mirrored_features" in entry:
+            source = (source + entry["mirrored_features"]) / 2
+        with torch.inference_mode():
+            chunks = [source[start : start + 256] for start in range(0, len(source), 256)]
+            parts = [self.frozen.embed(chunk.to(device)).float().cpu() for chunk in chunks]
+        return torch.cat(parts)
 
     def chance(self, split: str) -> dict[str, float]:
         """R@K of a random ranking: one image is relevant to a caption among N images; an image's own
