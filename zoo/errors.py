@@ -71,3 +71,9 @@ class PreprocessingWarning(UserWarning):
 
 class WeightsWarning(UserWarning):
     """Weights loaded, but not all of the model's: some parameters start at random."""
+
+
+class RecipeError(ZooError):
+    """A recipe that cannot be read or does not validate."""
+
+    exit_code = 2

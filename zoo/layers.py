@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the plugin set and its registry (the core's own plugin, builtins, registers data sets and tasks)
     ("plugins", ("zoo.registry", "zoo.plugins", "zoo.builtins")),
     # data sets, readers, caches, the one image input path, and recipes
-    ("data", ("zoo.data", "zoo.data.*", "zoo.recipes", "zoo.recipe_paths")),
+    ("data", ("zoo.data", "zoo.data.*", "zoo.recipes", "zoo.recipe_paths", "zoo.recipe_overrides")),
     # what turns a backbone and data into losses and metrics; saved backbones; encoder measurements
     ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure", "zoo.cards")),
     # the public functions: list, describe, load

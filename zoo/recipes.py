@@ -21,18 +21,13 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import RecipeError
+from zoo.recipe_overrides import fix_numbers, parse_overrides, parse_pair, set_nested, yaml_problem  # noqa: F401 - parse_overrides is public here
 from zoo.recipe_paths import absolute, resolve_paths
 from zoo.signatures import nearest_key_hint
 from zoo.validation import TRUST_OPTIONS
 
 PROBE_LR = 1e-3  # the learning rate of a linear probe that names none (the shipped probe recipes use it)
-
-
-class RecipeError(ZooError):
-    """A recipe that cannot be read or does not validate."""
-
-    exit_code = 2
 
 
 def _key(default: Any, help: str, **rules: Any) -> Any:
@@ -279,56 +274,6 @@ def validate(values: Mapping[str, Any], where: str) -> Recipe:
     return recipe
 
 
-def _parse_pair(pair: str) -> tuple[list[str], Any]:
-    """``"data_options.seed=3"`` -> (["data_options", "seed"], 3); the value is read as YAML."""
-    import yaml
-
-    key, equals, raw = pair.partition("=")
-    if not equals or not key or any(not part for part in key.split(".")):
-        raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set lr=3e-5")
-    try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"--set {pair}: the value is not valid YAML ({_yaml_problem(exc)})") from None
-    if isinstance(value, str) and _looks_numeric(value):
-        value = float(value)  # YAML 1.1 reads 3e-5 as a string
-    return key.split("."), value
-
-
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["lr=1e-4", "data_options.seed=3"]`` -> a nested mapping; values are parsed as YAML."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        path, value = _parse_pair(pair)
-        _set(overrides, path, value)
-    return overrides
-
-
-def _set(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
-    """Set ``target[a][b]... = value``, replacing what was there (``task_options={}`` empties it)."""
-    *parents, leaf = path
-    for parent in parents:
-        if not isinstance(target.get(parent), dict):
-            target[parent] = {}
-        target = target[parent]
-    target[leaf] = value
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """A YAML error in one line: what is wrong, and its line and column where PyYAML knows them."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
-
-
 def _override(values: dict[str, Any], path: list[str], value: Any, where: str, resolve: bool) -> None:
     """Apply one override, checked first so that a bad value is blamed on ``where`` (the --set that gave
     it); with ``resolve``, a relative path in it is taken from the current directory."""
@@ -336,7 +281,7 @@ def _override(values: dict[str, Any], path: list[str], value: Any, where: str, r
     if len(path) == 1:
         check_value(key, value, where)
     own: dict[str, Any] = {}
-    _set(own, path, value)
+    set_nested(own, path, value)
     if len(path) > 1 and not _is_mapping_key(key):
         if key not in typing.get_type_hints(Recipe):
             check_value(key, value, where)  # an unknown key: the did-you-mean
@@ -346,7 +291,7 @@ def _override(values: dict[str, Any], path: list[str], value: Any, where: str, r
     target: Any = own
     for part in path:
         target = target[part]
-    _set(values, path, target)
+    set_nested(values, path, target)
 
 
 def _is_mapping_key(key: str) -> bool:
@@ -365,16 +310,16 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(values, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
-    values = {k: _fix_numbers(v) for k, v in values.items()}
+    values = {k: fix_numbers(v) for k, v in values.items()}
     if resolve:
         values = resolve_paths(values, path.parent.resolve())
     pairs = (
         [([str(k)], v, f"{k}") for k, v in overrides.items()]
         if isinstance(overrides, Mapping)
-        else [(*_parse_pair(pair), f"--set {pair}") for pair in overrides]
+        else [(*parse_pair(pair), f"--set {pair}") for pair in overrides]
     )
     for keys, value, where in pairs:
         _override(values, keys, value, where, resolve)
@@ -382,10 +327,6 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
     if resolve:
         values.setdefault("output_dir", absolute("runs", Path.cwd()))
     return validate(values, str(path))
-
-
-def _fix_numbers(value: Any) -> Any:
-    return float(value) if isinstance(value, str) and _looks_numeric(value) and "e" in value.lower() else value
 
 
 def load_finished_run(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Recipe:

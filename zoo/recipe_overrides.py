@@ -1,0 +1,63 @@
+"""``--set key=value`` pairs and YAML scalars, read as a recipe means them (``3e-5`` is a number,
+``a.b=1`` sets a nested key); `zoo.recipes` validates what they give."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from zoo.errors import RecipeError
+
+
+def parse_pair(pair: str) -> tuple[list[str], Any]:
+    """``"data_options.seed=3"`` -> (["data_options", "seed"], 3); the value is read as YAML."""
+    import yaml
+
+    key, equals, raw = pair.partition("=")
+    if not equals or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set lr=3e-5")
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"--set {pair}: the value is not valid YAML ({yaml_problem(exc)})") from None
+    if isinstance(value, str) and looks_numeric(value):
+        value = float(value)  # YAML 1.1 reads 3e-5 as a string
+    return key.split("."), value
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["lr=1e-4", "data_options.seed=3"]`` -> a nested mapping; values are parsed as YAML."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        path, value = parse_pair(pair)
+        set_nested(overrides, path, value)
+    return overrides
+
+
+def set_nested(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    """Set ``target[a][b]... = value``, replacing what was there (``task_options={}`` empties it)."""
+    *parents, leaf = path
+    for parent in parents:
+        if not isinstance(target.get(parent), dict):
+            target[parent] = {}
+        target = target[parent]
+    target[leaf] = value
+
+
+def looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: what is wrong, and its line and column where PyYAML knows them."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+def fix_numbers(value: Any) -> Any:
+    return float(value) if isinstance(value, str) and looks_numeric(value) and "e" in value.lower() else value
