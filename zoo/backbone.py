@@ -255,6 +255,29 @@ class Backbone(torch.nn.Module):
         """With a locked image tower: the tower and what maps its features to embeddings; else None."""
         return None
 
+    def blocks(self, tower: str | None = None) -> list[torch.nn.Module]:
+        """The repeated blocks (transformer layers, a CNN's stages), input side first: what sharding
+        (one FSDP unit each) and partial unfreezing (the last N) act on. ``tower`` ("image" | "text")
+        picks one tower's; None: all of them (each tower's, image first). Default: none declared."""
+        return []
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
+        """Recompute the blocks' activations in the backward pass instead of keeping them (less memory,
+        more compute), as the family's library does it; False: this backbone cannot."""
+        return False
+
+    @staticmethod
+    def repeated_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
+        """The longest ``ModuleList`` / ``Sequential`` in ``module`` whose children are all of one
+        class (a transformer's layers): a helper for families' ``blocks``."""
+        best: list[torch.nn.Module] = []
+        for child in module.modules():
+            if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) and len(child) > len(best):
+                items = list(child)
+                if len({type(item) for item in items}) == 1:
+                    best = items
+        return best
+
     @property
     def pretrained_classes(self) -> PretrainedClasses | None:
         """The classes of the classifier the pretrained weights came with (ImageNet-1k for ImageNet

@@ -243,6 +243,15 @@ class BackboneContract:
             assert not vectors.requires_grad, f"{method} must not record autograd"
             assert torch.equal(vectors, again[method]), f"{method} differs between two calls (not in eval mode?)"
 
+    def test_blocks_are_distinct_submodules_per_tower(self, backbone: Any) -> None:
+        inside = {id(module) for module in backbone.modules() if module is not backbone}
+        every = backbone.blocks()
+        assert all(id(block) in inside for block in every), "blocks() must return the backbone's own submodules"
+        assert len({id(block) for block in every}) == len(every), "blocks() lists a block twice"
+        towers = [backbone.blocks(tower) for tower in ("image", "text")]
+        in_order = [id(b) for b in towers[0] + towers[1]]
+        assert [id(b) for b in every] == in_order, "blocks() is the image tower's, then the text tower's"
+
     def test_encode_image_equals_the_features_a_task_computes(self, backbone: Any, tmp_path: Path) -> None:
         if backbone.modality not in ("image", "multimodal"):
             pytest.skip("a text backbone reads no images")

@@ -103,6 +103,15 @@ class JoinedCLIP(zoo.Backbone):
         """With a locked image tower (LiT): the tower and the projection after it."""
         return zoo.FrozenImageEncoder(self.image_tower, self._embed_image) if self.lock_image else None
 
+    def blocks(self, tower: str | None = None) -> list[nn.Module]:
+        chosen = ("image", "text") if tower is None else (tower,) if tower in ("image", "text") else ()
+        return [block for name in chosen for block in self._tower(f"{name}_tower").blocks()]
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
+        # a locked image tower runs without autograd: nothing of it to recompute
+        towers = [self.text_tower] if self.lock_image else [self.image_tower, self.text_tower]
+        return all([tower.set_gradient_checkpointing(enabled) for tower in towers])
+
     def learned_logit_scale(self) -> torch.Tensor:
         return self.logit_scale
 
@@ -196,6 +205,16 @@ class OpenCLIP(zoo.Backbone):
 
     def learned_logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale
+
+    def blocks(self, tower: str | None = None) -> list[nn.Module]:
+        """The residual attention blocks of each tower (a ViT's resblocks, a ResNet's layers)."""
+        towers = {"image": self.image_tower, "text": self.text_tower}
+        chosen = list(towers) if tower is None else [tower] if tower in towers else []
+        return [block for name in chosen for block in self.repeated_blocks(towers[name])]
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
+        self.model.set_grad_checkpointing(enabled)
+        return True
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels, normalize=True)

@@ -90,6 +90,19 @@ class VisionBackbone(zoo.Backbone):
         """The pretrained classifier on the pooled features, if the model has one."""
         return None
 
+    def blocks(self, tower: str | None = None) -> list[torch.nn.Module]:
+        """A ViT's blocks, an EfficientNet's or ConvNeXt's stages, a ResNet's layer1-4."""
+        if tower not in (None, "image"):
+            return []
+        for name in ("blocks", "stages", "layers", "features"):
+            found = getattr(self.model, name, None)
+            if isinstance(found, (torch.nn.Sequential, torch.nn.ModuleList)) and len(found) > 1:
+                return list(found)
+        layers = [getattr(self.model, f"layer{i}", None) for i in range(1, 5)]
+        if all(isinstance(layer, torch.nn.Module) for layer in layers):
+            return [layer for layer in layers if layer is not None]
+        return self.repeated_blocks(self.model)
+
 
 class TimmBackbone(VisionBackbone):
     """A timm model: features through ``forward_features`` and ``forward_head(pre_logits=True)``."""
@@ -121,6 +134,13 @@ class TimmBackbone(VisionBackbone):
 
     def classifier(self) -> torch.nn.Module | None:
         return self.model.get_classifier() if getattr(self.model, "num_classes", 0) else None
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
+        try:
+            self.model.set_grad_checkpointing(enabled)
+        except (AttributeError, AssertionError, NotImplementedError):  # timm asserts for models without it
+            return False
+        return True
 
     def build_options(self) -> dict[str, Any]:
         num_classes = getattr(self.model, "num_classes", None)

@@ -53,6 +53,10 @@ class HubBackbone(zoo.Backbone):
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixels).flatten(1)
 
+    def blocks(self, tower: str | None = None) -> list[torch.nn.Module]:
+        """The hub model's longest run of same-class blocks (its own API is unknown)."""
+        return self.repeated_blocks(self.model) if tower in (None, "image") else []
+
     def build_options(self) -> dict[str, Any]:
         return {**self.source, "preprocessing": self.image_preprocessing.to_dict()}
 

@@ -142,6 +142,19 @@ class TextBackbone(zoo.Backbone):
         pooled = pool(hidden, mask, self.text_preprocessing.pooling or DEFAULT_POOLING[self.architecture])
         return F.normalize(pooled, dim=-1) if self.text_preprocessing.normalize else pooled
 
+    def blocks(self, tower: str | None = None) -> list[torch.nn.Module]:
+        """The transformer layers (BERT's ``encoder.layer``, GPT-2's ``h``, Llama's ``layers``, ...)."""
+        return self.repeated_blocks(self.model) if tower in (None, "text") else []
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
+        if not getattr(self.model, "supports_gradient_checkpointing", False):
+            return False
+        if enabled:  # non-reentrant: works with frozen inputs (embeddings) and with FSDP
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.model.gradient_checkpointing_disable()
+        return True
+
     # -- masked-language modelling ----------------------------------------------------
     def masking_vocabulary(self) -> tuple[int, int, list[int]]:
         if self.tokenizer.mask_token_id is None:
