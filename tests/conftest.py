@@ -85,3 +85,17 @@ def run_zoo(*args: str, env: dict | None = None, check: bool = False) -> subproc
     if check and result.returncode != 0:
         raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def assert_headline_interval(results: dict, run_dir: Path) -> None:
+    """A run's headline metric has a bootstrap interval around its value, and the per-item outputs it
+    saved recompute that value (what `zoo compare` resamples for its intervals and marks)."""
+    from zoo.tasks.uncertainty import item_metrics, load_items
+
+    split, metric = results["test_split"], results["primary_metric"]
+    value, interval = results["metrics"][split][metric], results["intervals"][split][metric]
+    assert interval["low"] <= value <= interval["high"] and interval["low"] < interval["high"]
+    assert "bootstrap" in interval["method"] and interval["level"] == 0.95
+    outputs, metadata = load_items(run_dir / results["items"][split])
+    assert metadata["split"] == split
+    assert item_metrics(outputs)[metric] == pytest.approx(value, abs=1e-6)  # clip_benchmark: float32 means

@@ -12,9 +12,10 @@ import pytest
 from zoo.engine import prepare, run
 from zoo.errors import ZooError
 from zoo.recipes import validate
-from zoo.tasks.protocols import PROTOCOLS, get_protocol, mteb_undersamples
+from zoo.tasks.mteb_methods import mteb_undersamples
+from zoo.tasks.protocols import PROTOCOLS, get_protocol
 
-from conftest import DATA_ROOT
+from conftest import DATA_ROOT, assert_headline_interval
 
 mteb = pytest.importorskip("mteb")
 datasets = pytest.importorskip("datasets")
@@ -108,6 +109,7 @@ def test_mteb_classification_equals_mteb_per_experiment(tmp_path, data):
     assert results["protocol"]["name"] == "mteb-classification" and results["primary_metric"] == "accuracy"
     assert json.loads((tmp_path / "runs" / "mteb" / "results.json").read_text())["protocol"] == results["protocol"]
     assert not (tmp_path / "runs" / "mteb" / "model").exists()  # nothing trained, nothing kept
+    assert_headline_interval(results, tmp_path / "runs" / "mteb")
 
     # the embeddings zoo scored (from its cache), handed to mteb's own evaluator
     task = prepare(validate({**recipe, "mode": "linear-probe"}, "test"))
@@ -147,6 +149,7 @@ def test_mteb_sts_equals_mteb(tmp_path):
     }
     results = run(validate(recipe, "test"))
     assert results["primary_metric"] == "cosine_spearman" and results["protocol"]["name"] == "mteb-sts"
+    assert_headline_interval(results, tmp_path / "runs" / "sts")
     task = prepare(validate({k: v for k, v in recipe.items() if k != "protocol"}, "test"))
     first, second, gold = task.pair_embeddings("test")
     pairs = task.data.split("test").inputs

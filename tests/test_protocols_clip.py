@@ -33,6 +33,8 @@ from zoo.recipes import validate
 from zoo.tasks.protocols import CLIP_BENCHMARK_TEMPLATES, PROTOCOLS, get_protocol
 from zoo.tasks.protocols import evaluate as evaluate_protocol
 
+from conftest import assert_headline_interval
+
 MODEL = "clip/lite0-minilm-l6"
 CIFAR = {"model": MODEL, "task": "zero-shot-classification", "data": "cifar10", "eval_split": "test", "eval_limit": 50}
 
@@ -51,6 +53,7 @@ def scored(recipe: dict[str, Any], clip: Any, tmp_path) -> tuple[dict[str, Any],
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["protocol"] == results["protocol"] and saved["primary_metric"] == results["primary_metric"]
     assert not (tmp_path / "run" / "model").exists()  # nothing trained, nothing kept
+    assert_headline_interval(results, tmp_path / "run")
     return results, prepare(validate(recipe, "test"), clip)
 
 
@@ -231,7 +234,7 @@ def test_a_data_set_without_clip_benchmark_templates_says_which_option_gives_the
     with pytest.raises(InputError, match=r"no prompt templates for data 'digits'.*task_options\.templates"):
         evaluate_protocol(get_protocol("clip-benchmark-zero-shot"), task, "test")
     own = prepare(validate({**recipe, "task_options": {"templates": ["a photo of the number {}."]}}, "test"), clip)
-    metrics, record = evaluate_protocol(get_protocol("clip-benchmark-zero-shot"), own, "test")
+    metrics, record, _ = evaluate_protocol(get_protocol("clip-benchmark-zero-shot"), own, "test")
     assert record["templates_from"] == "task_options.templates" and record["templates"] == ["a photo of the number {}."]
     assert set(metrics) == {"acc1", "acc5", "mean_per_class_recall"}
 

@@ -61,7 +61,7 @@ def test_zoo_run_scores_a_pairs_file_and_the_cli_describes_it(tmp_path):
 
 
 def test_the_correlation_is_spearmans_of_the_cosines():
-    from zoo.tasks.protocols import similarity_scores
+    from zoo.tasks.mteb_methods import similarity_scores
 
     first = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.2]]
     second = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]

@@ -96,8 +96,13 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
     if dataset is None:
         dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights
+    built = backbone is None
     if backbone is None:
         backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)
+    if recipe.adapter or recipe.towers:  # before a task caches a frozen tower's features
+        from zoo.adapters import adapt
+
+        adapt(backbone, recipe.adapter, recipe.towers, recipe.model_options, recipe.seed if built else None)
     if device is not None:
         backbone.to(device)
     _limit(dataset, "train", recipe.train_limit, recipe.seed)
@@ -133,7 +138,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
     from zoo.engine.loop import evaluate as evaluate_split
     from zoo.engine.loop import train
     from zoo.engine.report import announce, summary
-    from zoo.tasks.uncertainty import record_uncertainty
+    from zoo.tasks.uncertainty import item_metrics, record_uncertainty
 
     started = time.perf_counter()
     dataset = check_recipe(recipe, backbone)  # every mistake in the recipe is reported before any work
@@ -173,13 +178,15 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             trained["autocast"] = nullcontext()
         model, autocast = trained["model"], trained["autocast"]
         items: dict[str, Any] = {}  # each split's per-item outputs, for the intervals
+        counted: dict[str, int] = {}  # examples scored per split (batch by batch), each once
         if protocol is not None:
             test_split = test_split or "test"  # what the protocol scores (run() set it above)
-            scored, protocol_record = evaluate_protocol(protocol, task, test_split)
+            scored, protocol_record, outputs = evaluate_protocol(protocol, task, test_split)
             metrics = {test_split: scored}
+            items[test_split] = (outputs, item_metrics)
         else:
             metrics = {
-                split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast, items)
+                split: evaluate_split(task, trained["train_model"], split, ctx, recipe, autocast, items, counted)
                 for split in dict.fromkeys([recipe.eval_split, *([test_split] if test_split else [])])
             }
         results = {
@@ -195,6 +202,7 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
                 for split in dict.fromkeys(["train", *metrics])
                 if split in task.data.splits and (split != "train" or task.trains)
             },
+            "evaluated": counted,  # examples the metrics are over, summed over processes: each split's size
             "split_origins": {
                 split: task.data.origins[split] for split in task.data.splits if split in task.data.origins
             },

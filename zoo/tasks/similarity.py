@@ -21,7 +21,7 @@ from zoo.data.cache import cached
 from zoo.tasks.base import Task
 from zoo.tasks.batches import tokenized
 from zoo.tasks.features import text_features, weights_fingerprint
-from zoo.tasks.protocols import similarity_scores
+from zoo.tasks.mteb_methods import correlation_scores, pair_cosines
 
 
 class SemanticSimilarity(Task):
@@ -66,9 +66,14 @@ class SemanticSimilarity(Task):
             ),
         )
 
-    def evaluate_split(self, model: nn.Module, split: str, device: torch.device) -> dict[str, Any]:
+    def score_split(
+        self, model: nn.Module, split: str, device: torch.device
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The correlations, and each pair's cosine and gold score (resampled for the interval)."""
         first, second, gold = self.pair_embeddings(split)
-        return similarity_scores(first, second, gold)
+        cosine = pair_cosines(first, second)
+        outputs = {"cosine": torch.from_numpy(cosine), "gold": torch.as_tensor(gold, dtype=torch.float64)}
+        return correlation_scores(cosine, gold), outputs
 
     def chance(self, split: str) -> dict[str, float]:
         return {"cosine_spearman": 0.0, "cosine_pearson": 0.0}  # an unrelated similarity correlates by 0

@@ -27,6 +27,7 @@ RESAMPLES = 1000
 LEVEL = 0.95
 _CELLS_PER_CHUNK = 4_000_000  # resamples x items drawn at once (32 MB of indices)
 _RANK = " rank"
+_ITEM = " item"
 
 
 class ItemsError(ValueError):
@@ -35,10 +36,19 @@ class ItemsError(ValueError):
 
 def item_metrics(outputs: Outputs) -> dict[str, float]:
     """Metrics recomputed from zoo's per-item outputs: accuracy and macro-F1 from ``preds`` and
-    ``targets``; R@1/5/10 and median rank from each ``DIRECTION rank``. What a compare recomputes."""
+    ``targets``; R@1/5/10 and median rank from each ``DIRECTION rank``; Spearman and Pearson from
+    ``cosine`` and ``gold``; ``METRIC`` as the mean of a ``METRIC item`` tensor (a protocol's headline:
+    MTEB's accuracy averaged over experiments, clip_benchmark's acc1 or hit rate). What a compare
+    recomputes."""
     from zoo.tasks.metrics import classification_metrics
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {
+        key[: -len(_ITEM)]: float(values.double().mean()) for key, values in outputs.items() if key.endswith(_ITEM)
+    }
+    if "cosine" in outputs and "gold" in outputs:
+        from zoo.tasks.mteb_methods import correlation_scores
+
+        metrics.update(correlation_scores(outputs["cosine"].numpy(), outputs["gold"].numpy()))
     if "preds" in outputs and "targets" in outputs:
         preds, targets = outputs["preds"].long(), outputs["targets"].long()
         classes = int(torch.cat([preds, targets]).max()) + 1 if len(preds) else 1
@@ -55,6 +65,8 @@ def item_metrics(outputs: Outputs) -> dict[str, float]:
 def item_scores(outputs: Outputs, metric: str) -> torch.Tensor | None:
     """Per-item values whose mean is ``metric`` (accuracy: correct or not; R@K: rank <= K), so that it
     is resampled with one index matrix; None when the metric is not such a mean of these outputs."""
+    if metric + _ITEM in outputs:
+        return outputs[metric + _ITEM].double()
     if metric == "accuracy" and "preds" in outputs and "targets" in outputs:
         return (outputs["preds"].long() == outputs["targets"].long()).double()
     found = re.fullmatch(r"(.+) R@(\d+)", metric)
