@@ -208,3 +208,32 @@ def test_every_plot_draws_the_chance_level_with_readable_axes_and_no_warning():
     finally:
         for figure in made.values():
             plt.close(figure)
+
+
+def test_plots_draw_each_row_s_interval_as_its_error_bar():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    rows = [
+        {**row("vision/aaaa", 0.52), "interval": {"low": 0.47, "high": 0.58}},
+        {**row("vision/bbbb", 0.31, params=84_900), "interval": {"low": 0.28, "high": 0.33}},
+    ]
+    made = figures({"schema": 1, "name": "plots", "rows": rows})
+    try:
+        for name in ("per_task.png", "metric_vs_params.png"):
+            segments = [
+                segment
+                for axes in made[name].axes
+                for collection in axes.collections
+                if isinstance(collection, LineCollection)
+                for segment in collection.get_segments()
+            ]
+            vertical = name != "per_task.png"  # bars are horizontal: their error bars run along x
+            spans = sorted(
+                (round(float(s[:, int(vertical)].min()), 6), round(float(s[:, int(vertical)].max()), 6))
+                for s in segments
+            )
+            assert spans == [(0.28, 0.33), (0.47, 0.58)], (name, spans)
+    finally:
+        for figure in made.values():
+            plt.close(figure)

@@ -1,5 +1,6 @@
 """The comparison's plots: headline metric against parameters and against inference throughput, and
-bars per cell, each with the chance level drawn as a dashed line (legend entry "chance ...").
+bars per cell, each with the chance level drawn as a dashed line (legend entry "chance ...") and each
+point or bar with its error bar: the row's 95% bootstrap interval, else ± its std over seeds.
 
 `figures` builds them (tests read their lines); `plots` writes them as PNG. Matplotlib's own
 warnings (an empty legend, a log axis without positive values) never reach the terminal: the
@@ -13,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from zoo.comparisons.table import column_of, metric_text
+from zoo.comparisons.table import column_of, interval_of, metric_text
 from zoo.files import atomic_write
 
 SCATTERS = (  # row key, axis label, file
@@ -32,6 +33,22 @@ def _chances(rows: list[dict[str, Any]]) -> dict[str, float]:
     return found
 
 
+def error_bars(points: list[dict[str, Any]]) -> list[list[float]] | None:
+    """Matplotlib's asymmetric errors ([below...], [above...]) of ``points``' headlines: each row's
+    bootstrap interval, else its std over two or more seeds, else none; None when no row has one."""
+    below, above = [], []
+    for row in points:
+        interval = interval_of(row)
+        if interval:
+            below.append(max(0.0, row["mean"] - interval[0]))
+            above.append(max(0.0, interval[1] - row["mean"]))
+        else:
+            spread = row["std"] if len(row.get("seeds") or []) > 1 and row.get("std") else 0.0
+            below.append(spread)
+            above.append(spread)
+    return [below, above] if any(below) or any(above) else None
+
+
 def _scatter(rows: list[dict[str, Any]], x_key: str, label: str) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import EngFormatter
@@ -45,6 +62,10 @@ def _scatter(rows: list[dict[str, Any]], x_key: str, label: str) -> Any:
         points = [r for r in rows if column_of(r) == column and isinstance(r.get(x_key), (int, float)) and r[x_key] > 0]
         if points:
             axes.scatter([r[x_key] for r in points], [r["mean"] for r in points], label=column, color=colour)
+            errors = error_bars(points)
+            if errors:
+                xs, ys = [r[x_key] for r in points], [r["mean"] for r in points]
+                axes.errorbar(xs, ys, yerr=errors, fmt="none", ecolor=colour, elinewidth=1, capsize=3)
             for r in points:
                 axes.annotate(
                     r["backbone"].split("/")[-1],
@@ -90,8 +111,8 @@ def _bars(rows: list[dict[str, Any]]) -> Any:
         points = [r for r in rows if column_of(r) == column]
         uniform = len({r["metric"] for r in points}) == 1
         labels = [r["backbone"] if uniform else f"{r['backbone']}\n{r['metric']}" for r in points]
-        errors = [r["std"] if len(r.get("seeds") or []) > 1 else 0.0 for r in points]
-        axis.barh(labels, [r["mean"] for r in points], xerr=errors if any(errors) else None, color="#4c78a8")
+        errors = error_bars(points)
+        axis.barh(labels, [r["mean"] for r in points], xerr=errors, color="#4c78a8", capsize=3)
         if column in chances:
             axis.axvline(
                 chances[column], color="#b3261e", label=f"chance {metric_text(chances[column])}", **CHANCE_STYLE
@@ -99,7 +120,8 @@ def _bars(rows: list[dict[str, Any]]) -> Any:
             axis.legend(fontsize=7, loc="lower right")
         axis.set_title(column, fontsize=9)
         axis.set_xlabel(points[0]["metric"] if uniform else "headline metric", fontsize=8)
-        top = max([r["mean"] + e for r, e in zip(points, errors, strict=False)] + [chances.get(column, 0.0), 1.0])
+        above = errors[1] if errors else [0.0] * len(points)
+        top = max([r["mean"] + e for r, e in zip(points, above, strict=True)] + [chances.get(column, 0.0), 1.0])
         axis.set_xlim(0, top * 1.02)
         axis.tick_params(labelsize=7)
     figure.tight_layout()
