@@ -47,7 +47,7 @@ BASE = "model: text/minilm-l6\ntask: text-classification\ndata: sst2\n"
         ("weight_decya: 0.1\n", "unknown key 'weight_decya'; did you mean 'weight_decay'?"),
         ("epoch: 2\n", "unknown key 'epoch'; did you mean 'epochs'?"),
         ("epochs: three\n", "epochs must be float, got 'three'"),
-        ("batch_size: 3.5\n", "batch_size must be int, got 3.5"),
+        ("batch_size: 3.5\n", "batch_size must be a whole number, auto or auto:N (N per step), got 3.5"),
         ("compile: maybe\n", "compile must be bool, got 'maybe'"),
         ("batch_size: 30\ngrad_accum: 4\n", "batch_size (30) must be a positive multiple of grad_accum (4)"),
         ("precision: fp8\n", "precision must be auto, fp32 or bf16"),

@@ -69,7 +69,12 @@ class Recipe:
     test_split: str | None = _key(None, "a held-out split evaluated once at the end (e.g. test); null: none")
     epochs: float = _key(1.0, "passes over the training split (fractions allowed)", above=0)
     max_steps: int | None = _key(None, "optimizer steps; overrides epochs", at_least=1)
-    batch_size: int = _key(32, "global batch per optimizer step, across processes and accumulation", at_least=1)
+    batch_size: int | str = _key(
+        32,
+        "global batch per optimizer step, across processes and accumulation; auto:N (auto: N=32): global batch N "
+        "in the largest micro-batches that fit the device (on a GPU; the CPU keeps batch_size / grad_accum)",
+        at_least=1,
+    )
     grad_accum: int = _key(1, "micro-batches per optimizer step (batch_size must be a multiple)", at_least=1)
     eval_batch_size: int = _key(128, "batch size of evaluation", at_least=1)
     lr: float = _key(
@@ -110,6 +115,19 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def auto_batch(self) -> bool:
+        """True for ``batch_size: auto`` / ``auto:N``: the engine picks the micro-batch that fits the device."""
+        return isinstance(self.batch_size, str)
+
+    @property
+    def global_batch(self) -> int:
+        """Examples per optimizer step: ``batch_size``, or the N of ``auto:N`` (32 for ``auto``)."""
+        if isinstance(self.batch_size, int):
+            return self.batch_size
+        match = AUTO_BATCH.fullmatch(self.batch_size)
+        return int(match.group(1)) if match and match.group(1) else AUTO_BATCH_DEFAULT
 
 
 def _accepts(annotation: Any, value: Any) -> bool:
@@ -179,6 +197,8 @@ RECIPE_ALIASES: dict[str, str] = {
 
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+AUTO_BATCH = re.compile(r"auto(?::([1-9]\d*))?")  # batch_size: auto, or auto:N (N examples per step)
+AUTO_BATCH_DEFAULT = 32  # the global batch of a bare `batch_size: auto`: the key's own default
 REQUIRED = ("model", "task", "data")
 
 
@@ -222,6 +242,8 @@ def check_value(key: str, value: Any, where: str) -> None:
     if key not in hints:
         hint = nearest_key_hint(key, list(hints), f"known keys: {', '.join(hints)}", RECIPE_ALIASES)
         raise RecipeError(f"{where}: unknown key {key!r}; {hint}")
+    if key == "batch_size" and not (_accepts(int, value) or isinstance(value, str) and AUTO_BATCH.fullmatch(value)):
+        raise RecipeError(f"{where}: batch_size must be a whole number, auto or auto:N (N per step), got {value!r}")
     if not _accepts(hints[key], value):
         raise RecipeError(f"{where}: {key} must be {_type_name(hints[key])}, got {value!r}")
     rules = next(f.metadata for f in fields(Recipe) if f.name == key)
@@ -244,9 +266,10 @@ def check_recipe_values(recipe: Recipe, where: str) -> None:
     """Every key's type and range, and what keys demand of each other (batch_size and grad_accum)."""
     for f in fields(Recipe):
         check_value(f.name, getattr(recipe, f.name), where)
-    if recipe.batch_size % recipe.grad_accum:
+    if recipe.global_batch % recipe.grad_accum:
         raise RecipeError(
-            f"{where}: batch_size ({recipe.batch_size}) must be a positive multiple of grad_accum ({recipe.grad_accum})"
+            f"{where}: batch_size ({recipe.global_batch}) must be a positive multiple of grad_accum "
+            f"({recipe.grad_accum})"
         )
     if recipe.name is not None and (recipe.name in ("", ".", "..") or any(c in recipe.name for c in "/\\\0")):
         raise RecipeError(

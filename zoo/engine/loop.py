@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 import torch
 from torch import nn
 
+from zoo.engine.batch_size import micro_batch
 from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from zoo.engine.distributed import Context
 from zoo.engine.evaluation import TrainingError, evaluate
@@ -141,14 +142,16 @@ def train(
         raise TrainingError(f"the train examples of the {task.name} task have no length; training needs it")
     if len(train_set) == 0:
         raise TrainingError(f"the train split of {task.data.name} is empty")
-    micro = recipe.batch_size // recipe.grad_accum  # examples per micro-batch, across processes
+    autocast, precision = autocast_for(recipe.precision, device)
+    # examples per micro-batch, across processes: batch_size / grad_accum, or what fits (batch_size: auto)
+    micro, batching = micro_batch(task, model, recipe, ctx, autocast, run_dir, train_set, resume)
+    accum = batching["grad_accum"]
     micro_per_epoch = micro_batches(len(train_set), micro)
-    steps_per_epoch = math.ceil(micro_per_epoch / recipe.grad_accum)  # a step ends each epoch
+    steps_per_epoch = math.ceil(micro_per_epoch / accum)  # a step ends each epoch
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * steps_per_epoch))
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
     average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
-    autocast, precision = autocast_for(recipe.precision, device)
     if announce is not None:
         announce(
             {
@@ -156,6 +159,7 @@ def train(
                 "steps_per_epoch": steps_per_epoch,
                 "examples": len(train_set),
                 "precision": precision,
+                "batch": batching,
             }
         )
     checkpoint_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
@@ -272,12 +276,12 @@ def train(
             shard = chunk[ctx.rank :: ctx.world_size]
             batch = to_device(task.collate([train_set[i] for i in shard]), device)
             data_seconds += time.perf_counter() - fetch_start
-            last_micro = (micro_index + 1) % recipe.grad_accum == 0 or micro_index + 1 == micro_per_epoch
+            last_micro = (micro_index + 1) % accum == 0 or micro_index + 1 == micro_per_epoch
             sync = nullcontext() if (last_micro or ddp is None) else ddp.no_sync()
             with sync, autocast:
                 loss, _ = task.step(train_model, batch)
                 # the mean over the global batch: each rank's shard is weighted by its share
-                (loss * len(shard) / len(chunk) * ctx.world_size / recipe.grad_accum).backward()
+                (loss * len(shard) / len(chunk) * ctx.world_size / accum).backward()
             if read_each_step and not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss is {float(loss.detach())} at step {state['step'] + 1} "
@@ -362,5 +366,6 @@ def train(
             "early_stopped": stop,
             "precision": precision,
             "ema_decay": recipe.ema_decay,
+            "batch": batching,  # micro-batch and accumulation (and with batch_size auto, how they were found)
         },
     }

@@ -122,13 +122,17 @@ def summary(task: Any, recipe: Any, ctx: Context, run_dir: Path, plan: dict[str,
         rows.append(("test", "none: the reported numbers are the validation split's (set test_split to add one)"))
     if plan.get("steps"):
         epochs = plan["steps"] / plan["steps_per_epoch"]
+        batch = plan.get("batch") or {}
+        found = f" as {batch['grad_accum']} x {batch['micro_batch']}" if "search" in batch else ""
         rows.append(
             (
                 "training",
-                f"{_count(plan['steps'], 'step')} of batch {recipe.batch_size} ({epochs:.3g} epochs of "
+                f"{_count(plan['steps'], 'step')} of batch {recipe.global_batch}{found} ({epochs:.3g} epochs of "
                 f"{_count(plan['steps_per_epoch'], 'step')}), lr {recipe.lr:g}",
             )
         )
+        if isinstance(batch.get("search"), str):
+            rows.append(("batch", f"auto: {batch['search']}"))
     device = ctx.device.type + (f" x{ctx.world_size}" if ctx.world_size > 1 else "")
     rows.append(("device", f"{device}, {plan.get('precision', 'fp32')}"))
     rows.append(("output", str(run_dir)))
