@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.checks import check_recipe
 from zoo.engine import prepare, run
 from zoo.errors import InputError
 from zoo.recipes import validate
@@ -253,9 +254,11 @@ def test_a_data_set_without_clip_benchmark_templates_says_which_option_gives_the
     ],
 )
 def test_a_protocol_mistake_is_one_line_before_any_encoding(clip, recipe, message):
-    task = prepare(validate(recipe, "test"), clip)
     name = recipe.get("protocol", "clip-benchmark-retrieval")
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message):  # zoo run: with the recipe, before the backbone loads
+        check_recipe(validate({**recipe, "protocol": name}, "test"))
+    task = prepare(validate(recipe, "test"), clip)
+    with pytest.raises(InputError, match=message):  # the Python API: before anything is embedded
         evaluate_protocol(get_protocol(name), task, "test")
 
 

@@ -60,6 +60,10 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     for key, split in needed.items():
         if split is not None and split not in dataset.splits:
             raise RecipeError(missing_split(key, split, dataset, recipe.data))
+    if protocol:  # its demands on the data (prompt templates for it, enough images to rank), before any work
+        from zoo.tasks.protocols import check_data
+
+        check_data(protocol, dataset, recipe.task_options, recipe.test_split or "test")
     return dataset
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from zoo.errors import InputError
 from zoo.tasks.mteb_methods import Scored
 
 
@@ -38,17 +37,12 @@ def prompt_ensemble(task: Any, split: str, params: Mapping[str, Any]) -> Scored:
 
 
 def ensemble_templates(task: Any, params: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
-    """The prompt templates: the recipe's ``task_options.templates`` if given (clip_benchmark's custom
-    templates), else clip_benchmark's for the data set; an InputError for a set it has none for."""
+    """The prompt templates and where they came from: the recipe's ``task_options.templates`` if given
+    (clip_benchmark's custom templates), else clip_benchmark's for the data set (`check_data` has made
+    sure it has some)."""
     own = task.options.get("templates")
     if own:
         return tuple(own), "task_options.templates"
-    if task.data.name not in params["templates"]:
-        raise InputError(
-            f"protocol clip-benchmark-zero-shot: clip_benchmark has no prompt templates for data "
-            f"{task.data.name!r} (it has them for {', '.join(params['templates'])}); give yours with "
-            'task_options.templates, e.g. ["a photo of a {}."]'
-        )
     return tuple(params["templates"][task.data.name]), f"clip_benchmark {task.data.name}"
 
 
@@ -71,12 +65,6 @@ def hit_rate_retrieval(task: Any, split: str, params: Mapping[str, Any]) -> Scor
     import torch
     import torch.nn.functional as F
 
-    count = len(task.data.split(split).inputs)
-    if max(params["recall_k"]) > count:
-        raise InputError(
-            f"protocol clip-benchmark-retrieval: {task.data.name} ({split}) has {count} images, fewer than "
-            f"recall@{max(params['recall_k'])} ranks; score a larger split (data_options.test_images)"
-        )
     images, texts, image_of = task.embeddings(split)
     scores = F.normalize(texts, dim=-1) @ F.normalize(images, dim=-1).t()
     positive = torch.zeros_like(scores, dtype=torch.bool)

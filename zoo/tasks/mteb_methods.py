@@ -126,13 +126,6 @@ def single_prompt(task: Any, split: str, params: Mapping[str, Any]) -> Scored:
     against them (cosine, or MIEB's softmax of 100 x cosine), the best-scored class predicted."""
     import torch.nn.functional as F
 
-    from zoo.errors import InputError
-
-    if task.options.get("templates"):
-        raise InputError(
-            f"task_options.templates: protocol mieb-zero-shot uses its one prompt {params['template']!r}; "
-            "drop the templates, or use protocol clip-benchmark-zero-shot, which takes them"
-        )
     names = list(task.data.label_names)
     prompts = [params["template"].format(name) for name in names]
     classes = task.encode_prompts(prompts)

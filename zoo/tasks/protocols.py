@@ -175,8 +175,33 @@ def evaluate(
     """Metrics of ``task``'s frozen embeddings on ``split`` under ``protocol``, the protocol's record
     (with the per-experiment scores of protocols that repeat an experiment), and the per-item outputs
     its headline metric is recomputed from (`zoo.tasks.uncertainty.item_metrics`) for its interval."""
+    check_data(protocol, task.data, task.options, split)
     metrics, details, outputs = METHODS[protocol.method](task, split, protocol.params)
     return metrics, {**protocol.record(), **details}, outputs
+
+
+def check_data(protocol: Protocol, data: Any, options: Mapping[str, Any], split: str) -> None:
+    """What ``protocol`` needs of the data set and the task's options, checked before anything is
+    embedded (`zoo run` checks it with the recipe): an InputError in one line naming the fix."""
+    params = protocol.params
+    if protocol.method == "single-prompt" and options.get("templates"):
+        raise InputError(
+            f"task_options.templates: protocol {protocol.name} uses its one prompt {params['template']!r}; "
+            "drop the templates, or use protocol clip-benchmark-zero-shot, which takes them"
+        )
+    if protocol.method == "prompt-ensemble" and not options.get("templates") and data.name not in params["templates"]:
+        raise InputError(
+            f"protocol {protocol.name}: clip_benchmark has no prompt templates for data {data.name!r} (it has "
+            f"them for {', '.join(params['templates'])}); give yours with task_options.templates, e.g. "
+            '["a photo of a {}."]'
+        )
+    if protocol.method == "hit-rate-retrieval" and split in data.splits:
+        count, deepest = len(data.split(split).inputs), max(params["recall_k"])
+        if deepest > count:
+            raise InputError(
+                f"protocol {protocol.name}: {data.name} ({split}) has {count} images, fewer than recall@{deepest} "
+                "ranks; score a larger split (data_options.test_images)"
+            )
 
 
 # -- the methods (zoo.tasks.mteb_methods, zoo.tasks.clip_benchmark_methods) ------------------------------
