@@ -176,6 +176,7 @@ def test_clip_benchmark_zero_shot_equals_clip_benchmark(tmp_path, clip, monkeypa
     assert [t.replace("{c}", "{}") for t in shipped] == list(CLIP_BENCHMARK_TEMPLATES["cifar10"]) == record["templates"]
     classnames = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert record["classnames"] == classnames
+    assert results["chance"]["test"]["acc1"] == results["chance"]["test"]["accuracy"] > 0  # the table's chance line
 
     images, labels = task.image_embeddings("test")
     calls = [
@@ -226,6 +227,8 @@ def test_clip_benchmark_retrieval_equals_clip_benchmark(tmp_path, clip):
     ours = results["metrics"]["test"]
     assert ours == theirs
     assert results["primary_metric"] == "image_retrieval_recall@1"
+    chance = results["chance"]["test"]  # a random ranking: one relevant image among 40
+    assert chance["image_retrieval_recall@1"] == chance["text->image R@1"] == pytest.approx(1 / 40)
     assert list(results["protocol"]["params"]["recall_k"]) == [1, 5, 10]
 
 

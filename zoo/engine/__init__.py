@@ -206,7 +206,9 @@ def run(recipe: Recipe, resume: bool = False, backbone: Any = None) -> dict[str,
             "split_origins": {
                 split: task.data.origins[split] for split in task.data.splits if split in task.data.origins
             },
-            "chance": {split: task.chance(split) for split in metrics},
+            "chance": {
+                split: protocol.chance(task.chance(split)) if protocol else task.chance(split) for split in metrics
+            },
             "train": trained["summary"],
             "wall_seconds": round(time.perf_counter() - started, 2),
             "provenance": provenance(ctx, recipe, task, trained["summary"]["precision"]),

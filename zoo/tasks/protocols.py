@@ -36,6 +36,13 @@ class Protocol:
     source: str  # whose procedure, and which version of it
     description: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # the protocol's metrics named as the task names the same quantity, for its chance level
+    same_as: Mapping[str, str] = field(default_factory=dict)
+
+    def chance(self, task_chance: Mapping[str, float]) -> dict[str, float]:
+        """The task's chance levels, with the protocol's own names for the same metrics added."""
+        renamed = {ours: task_chance[theirs] for ours, theirs in self.same_as.items() if theirs in task_chance}
+        return {**task_chance, **renamed}
 
     def record(self) -> dict[str, Any]:
         """What a result stores about the protocol, enough to redo it."""
@@ -144,6 +151,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 "logit_scale": 100.0,
                 "topk": (1, 5),
             },
+            same_as={"acc1": "accuracy"},
         ),
         Protocol(
             name="clip-benchmark-retrieval",
@@ -156,6 +164,10 @@ PROTOCOLS: dict[str, Protocol] = {
             "reports it: the share of queries with any relevant item in torch.topk's K (image_retrieval: "
             "caption -> its image; text_retrieval: image -> any of its captions), on the whole test split",
             params={"recall_k": (1, 5, 10)},
+            same_as={
+                **{f"image_retrieval_recall@{k}": f"text->image R@{k}" for k in (1, 5, 10)},
+                **{f"text_retrieval_recall@{k}": f"image->text R@{k}" for k in (1, 5, 10)},
+            },
         ),
     )
 }
