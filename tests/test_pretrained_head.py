@@ -162,3 +162,18 @@ def test_the_shipped_cifar10_recipe_maps_every_class(tmp_path, lite0):
     mapped = results["pretrained_head"]["class_map"]
     assert len(mapped["cat"]) == 5 and len(mapped["dog"]) == 118 and len(mapped["bird"]) == 59
     assert results["examples"]["test"] == 20 and results["train"]["steps"] == 0
+
+
+def test_fine_tuning_the_backbone_drops_the_head_it_no_longer_fits(tmp_path):
+    """After a fine-tune the ImageNet classifier reads features it was not trained on: the saved
+    backbone declares no head, `zoo info` says none, and pretrained-head refuses it in one line."""
+    data = _folder(tmp_path / "photos", {"espresso": skimage_data.coffee(), "missile": skimage_data.rocket()})
+    tuned = zoo.load("vision/efficientnet-lite0")
+    recipe = _recipe(tmp_path, data, mode="finetune", max_steps=1, batch_size=6, name="tuned")
+    run(recipe, backbone=tuned)
+    assert tuned.pretrained_classes is None
+    saved = tmp_path / "runs" / "tuned" / "model" / "backbone"
+    assert zoo.load(str(saved)).pretrained_classes is None
+    assert "head:           none" in run_zoo("info", str(saved), check=True).stdout
+    with pytest.raises(ZooError, match=r"has no pretrained classifier"):
+        run(_recipe(tmp_path, data, model=str(saved), name="again"))

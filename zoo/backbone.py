@@ -284,6 +284,11 @@ class Backbone(torch.nn.Module):
         weights); None: no pretrained classifier (random weights, a text or CLIP-style backbone)."""
         return None
 
+    def drop_pretrained_head(self) -> None:
+        """Forget the classifier the weights came with, so that `pretrained_classes` is None and a saved
+        folder declares none: called when the backbone's own weights are trained, after which that head
+        no longer fits the features it reads. Families with a head override it; the default has none."""
+
     def classify_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """[B, classes] logits of the pretrained classifier for a normalised pixel batch, with autograd;
         one logit per entry of ``pretrained_classes``."""

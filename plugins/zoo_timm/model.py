@@ -70,6 +70,11 @@ class VisionBackbone(zoo.Backbone):
     def pretrained_classes(self) -> zoo.PretrainedClasses | None:
         return self.classes if self.classifier() is not None else None
 
+    def drop_pretrained_head(self) -> None:
+        if self.classifier() is not None and hasattr(self.model, "reset_classifier"):  # timm's own models
+            self.model.reset_classifier(0)  # saved with num_classes 0: reloads without a classifier
+            self.classes, self.class_names = None, None
+
     def classify_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         head = self.classifier()
         if head is None or self.classes is None:

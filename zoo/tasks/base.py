@@ -126,3 +126,11 @@ class Task:
     def describe(self) -> dict[str, Any]:
         """What the results file records about the task."""
         return {"task": self.name, "mode": self.mode, "data": self.data.name, "data_fingerprint": self.data.fingerprint}
+
+
+def save_trained_backbone(backbone: Backbone, directory: Path) -> None:
+    """Save a backbone whose own weights were trained. The classifier its weights came with (an
+    ImageNet head) no longer fits its features, so it is dropped first: the saved folder, and `zoo info`
+    of it, declares none, and ``mode: pretrained-head`` refuses it."""
+    backbone.drop_pretrained_head()
+    backbone.save(directory)

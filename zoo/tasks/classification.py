@@ -24,7 +24,7 @@ from torch import nn
 from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import AUGMENTATIONS, decode_all, tensor_transform
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, save_trained_backbone
 from zoo.tasks.batches import Rows, stack_rows, tokenized
 from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
 from zoo.tasks.metrics import classification_metrics, majority_share
@@ -181,7 +181,7 @@ class Classification(Task):
 
         module = unwrap(model)
         if self.mode == "finetune":
-            module.backbone.save(directory / "backbone")
+            save_trained_backbone(module.backbone, directory / "backbone")
         head = {
             k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith("backbone.")
         }

@@ -25,7 +25,7 @@ from torch import nn
 
 from zoo.data import DataError, fingerprint, load_dataset
 from zoo.data.images import augmentation_transform, decode_all
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, save_trained_backbone
 from zoo.tasks.batches import stack_rows, tokenized
 from zoo.tasks.classification import unwrap
 from zoo.tasks.features import image_preprocessing_of
@@ -253,7 +253,7 @@ class Pretraining(Task):
         from safetensors.torch import save_file
 
         module = unwrap(model)
-        module.backbone.save(directory / "backbone")
+        save_trained_backbone(module.backbone, directory / "backbone")
         if module.head is not None:
             save_file(
                 {k: v.detach().contiguous().cpu() for k, v in module.head.state_dict().items()},

@@ -21,7 +21,7 @@ from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all, tensor_transform
 from zoo.errors import InputError, ZooError
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, save_trained_backbone
 from zoo.tasks.batches import tokenized, trim
 from zoo.tasks.classification import unwrap
 from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
@@ -275,7 +275,7 @@ class Retrieval(Task):
 
     def save(self, model: nn.Module, directory: Path) -> None:
         if self.trains:
-            unwrap(model).backbone.save(directory / "backbone")
+            save_trained_backbone(unwrap(model).backbone, directory / "backbone")
 
     def restore(self, model: nn.Module, directory: Path) -> None:
         """Nothing to restore: the saved backbone is the whole result."""
