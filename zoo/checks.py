@@ -48,6 +48,8 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if mode == "pretrained-head" and backbone is None:
         check_pretrained_head(recipe)
     check_task_options(spec.name, task_class, recipe.task_options)
+    if recipe.unfreeze is not None and (protocol or mode in ("linear-probe", *task_class.untrained_modes)):
+        raise RecipeError(f"unfreeze: mode {mode} trains no backbone block; partial fine-tuning is mode finetune's")
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     data_kind = getattr(task_class, "data_kind", "")
     if data_kind and dataset.kind != data_kind:

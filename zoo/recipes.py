@@ -40,7 +40,7 @@ def _key(default: Any, help: str, **rules: Any) -> Any:
 
 
 # recipe keys added after runs were recorded: left out of `Recipe.hash` while unset
-ADDED_LATER = ("protocol",)
+ADDED_LATER = ("protocol", "unfreeze", "freeze_norm_stats")
 
 
 @dataclass
@@ -58,6 +58,12 @@ class Recipe:
     output_dir: str = _key("runs", "folder the run folder goes in", path=True)
     pretrained: bool | str | None = _key(None, "as zoo.load: null = default weights (random if none), false, a tag")
     model_options: dict = _key({}, "extra arguments of the backbone's factory (e.g. max_length, proj_dim)")
+    unfreeze: int | dict | None = _key(
+        None,
+        "finetune the last N blocks of the backbone (and the head), the rest frozen; per tower {image: N, text: M}",
+        at_least=0,
+    )
+    freeze_norm_stats: bool | None = _key(None, "with unfreeze: the frozen blocks' BatchNorm statistics stay (eval)")
     data_root: str | None = _key(None, "folder of the named data sets; null: ZOO_DATA, else ../shared/data", path=True)
     data_options: dict = _key(
         {}, "reader arguments (validation_fraction, test_fraction, test_file, seed, ...; zoo datasets NAME)"
@@ -271,6 +277,9 @@ def check_recipe_values(recipe: Recipe, where: str) -> None:
             f"{where}: batch_size ({recipe.global_batch}) must be a positive multiple of grad_accum "
             f"({recipe.grad_accum})"
         )
+    for tower, count in (recipe.unfreeze if isinstance(recipe.unfreeze, dict) else {}).items():
+        if tower not in ("image", "text") or not _accepts(int, count) or count < 0:
+            raise RecipeError(f"{where}: unfreeze is N or {{image: N, text: M}} (blocks, >= 0), got {tower}: {count!r}")
     if recipe.name is not None and (recipe.name in ("", ".", "..") or any(c in recipe.name for c in "/\\\0")):
         raise RecipeError(
             f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "

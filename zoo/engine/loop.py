@@ -25,6 +25,7 @@ from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from zoo.engine.distributed import Context
 from zoo.engine.evaluation import TrainingError, evaluate
 from zoo.engine.report import Logger
+from zoo.engine.unfreeze import unfreeze
 from zoo.files import remove_stale_temporaries
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
@@ -133,6 +134,7 @@ def train(
     device = ctx.device
     torch.manual_seed(recipe.seed)
     model = task.model().to(device)
+    partial = unfreeze(task, model, recipe)  # unfreeze: N: the last N blocks and the head train, the rest frozen
     is_image = task.backbone.modality == "image"
     if recipe.channels_last or (recipe.channels_last is None and is_image):
         # faster on CPU too: 1.8x per EfficientNet-Lite0 training step, 1.25x for ResNet (oneDNN, 2 cores)
@@ -367,5 +369,6 @@ def train(
             "precision": precision,
             "ema_decay": recipe.ema_decay,
             "batch": batching,  # micro-batch and accumulation (and with batch_size auto, how they were found)
+            **({"unfreeze": partial} if partial is not None else {}),
         },
     }
