@@ -21,6 +21,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zoo.adapter_options import check_adapter_keys
 from zoo.errors import RecipeError
 from zoo.recipe_overrides import fix_numbers, parse_overrides, parse_pair, set_nested, yaml_problem  # noqa: F401 - parse_overrides is public here
 from zoo.recipe_paths import absolute, resolve_paths
@@ -40,7 +41,7 @@ def _key(default: Any, help: str, **rules: Any) -> Any:
 
 
 # recipe keys added after runs were recorded: left out of `Recipe.hash` while unset
-ADDED_LATER = ("protocol", "unfreeze", "freeze_norm_stats")
+ADDED_LATER = ("protocol", "adapter", "towers", "unfreeze", "freeze_norm_stats")
 
 
 @dataclass
@@ -58,6 +59,12 @@ class Recipe:
     output_dir: str = _key("runs", "folder the run folder goes in", path=True)
     pretrained: bool | str | None = _key(None, "as zoo.load: null = default weights (random if none), false, a tag")
     model_options: dict = _key({}, "extra arguments of the backbone's factory (e.g. max_length, proj_dim)")
+    adapter: dict = _key(
+        {},
+        "LoRA (peft) instead of the backbone's weights: {method: lora, r: 8, alpha: 16, dropout: 0.05, "
+        "target_modules: null = the family's}; {}: none",
+    )
+    towers: dict = _key({}, "multimodal: how each tower trains, {image: frozen|lora|full, text: frozen|lora|full}")
     unfreeze: int | dict | None = _key(
         None,
         "finetune the last N blocks of the backbone (and the head), the rest frozen; per tower {image: N, text: M}",
@@ -115,7 +122,7 @@ class Recipe:
         ignored = {"name", "output_dir", "data_root", "log_every", "num_workers", "checkpoint_every"}
         content = {k: v for k, v in asdict(self).items() if k not in ignored}
         for key in ADDED_LATER:  # at their defaults they leave the hashes of earlier runs as they were
-            if content[key] is None:
+            if content[key] is None or content[key] == {}:
                 del content[key]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -289,6 +296,7 @@ def check_recipe_values(recipe: Recipe, where: str) -> None:
         raise RecipeError(
             f"{where}: test_split is the train split: a held-out split (test) measures what training did not see"
         )
+    check_adapter_keys(recipe.adapter, recipe.towers, where)
 
 
 def validate(values: Mapping[str, Any], where: str) -> Recipe:
