@@ -184,6 +184,13 @@ def _load_path(path: str, plugin: str | None, pretrained: Any, kwargs: dict[str,
         raise UnknownNameError(f"{path}: no such file or folder")
     if pretrained not in (None, True):
         raise UnknownNameError(f"{path} is a local model; give weights (pretrained=...) only with a registered name")
+    from zoo.adapters import is_adapter_folder, load_adapted
+
+    if plugin is None and is_adapter_folder(path):  # a LoRA run's adapter: its base, then the adapter on it
+        from zoo.validation import check_folder
+
+        check_folder(path)
+        return load_adapted(path, load, **kwargs)
     claim = claim_path(path, plugin)
     if claim is None:
         from zoo.saving import load_saved

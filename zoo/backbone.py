@@ -98,6 +98,7 @@ class Backbone(torch.nn.Module):
         self.weights = weights  # where the parameters came from: a Weights entry, a path, or None (random)
         self.image_preprocessing: ImagePreprocessing | None = None
         self.text_preprocessing: TextPreprocessing | None = None
+        self.adapter: Any = None  # the LoRA adapter it carries (a zoo.adapters.Adapter), set by zoo.adapters
 
     @property
     def name(self) -> str:
@@ -345,12 +346,39 @@ class Backbone(torch.nn.Module):
     def save(self, path: str | Path) -> Path:
         """Save to directory ``path``: safetensors weights, ``zoo.json`` (family, spec, preprocessing,
         checksum) and assets, written atomically. ``zoo.load(path)`` restores an identical backbone."""
+        if self.adapter is not None:  # the adapter alone, with its base's name and weights digest
+            from zoo.adapters import save_adapter
+
+            return save_adapter(self, path)
         from zoo.saving import save_backbone
 
         return save_backbone(self, path)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # -- adapters (LoRA through peft) ---------------------------------------------------
+    def adapter_targets(self, tower: str | None = None) -> list[str]:
+        """Paths (in this backbone) of the modules LoRA adapts by default, inside ``tower`` ("image" or
+        "text") or anywhere (None). The default: every ``nn.Linear`` and ``nn.MultiheadAttention``; a
+        family narrows it to its blocks' attention and MLP projections."""
+        from zoo.adapters import adaptable_paths
+
+        within = {"image": self.image_tower, "text": self.text_tower}.get(tower or "")
+        return adaptable_paths(self, within)
+
+    def load_adapter(self, path: str | Path) -> Backbone:
+        """Put the adapter saved in folder ``path`` (a LoRA run's ``model/backbone``) onto this backbone,
+        which must be the base it was trained on (same name and weights; refused naming both otherwise)."""
+        from zoo.adapters import attach
+
+        return attach(self, path)
+
+    def merge_adapter(self) -> Backbone:
+        """Fold the adapter into the weights and drop it: a plain backbone, as ``zoo export`` writes it."""
+        from zoo.adapters import merge
+
+        return merge(self) if self.adapter is not None else self
 
     # -- what the engine drives (one implementation for every family) ---------------
     def pretrain(self, data: Any, **recipe: Any) -> dict:

@@ -45,6 +45,7 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if mode not in task_class.modes:
         hint = nearest_key_hint(mode, task_class.modes, f"its modes: {', '.join(task_class.modes)}")
         raise RecipeError(f"mode: task {spec.name!r} has no mode {mode!r}; {hint}")
+    check_adapter_mode(recipe, mode, task_class, modality)
     if mode == "pretrained-head" and backbone is None:
         check_pretrained_head(recipe)
     check_task_options(spec.name, task_class, recipe.task_options)
@@ -85,6 +86,26 @@ def check_protocol(name: str | None, task: str, mode: str | None) -> Any:
             "drop the mode or the protocol"
         )
     return protocol
+
+
+def check_adapter_mode(recipe: Recipe, mode: str, task_class: Any, modality: str | None) -> None:
+    """``adapter`` / ``towers`` train parts of the backbone: a mode that trains it, and ``towers`` only
+    for a multimodal backbone."""
+    if not (recipe.adapter or recipe.towers):
+        return
+    key = "adapter" if recipe.adapter else "towers"
+    if mode == "linear-probe":
+        raise RecipeError(
+            f"{key}: a linear probe trains its head alone on cached features; mode finetune with an adapter "
+            "trains the adapter and the head (LoRA + head)"
+        )
+    if mode in task_class.untrained_modes:
+        raise RecipeError(f"{key}: mode {mode} trains nothing, so an adapter has nothing to learn; drop {key}")
+    if recipe.towers and modality not in (None, "multimodal"):
+        raise RecipeError(
+            f"towers: model {recipe.model} is a {modality} backbone; towers are a multimodal backbone's "
+            "(use adapter: alone)"
+        )
 
 
 def check_pretrained_head(recipe: Recipe) -> None:

@@ -26,9 +26,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the plugin set and its registry (the core's own plugin, builtins, registers data sets and tasks)
     ("plugins", ("zoo.registry", "zoo.plugins", "zoo.builtins")),
     # data sets, readers, caches, the one image input path, and recipes
-    ("data", ("zoo.data", "zoo.data.*", "zoo.recipes", "zoo.recipe_paths", "zoo.recipe_overrides")),
-    # what turns a backbone and data into losses and metrics; saved backbones; encoder measurements
-    ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure", "zoo.cards")),
+    (
+        "data",
+        ("zoo.data", "zoo.data.*", "zoo.recipes", "zoo.recipe_paths", "zoo.recipe_overrides", "zoo.adapter_options"),
+    ),
+    # what turns a backbone and data into losses and metrics; saved backbones and their LoRA adapters;
+    # encoder measurements
+    ("tasks", ("zoo.tasks", "zoo.tasks.*", "zoo.saving", "zoo.measure", "zoo.cards", "zoo.adapters")),
     # the public functions: list, describe, load
     ("api", ("zoo.api",)),
     # a recipe checked against its data, task and backbone before any work (reads the latter through the api)

@@ -81,9 +81,15 @@ class JoinedCLIP(zoo.Backbone):
             raise AttributeError(name)
         return cast(zoo.Backbone, self._modules[name])
 
+    @property
+    def image_locked(self) -> bool:
+        """The image tower takes no gradient (LiT's lock, or ``towers: {image: frozen}``): it stays in
+        eval mode, so batch-norm statistics are kept, and its features can be computed once."""
+        return not any(p.requires_grad for p in self.image_tower.parameters())
+
     def train(self, mode: bool = True) -> JoinedCLIP:
         super().train(mode)
-        if self.lock_image:
+        if self.image_locked:
             self.image_tower.eval()
         return self
 
@@ -99,9 +105,14 @@ class JoinedCLIP(zoo.Backbone):
     def encode_tokens(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return F.normalize(self.text_proj(self.text_tower.encode_tokens(tokens)), dim=-1)
 
+    def adapter_targets(self, tower: str | None = None) -> list[str]:
+        """Each tower's own family's targets (its attention and MLP projections, its convolutions)."""
+        parts = ("image", "text") if tower is None else (tower,) if tower in ("image", "text") else ()
+        return [f"{part}_tower.{path}" for part in parts for path in self._tower(f"{part}_tower").adapter_targets()]
+
     def frozen_image_encoder(self) -> zoo.FrozenImageEncoder | None:
         """With a locked image tower (LiT): the tower and the projection after it."""
-        return zoo.FrozenImageEncoder(self.image_tower, self._embed_image) if self.lock_image else None
+        return zoo.FrozenImageEncoder(self.image_tower, self._embed_image) if self.image_locked else None
 
     def blocks(self, tower: str | None = None) -> list[nn.Module]:
         chosen = ("image", "text") if tower is None else (tower,) if tower in ("image", "text") else ()

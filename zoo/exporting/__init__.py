@@ -153,6 +153,10 @@ def export(
     fmt = get_format(to)
     loaded = load_source(source)
     backbone, head = loaded.backbone, loaded.head if with_head else None
+    if getattr(backbone, "adapter", None) is not None:  # a LoRA run: its adapter folded into the weights written
+        import copy
+
+        backbone = copy.deepcopy(backbone).merge_adapter()
     write = _callable(fmt, "write")
     output = Path(output)
     with staged_directory(output) as staging:
