@@ -41,7 +41,7 @@ def _key(default: Any, help: str, **rules: Any) -> Any:
 
 
 # recipe keys added after runs were recorded: left out of `Recipe.hash` while unset
-ADDED_LATER = ("protocol", "adapter", "towers", "unfreeze", "freeze_norm_stats")
+ADDED_LATER = ("protocol", "strategy", "gradient_checkpointing", "adapter", "towers", "unfreeze", "freeze_norm_stats")
 
 
 @dataclass
@@ -105,6 +105,10 @@ class Recipe:
     precision: str = _key("auto", "number format; auto: bf16 on CUDA, else fp32", choices=("auto", "fp32", "bf16"))
     device: str = _key("auto", "auto (a GPU if there is one) | cpu | cuda | cuda:N | mps")
     compile: bool = _key(False, "torch.compile the model")
+    strategy: str | None = _key(
+        None, "under torchrun: ddp (a replica per process) | fsdp (sharded, FSDP2); null: ddp", choices=("ddp", "fsdp")
+    )
+    gradient_checkpointing: bool | None = _key(None, "recompute activations in backward (less memory); null: off")
     channels_last: bool | None = _key(None, "channels-last memory format; null: on for image models")
     seed: int = _key(0, "seeds initialisation, data order, subsets and held-out splits", at_least=0)
     group_by_length: bool = _key(False, "text: each shuffled run of 50 batches sorted by length (less padding)")

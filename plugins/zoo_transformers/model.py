@@ -149,10 +149,14 @@ class TextBackbone(zoo.Backbone):
     def set_gradient_checkpointing(self, enabled: bool = True) -> bool:
         if not getattr(self.model, "supports_gradient_checkpointing", False):
             return False
-        if enabled:  # non-reentrant: works with frozen inputs (embeddings) and with FSDP
+        # transformers 5 renamed it activation checkpointing; the old names warn
+        switch_on = getattr(self.model, "activation_checkpointing_enable", None)
+        if enabled and switch_on is not None:  # non-reentrant: works with frozen embeddings and with FSDP
+            switch_on(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif enabled:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         else:
-            self.model.gradient_checkpointing_disable()
+            getattr(self.model, "activation_checkpointing_disable", self.model.gradient_checkpointing_disable)()
         return True
 
     # -- masked-language modelling ----------------------------------------------------

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from zoo.engine.batch_size import micro_batch
-from zoo.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
-from zoo.engine.distributed import Context
+from zoo.engine.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint, set_rng_state, weights
+from zoo.engine.distributed import Context, all_finite, shard_model
 from zoo.engine.evaluation import TrainingError, evaluate
 from zoo.engine.report import Logger
 from zoo.engine.unfreeze import unfreeze
+from zoo.errors import RecipeError
 from zoo.files import remove_stale_temporaries
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
@@ -151,6 +152,10 @@ def train(
     micro_per_epoch = micro_batches(len(train_set), micro)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)  # a step ends each epoch
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * steps_per_epoch))
+    if recipe.gradient_checkpointing and not task.backbone.set_gradient_checkpointing(True):
+        raise RecipeError(f"gradient_checkpointing: backbone {task.backbone.name} has none; drop the key")
+    # strategy: fsdp under torchrun: the model's shards (bf16 compute on GPUs); else None
+    sharded = shard_model(model, task.backbone, recipe, ctx, autocast_for(recipe.precision, device)[1] == "bf16")
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
     average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
@@ -171,8 +176,7 @@ def train(
         if ctx.is_main:
             remove_stale_temporaries(checkpoint_path)
         try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
+            restore(saved, checkpoint_path.parent, model, optimizer)  # a state dict each, or a folder of shards
             scheduler.load_state_dict(saved["scheduler"])
             if average is not None:
                 average.load_state_dict(saved["ema"])
@@ -185,7 +189,7 @@ def train(
         set_rng_state(saved["rng"])
     train_model: nn.Module = model
     ddp = None  # the DistributedDataParallel wrapper, when distributed
-    if ctx.distributed:
+    if ctx.distributed and sharded is None:
         from torch.nn.parallel import DistributedDataParallel
 
         # find_unused_parameters: encoders carry parts a task never calls (BERT's pooler under mean pooling)
@@ -210,17 +214,18 @@ def train(
         return f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint yet"
 
     def checkpoint() -> None:
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
+        if not all_finite(model, ctx):
             raise TrainingError(
                 f"weights became non-finite at step {state['step']} (epoch {state['epoch']}); "
                 f"{last_good()}. Lower lr or check the data"
             )
+        # under FSDP every process writes its shards into a folder first (named in last.pt)
+        kept = weights(checkpoint_path.parent, state["step"], _unwrap(model), optimizer, ctx.broadcast)
         if ctx.is_main:
             save_checkpoint(
                 checkpoint_path,
                 {
-                    "model": _unwrap(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    **kept,
                     "scheduler": scheduler.state_dict(),
                     "scaler": None,
                     "progress": dict(state),
@@ -249,11 +254,12 @@ def train(
         metrics = {k: v for k, v in metrics.items() if not isinstance(v, str)}
         if state["best"] is None or better(value, state["best"]):
             state["best"], state["bad_evals"], state["best_step"] = value, 0, state["step"]
+            full = sharded.full_weights() if sharded is not None else None  # every process gives its part
             if ctx.is_main:
                 save_checkpoint(
                     best_path,
                     {
-                        "model": _unwrap(eval_model).state_dict(),
+                        "model": full if full is not None else _unwrap(eval_model).state_dict(),
                         "recipe_hash": recipe.hash(),
                         "backbone": task.backbone.name,
                     },
@@ -280,6 +286,8 @@ def train(
             data_seconds += time.perf_counter() - fetch_start
             last_micro = (micro_index + 1) % accum == 0 or micro_index + 1 == micro_per_epoch
             sync = nullcontext() if (last_micro or ddp is None) else ddp.no_sync()
+            if sharded is not None:
+                sharded.sync_gradients(last_micro)
             with sync, autocast:
                 loss, _ = task.step(train_model, batch)
                 # the mean over the global batch: each rank's shard is weighted by its share
@@ -347,11 +355,11 @@ def train(
     if recipe.keep_best and best_path.exists():  # finish with the best weights seen on the eval split
         ctx.barrier()
         best = load_checkpoint(best_path, recipe.hash(), task.backbone.name, needs=("model",))
-        _unwrap(model).load_state_dict(best["model"])
+        (sharded.load_full_weights if sharded is not None else _unwrap(model).load_state_dict)(best["model"])
     elif average is not None:
         _unwrap(model).load_state_dict(average.module.state_dict())
     return {
-        "model": _unwrap(model),
+        "model": sharded.kept() if sharded is not None else _unwrap(model),  # under FSDP: the full weights
         "train_model": train_model,
         "autocast": autocast,
         "summary": {
@@ -368,6 +376,7 @@ def train(
             "early_stopped": stop,
             "precision": precision,
             "ema_decay": recipe.ema_decay,
+            **({"sharding": sharded.describe(ctx)} if sharded is not None else {}),
             "batch": batching,  # micro-batch and accumulation (and with batch_size auto, how they were found)
             **({"unfreeze": partial} if partial is not None else {}),
         },
