@@ -69,6 +69,8 @@ def test_unfreeze_errors_name_the_count_and_the_tower(tmp_path):
         text_run(tmp_path, backbone, unfreeze=1, mode="linear-probe", name="c")
     with pytest.raises(RecipeError, match="freeze_norm_stats keeps the frozen blocks' norm statistics"):
         text_run(tmp_path, backbone, freeze_norm_stats=True, name="d")
+    with pytest.raises(RecipeError, match="unfreeze: adapter already says what of the backbone trains"):
+        text_run(tmp_path, backbone, unfreeze=1, adapter={"r": 4}, name="e")
     base = {"model": "m", "task": "t", "data": "d"}
     for bad in ({"audio": 1}, {"image": -1}, {"text": "two"}):
         with pytest.raises(RecipeError, match=r"unfreeze is N or \{image: N, text: M\}"):

@@ -51,6 +51,9 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     check_task_options(spec.name, task_class, recipe.task_options)
     if recipe.unfreeze is not None and (protocol or mode in ("linear-probe", *task_class.untrained_modes)):
         raise RecipeError(f"unfreeze: mode {mode} trains no backbone block; partial fine-tuning is mode finetune's")
+    if recipe.unfreeze is not None and (recipe.adapter or recipe.towers):
+        key = "adapter" if recipe.adapter else "towers"
+        raise RecipeError(f"unfreeze: {key} already says what of the backbone trains; use one of the two")
     dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
     data_kind = getattr(task_class, "data_kind", "")
     if data_kind and dataset.kind != data_kind:
