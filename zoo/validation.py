@@ -115,7 +115,8 @@ PROVENANCE_SCHEMA = {
     },
 }
 # a run's training summary: settings and counts
-_TRAIN = {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}}
+# the training summary: numbers and words, and the records of what was decided (batch search, unfreezing)
+_TRAIN = {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null", "object"]}}
 # a bootstrap interval of a metric, with its method (or, where there is none, a note saying why)
 _INTERVAL = {
     "type": ["object", "null"],
