@@ -184,3 +184,37 @@ def test_gradient_checkpointing_on_a_backbone_without_it_is_refused(tmp_path):
             gradient_checkpointing=True,
             output_dir=str(tmp_path),
         )
+
+
+@needs_torchrun
+@pytest.mark.skipif(
+    not (REPO.parent / "shared" / "data" / "image_text").is_dir() and "ZOO_DATA" not in os.environ,
+    reason="needs ../shared/data",
+)
+def test_contrastive_retrieval_under_fsdp_scores_as_under_ddp(tmp_path):
+    # its whole-split evaluation calls the backbone's encoders, not the model: the root unit is gathered
+    options = [
+        "model=text/bert-tiny",
+        "data_options.train_images=32",
+        "data_options.test_images=16",
+        "max_steps=3",
+        "batch_size=16",
+        "lr=1e-3",
+        f"output_dir={tmp_path}",
+    ]
+    recipe = REPO / "recipes" / "flickr8k-minilm-text2text.yaml"
+    metrics = {}
+    for strategy, port in (("ddp", 29545), ("fsdp", 29546)):
+        done = subprocess.run(
+            torchrun(recipe, [*options, f"strategy={strategy}", f"name={strategy}"], port),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=ENV,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        metrics[strategy] = json.loads((tmp_path / strategy / "results.json").read_text())["metrics"]["test"]
+    for name, value in metrics["ddp"].items():
+        if isinstance(value, float):
+            assert metrics["fsdp"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name

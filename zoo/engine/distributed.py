@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +106,23 @@ def all_finite(model: nn.Module, ctx: Context) -> bool:
     """Whether every weight is finite; for a sharded model, every process's part (all must call it)."""
     finite = all(bool(torch.isfinite(local_tensor(p)).all()) for p in model.parameters())
     return ctx.sum(float(not finite))[0] == 0 if is_sharded(model) else finite
+
+
+@contextmanager
+def whole_root(model: nn.Module) -> Iterator[None]:
+    """For a sharded model, the root unit's parameters gathered whole for the block, so that a task can
+    call the backbone's methods directly (as whole-split evaluations do) rather than the model's
+    forward, whose hooks would gather them; the blocks' units still gather themselves. Every process
+    must run the same calls inside it."""
+    root = getattr(model, "_orig_mod", model)
+    if not is_sharded(model):
+        yield
+        return
+    root.unshard()  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        root.reshard()  # type: ignore[operator]
 
 
 def is_sharded(model: nn.Module) -> bool:

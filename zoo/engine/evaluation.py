@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.engine.distributed import Context, is_sharded
+from zoo.engine.distributed import Context, is_sharded, whole_root
 from zoo.errors import ZooError
 from zoo.recipes import Recipe
 from zoo.tasks.base import Task
@@ -37,12 +37,13 @@ def evaluate(
     metrics from them, or None where the task returns only metrics. Processes score shards
     ``rank::world_size`` without padding, so each example counts once; ``counted[split]`` gets how
     many were scored (checked to be the split's size)."""
-    scored = task.score_split(model, split, ctx.device)
+    with whole_root(model):  # whole-split evaluations call the backbone's methods, not the model
+        scored = task.score_split(model, split, ctx.device)
+        whole = task.evaluate_split(model, split, ctx.device) if scored is None else None
     if scored is not None:
         if items is not None:
             items[split] = (scored[1], item_metrics)
         return scored[0]
-    whole = task.evaluate_split(model, split, ctx.device)
     if whole is not None:
         if items is not None:
             items[split] = None
