@@ -218,3 +218,40 @@ def test_contrastive_retrieval_under_fsdp_scores_as_under_ddp(tmp_path):
     for name, value in metrics["ddp"].items():
         if isinstance(value, float):
             assert metrics["fsdp"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+def test_a_sharded_checkpoint_whose_metadata_names_code_is_refused(tmp_path):
+    import pickle
+
+    from zoo.engine.checkpoint import CheckpointError, _reader
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    folder = tmp_path / "last-3.dcp"
+    folder.mkdir()
+    (folder / ".metadata").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match=r"names posix.system, which a checkpoint never holds"):
+        _reader(folder).read_metadata()
+
+
+def test_sharded_checkpoint_round_trip_and_a_model_it_does_not_fit(tmp_path):
+    import torch
+
+    from zoo.engine.checkpoint import CheckpointError, load_sharded, save_sharded
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    name = save_sharded(tmp_path, 1, model, optimizer, lambda value: value)  # one process: no process group
+    again = torch.nn.Linear(4, 3)
+    again_optimizer = torch.optim.AdamW(again.parameters(), lr=0.1)
+    load_sharded(tmp_path / name, again, again_optimizer)
+    assert torch.equal(again.weight, model.weight)
+    assert torch.equal(again_optimizer.state[again.weight]["exp_avg"], optimizer.state[model.weight]["exp_avg"])
+    wider = torch.nn.Linear(5, 3)
+    with pytest.raises(CheckpointError, match="does not fit this run"):
+        load_sharded(tmp_path / name, wider, torch.optim.AdamW(wider.parameters(), lr=0.1))

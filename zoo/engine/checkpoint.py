@@ -220,7 +220,13 @@ def load_sharded(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Op
         for name, value in state["optimizer"]["state"].items()
         if any(f"optimizer.state.{name}.{key}" in saved for key in value)
     }
-    dcp.load(state, storage_reader=reader)
+    try:
+        dcp.load(state, storage_reader=reader)
+    except dcp.api.CheckpointException as exc:  # a BaseException: every process's failure, collected
+        first = next((failure[0] for failure in exc.failures.values()), exc)
+        raise CheckpointError(
+            f"sharded checkpoint {folder} does not fit this run ({type(first).__name__}: {str(first).splitlines()[0]})"
+        ) from None
     # strict=False admits the parameters without optimizer state; dcp.load has required every model key
     set_state_dict(
         model,
