@@ -145,6 +145,9 @@ def train(
         raise TrainingError(f"the train examples of the {task.name} task have no length; training needs it")
     if len(train_set) == 0:
         raise TrainingError(f"the train split of {task.data.name} is empty")
+    # before batch_size auto measures what a micro-batch takes
+    if recipe.gradient_checkpointing and not task.backbone.set_gradient_checkpointing(True):
+        raise RecipeError(f"gradient_checkpointing: backbone {task.backbone.name} has none; drop the key")
     autocast, precision = autocast_for(recipe.precision, device)
     # examples per micro-batch, across processes: batch_size / grad_accum, or what fits (batch_size: auto)
     micro, batching = micro_batch(task, model, recipe, ctx, autocast, run_dir, train_set, resume)
@@ -152,8 +155,6 @@ def train(
     micro_per_epoch = micro_batches(len(train_set), micro)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)  # a step ends each epoch
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * steps_per_epoch))
-    if recipe.gradient_checkpointing and not task.backbone.set_gradient_checkpointing(True):
-        raise RecipeError(f"gradient_checkpointing: backbone {task.backbone.name} has none; drop the key")
     # strategy: fsdp under torchrun: the model's shards (bf16 compute on GPUs); else None
     sharded = shard_model(model, task.backbone, recipe, ctx, autocast_for(recipe.precision, device)[1] == "bf16")
     optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
