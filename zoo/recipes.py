@@ -296,11 +296,11 @@ def check_recipe_values(recipe: Recipe, where: str) -> None:
             f"{where}: name {recipe.name!r} must be a plain name (no '/', not '..'): it names the "
             "run's folder inside output_dir"
         )
+    check_adapter_keys(recipe.adapter, recipe.towers, where)
     if recipe.test_split is not None and recipe.test_split == "train":
         raise RecipeError(
             f"{where}: test_split is the train split: a held-out split (test) measures what training did not see"
         )
-    check_adapter_keys(recipe.adapter, recipe.towers, where)
 
 
 def validate(values: Mapping[str, Any], where: str) -> Recipe:
