@@ -61,17 +61,16 @@ def train_losses(run_dir: Path) -> list[tuple[int, float]]:
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+def launched(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a torchrun command to its end (one thread a process) and require that it succeeded."""
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 @needs_torchrun
 def test_fsdp_shards_in_half_and_resumes_after_kill_exactly(tmp_path):
-    done = subprocess.run(
-        torchrun(FINETUNE, [*OPTIONS, f"output_dir={tmp_path / 'a'}"], 29541),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ENV,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    launched(torchrun(FINETUNE, [*OPTIONS, f"output_dir={tmp_path / 'a'}"], 29541))
     straight = json.loads((tmp_path / "a" / "r" / "results.json").read_text())
     sharding = straight["train"]["sharding"]
     total, local = sharding["parameters"], sharding["local_parameters"]
@@ -99,15 +98,7 @@ def test_fsdp_shards_in_half_and_resumes_after_kill_exactly(tmp_path):
     assert not (tmp_path / "b" / "r" / "results.json").exists()
     shards = [p.name for p in (tmp_path / "b" / "r" / "checkpoints").glob("last-*.dcp")]
     assert shards, "the sharded checkpoint is a folder of shards beside last.pt"
-    resumed = subprocess.run(
-        [*torchrun(FINETUNE, [*OPTIONS, f"output_dir={tmp_path / 'b'}"], 29543), "--resume"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ENV,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    launched([*torchrun(FINETUNE, [*OPTIONS, f"output_dir={tmp_path / 'b'}"], 29543), "--resume"])
     again = json.loads((tmp_path / "b" / "r" / "results.json").read_text())
     assert again["metrics"] == straight["metrics"]
     assert train_losses(tmp_path / "b" / "r") == train_losses(tmp_path / "a" / "r")
@@ -131,15 +122,7 @@ def test_ddp_evaluation_scores_each_example_once(tmp_path):
     ]
     probe = REPO / "recipes" / "sst2-minilm-probe.yaml"
     single = run(load_recipe(probe, [*options, f"output_dir={tmp_path / 'one'}"]))
-    done = subprocess.run(
-        torchrun(probe, [*options, f"output_dir={tmp_path / 'two'}"], 29544),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ENV,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    launched(torchrun(probe, [*options, f"output_dir={tmp_path / 'two'}"], 29544))
     two = json.loads((tmp_path / "two" / "p" / "results.json").read_text())
     assert two["provenance"]["world_size"] == 2
     assert two["evaluated"]["validation"] == single["evaluated"]["validation"] == 63
@@ -205,15 +188,7 @@ def test_contrastive_retrieval_under_fsdp_scores_as_under_ddp(tmp_path):
     recipe = REPO / "recipes" / "flickr8k-minilm-text2text.yaml"
     metrics = {}
     for strategy, port in (("ddp", 29545), ("fsdp", 29546)):
-        done = subprocess.run(
-            torchrun(recipe, [*options, f"strategy={strategy}", f"name={strategy}"], port),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=ENV,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        launched(torchrun(recipe, [*options, f"strategy={strategy}", f"name={strategy}"], port))
         metrics[strategy] = json.loads((tmp_path / strategy / "results.json").read_text())["metrics"]["test"]
     for name, value in metrics["ddp"].items():
         if isinstance(value, float):
