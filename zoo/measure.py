@@ -29,14 +29,20 @@ def timed(fn: Callable[[], Any], device: torch.device, seconds: float) -> float:
     return runs / (time.perf_counter() - started)
 
 
-def example_inputs(model: Any, batch: int, seq_len: int = 128) -> dict[str, tuple[str, Any]]:
+def example_inputs(
+    model: Any, batch: int, seq_len: int = 128, channels_last: bool = False
+) -> dict[str, tuple[str, Any]]:
     """For each encoder of ``model``: (shape note, a ready batch). Text at ``seq_len`` tokens (or the
-    model's own limit, if lower: a CLIP text tower's context), images at the model's own input size."""
+    model's own limit, if lower: a CLIP text tower's context), images at the model's own input size
+    (in channels-last memory format when asked)."""
     device = model.device
     out: dict[str, tuple[str, Any]] = {}
     if model.image_preprocessing is not None:
         size = model.image_preprocessing.size
-        out["image"] = (f"{size[0]}px", torch.randn(batch, 3, *size, device=device))
+        pixels = torch.randn(batch, 3, *size, device=device)
+        if channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        out["image"] = (f"{size[0]}px", pixels)
     if model.text_preprocessing is not None:
         # a text longer than seq_len tokens, cut by the tokenizer at max_length and here at seq_len
         text = " ".join(["the quick brown fox jumps over the lazy dog"] * (seq_len // 8 + 1))
@@ -56,9 +62,15 @@ def _mha_fastpath(enabled: bool):
 
 
 def measure_encoders(
-    model: Any, batch: int = 32, seq_len: int = 128, seconds: float = 2.0, autocast: Any = None
+    model: Any,
+    batch: int = 32,
+    seq_len: int = 128,
+    seconds: float = 2.0,
+    autocast: Any = None,
+    channels_last: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per encoder: input, shape, GFLOPs per sample (torch.utils.flop_counter), samples/s."""
+    """One row per encoder: input, shape, GFLOPs per sample (torch.utils.flop_counter), samples/s.
+    ``channels_last`` feeds images in that memory format (convert the model's weights to it too)."""
     from contextlib import nullcontext
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -66,7 +78,7 @@ def measure_encoders(
     device = model.device
     rows = []
     model.eval()
-    for kind, (shape, inputs) in example_inputs(model, batch, seq_len).items():
+    for kind, (shape, inputs) in example_inputs(model, batch, seq_len, channels_last).items():
         call = (
             (lambda x=inputs: model.encode_pixels(x)) if kind == "image" else (lambda x=inputs: model.encode_tokens(x))
         )
