@@ -70,7 +70,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(
         f"device: {device.type} ({name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"{args.precision}{', channels-last' if args.channels_last else ''}, batch {args.batch}; measured {args.precision} matmul peak {peak:,.0f} GFLOP/s"
+        f"{args.precision}{', channels-last' if args.channels_last else ''}, batch {args.batch}; "
+        f"measured {args.precision} matmul peak {peak:,.0f} GFLOP/s"
     )
     rows = []
     header = (
