@@ -32,7 +32,8 @@ from zoo.preprocessing import ImagePreprocessing, TextPreprocessing
 from zoo.specs import BackboneSpec, DatasetSpec, ExportFormat, PathClaim, PathFormat, TaskSpec, Weights
 
 if TYPE_CHECKING:  # what the lazily served names are, for type checkers
-    from zoo.backbone import Backbone, FrozenImageEncoder, PretrainedClasses
+    from zoo.backbone import Backbone
+    from zoo.backbone_types import FrozenImageEncoder, PretrainedClasses
     from zoo.comparisons import compare
     from zoo.data import load_dataset
     from zoo.hub import offline_unless_reachable, reachable
@@ -44,8 +45,8 @@ __version__ = "0.1.0"
 # names served on first use: (module, attribute); they import torch or a layer above the API
 _LAZY = {
     "Backbone": ("zoo.backbone", "Backbone"),
-    "FrozenImageEncoder": ("zoo.backbone", "FrozenImageEncoder"),
-    "PretrainedClasses": ("zoo.backbone", "PretrainedClasses"),
+    "FrozenImageEncoder": ("zoo.backbone_types", "FrozenImageEncoder"),
+    "PretrainedClasses": ("zoo.backbone_types", "PretrainedClasses"),
     "load_state_dict": ("zoo.saving", "load_state_dict"),
     "check_loaded_weights": ("zoo.saving", "check_loaded_weights"),
     "read_state_dict": ("zoo.saving", "read_state_dict"),

@@ -16,59 +16,18 @@ and what rebuilds and saves it. The core owns the rest once, here:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo.backbone_types import FrozenImageEncoder, PretrainedClasses, evaluating
 from zoo.errors import PreprocessingWarning, ZooError
 from zoo.preprocessing import ImagePreprocessing, TextPreprocessing, legacy_preprocessing, preprocessing_from_json
 from zoo.specs import BackboneSpec, Weights
 
 ENCODE_BATCH = 64  # encode_image / encode_text embed long lists this many at a time
-
-
-@dataclass(frozen=True)
-class FrozenImageEncoder:
-    """A CLIP-style backbone's locked image tower, seen as two steps, so a task can compute the tower's
-    features once (they never change) and train only what comes after: ``embed(tower.encode_pixels(x))``
-    equals the backbone's ``encode_pixels(x)``."""
-
-    tower: Backbone
-    embed: Callable[[torch.Tensor], torch.Tensor]  # tower features -> the backbone's image embedding
-
-
-@dataclass(frozen=True)
-class PretrainedClasses:
-    """The classes of a backbone's pretrained classifier, in the order of ``classify_pixels``'s logits."""
-
-    label_set: str  # what the classes are, e.g. "ImageNet-1k"
-    ids: tuple[str, ...]  # unique identities, e.g. WordNet ids ("n01440764")
-    names: tuple[str, ...]  # human names, synonyms comma-separated ("tench, Tinca tinca")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ids", tuple(self.ids))
-        object.__setattr__(self, "names", tuple(self.names))
-        if not self.ids or len(self.ids) != len(self.names):
-            raise ZooError(f"pretrained classes need one name per id; got {len(self.ids)} ids, {len(self.names)} names")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@contextmanager
-def evaluating(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd for the block; the caller's mode comes back after."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        module.train(was_training)
 
 
 class Backbone(torch.nn.Module):

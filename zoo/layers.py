@@ -40,7 +40,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the one training loop; it loads a recipe's model through the api
     ("engine", ("zoo.engine", "zoo.engine.*")),
     # the Backbone contract: its pretrain / finetune / evaluate hand work to the engine below
-    ("backbone", ("zoo.backbone",)),
+    ("backbone", ("zoo.backbone", "zoo.backbone_types")),
     # applications of all of the above
     (
         "applications",
