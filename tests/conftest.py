@@ -16,6 +16,16 @@ from zoo.plugins import reset as reset_plugins
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("ZOO_DATA", REPO.parent / "shared" / "data"))
+# --set options that make recipes/flickr8k-minilm-text2text.yaml the smallest contrastive job the
+# torchrun tests launch: bert-tiny, 32 training and 16 test images' captions, three steps
+TINY_CONTRASTIVE = [
+    "model=text/bert-tiny",
+    "data_options.train_images=32",
+    "data_options.test_images=16",
+    "max_steps=3",
+    "batch_size=16",
+    "lr=1e-3",
+]
 # one cache per test session (tokens, decoded images, features), shared with `zoo` subprocesses
 os.environ.setdefault("ZOO_CACHE", tempfile.mkdtemp(prefix="zoo-test-cache-"))
 os.environ.setdefault("ZOO_DATA", str(DATA_ROOT))

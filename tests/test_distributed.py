@@ -15,7 +15,7 @@ import torch
 from zoo.engine import run
 from zoo.recipes import load_recipe
 
-from conftest import REPO
+from conftest import REPO, TINY_CONTRASTIVE
 
 OPTIONS = [
     "train_limit=128",
@@ -87,12 +87,7 @@ def test_two_processes_match_one_and_only_rank_zero_writes(tmp_path):
 def test_contrastive_retrieval_runs_under_torchrun(tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     options = [
-        "model=text/bert-tiny",
-        "data_options.train_images=32",
-        "data_options.test_images=16",
-        "max_steps=3",
-        "batch_size=16",
-        "lr=1e-3",
+        *TINY_CONTRASTIVE,
         "log_every=1",
         f"output_dir={tmp_path}",
         "name=lit",

@@ -18,7 +18,7 @@ from zoo.engine import evaluate_run, run
 from zoo.errors import RecipeError
 from zoo.recipes import load_recipe
 
-from conftest import REPO
+from conftest import REPO, TINY_CONTRASTIVE
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 needs_torchrun = pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="")
@@ -177,12 +177,7 @@ def test_gradient_checkpointing_on_a_backbone_without_it_is_refused(tmp_path):
 def test_contrastive_retrieval_under_fsdp_scores_as_under_ddp(tmp_path):
     # its whole-split evaluation calls the backbone's encoders, not the model: the root unit is gathered
     options = [
-        "model=text/bert-tiny",
-        "data_options.train_images=32",
-        "data_options.test_images=16",
-        "max_steps=3",
-        "batch_size=16",
-        "lr=1e-3",
+        *TINY_CONTRASTIVE,
         f"output_dir={tmp_path}",
     ]
     recipe = REPO / "recipes" / "flickr8k-minilm-text2text.yaml"

@@ -22,22 +22,20 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: st
     return {k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])}
 
 
+def tiny_run(tmp_path: Path, backbone, **values):
+    """A few training steps of ``backbone`` on 32 examples, as ``run`` does for a validated recipe."""
+    values = {"train_limit": 32, "eval_limit": 16, "lr": 1e-2, "output_dir": str(tmp_path), **values}
+    return run(validate(values, "test"), backbone=backbone)
+
+
 def text_run(tmp_path: Path, backbone, **extra):
-    values = {
+    text = {
         "model": "text/bert-tiny",
         "task": "text-classification",
         "data": "sst2",
-        "train_limit": 32,
-        "eval_limit": 16,
-        "batch_size": 8,
-        "max_steps": 3,
-        "lr": 1e-2,
-        "warmup": 0.0,
-        "output_dir": str(tmp_path),
         "model_options": {"max_length": 16},
-        **extra,
     }
-    return run(validate(values, "test"), backbone=backbone)
+    return tiny_run(tmp_path, backbone, **text, batch_size=8, max_steps=3, warmup=0.0, **extra)
 
 
 def test_only_the_last_blocks_and_the_head_train(tmp_path):
@@ -80,19 +78,8 @@ def test_unfreeze_errors_name_the_count_and_the_tower(tmp_path):
 
 
 def image_run(tmp_path: Path, backbone, **extra):
-    values = {
-        "model": "vision/cnn-tiny",
-        "task": "image-classification",
-        "data": "digits",
-        "train_limit": 32,
-        "eval_limit": 16,
-        "batch_size": 16,
-        "max_steps": 2,
-        "lr": 1e-2,
-        "output_dir": str(tmp_path),
-        **extra,
-    }
-    return run(validate(values, "test"), backbone=backbone)
+    image = {"model": "vision/cnn-tiny", "task": "image-classification", "data": "digits"}
+    return tiny_run(tmp_path, backbone, **image, batch_size=16, max_steps=2, **extra)
 
 
 @pytest.mark.parametrize("freeze", [True, False])
