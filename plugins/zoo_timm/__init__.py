@@ -53,7 +53,7 @@ def register_backbones(register):
             zoo.BackboneSpec(
                 name=f"vision/efficientnet-{variant}",
                 modality="image",
-                factory="zoo_timm.model:build",
+                factory="zoo_timm.loading:build",
                 embed_dim=1280,
                 params=params,
                 license="apache-2.0",
@@ -92,7 +92,7 @@ def register_backbones(register):
             zoo.BackboneSpec(
                 name=f"vision/tv-{arch.replace('_', '-')}",
                 modality="image",
-                factory="zoo_timm.model:build",
+                factory="zoo_timm.loading:build",
                 embed_dim=dim,
                 params=params,
                 license="bsd-3-clause",
@@ -116,7 +116,7 @@ def register_backbones(register):
             zoo.BackboneSpec(
                 name=f"vision/{name}",
                 modality="image",
-                factory="zoo_timm.model:build",
+                factory="zoo_timm.loading:build",
                 embed_dim=dim,
                 params=4_922_488,
                 license="apache-2.0",
@@ -129,7 +129,7 @@ def register_backbones(register):
         zoo.BackboneSpec(
             name="vision/timm",
             modality="image",
-            factory="zoo_timm.model:build",
+            factory="zoo_timm.loading:build",
             license="per model: see its hub card",
             description="any timm model by name, weights from timm's hub (online): vision/timm:resnet50.a1_in1k",
             weights=(zoo.Weights(tag="hub", source="timm-hub"),),

@@ -3,7 +3,8 @@
 Registers the offline MiniLM-L6 sentence encoder, small BERT and GPT-2 configurations
 meant for masked- or causal-language-model pretraining from scratch, any hub model by id
 (online), and the local Hugging Face model folder as a path format. The model code lives
-in ``zoo_transformers.model`` and is imported only when a backbone is loaded.
+in ``zoo_transformers.model`` (the backbone) and ``zoo_transformers.loading`` (its factory), imported
+only when a backbone is loaded.
 """
 
 import zoo
@@ -33,7 +34,7 @@ def register_backbones(register):
             name="text/minilm-l6",
             aliases=("all-minilm-l6-v2",),
             modality="text",
-            factory="zoo_transformers.model:build",
+            factory="zoo_transformers.loading:build",
             embed_dim=384,
             params=22_713_216,
             license="apache-2.0",
@@ -66,7 +67,7 @@ def register_backbones(register):
             zoo.BackboneSpec(
                 name=f"text/{name}",
                 modality="text",
-                factory="zoo_transformers.model:build",
+                factory="zoo_transformers.loading:build",
                 embed_dim=width,
                 params=params,
                 license="apache-2.0" if bert else "mit",
@@ -100,7 +101,7 @@ def register_backbones(register):
             name="text/hf-hub",
             aliases=("hf-hub",),
             modality="text",
-            factory="zoo_transformers.model:build",
+            factory="zoo_transformers.loading:build",
             license="per model: see its hub card",
             description="any Hugging Face hub encoder (online): text/hf-hub:sentence-transformers/all-MiniLM-L12-v2",
             weights=(zoo.Weights(tag="hub", source="hf-hub"),),

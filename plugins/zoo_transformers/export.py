@@ -82,7 +82,7 @@ POOLING_WORDS = {
 def write_hf(backbone: Any, head: Any, directory: str | Path) -> list[str]:
     """Write ``backbone`` (a transformers text backbone) and ``head`` (a `zoo.ClassifierHead` or None)
     into ``directory`` as a Hugging Face folder; return the README's lines on how to load it."""
-    from zoo_transformers.model import quietly
+    from zoo_transformers.loading import quietly
 
     return quietly(_write_hf)(backbone, head, directory)  # no "Writing model shards" bars
 

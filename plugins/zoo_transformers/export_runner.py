@@ -51,7 +51,7 @@ def hf_runner(directory: str | Path) -> Callable[[str, Any], dict[str, torch.Ten
 
 
 def _quietly(load: Any) -> Any:
-    from zoo_transformers.model import quietly
+    from zoo_transformers.loading import quietly
 
     return quietly(load)
 

@@ -28,7 +28,7 @@ def train_tokenizer(texts: Iterable[str], size: int, directory: str | os.PathLik
     from transformers import AutoTokenizer
 
     from zoo import staged_directory
-    from zoo_transformers.model import minilm_dir
+    from zoo_transformers.loading import minilm_dir
 
     base = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
     length = len(texts) if isinstance(texts, Sequence) else None
