@@ -16,7 +16,7 @@ from zoo.engine import evaluate_run, run
 from zoo.recipes import RecipeError, load_recipe
 from zoo.runs import load_run
 
-from conftest import DATA_ROOT, REPO
+from conftest import DATA_ROOT, REPO, run_zoo
 
 SST2 = DATA_ROOT / "text" / "sst2"
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"
@@ -72,6 +72,17 @@ def test_lora_trains_a_small_adapter_that_reloads_onto_its_base_and_predicts_ide
     first, second = load_run(run_dir), load_run(run_dir)
     texts = ["a good film", "an awful , dreadful plot", "quite warm"]
     assert torch.equal(first.probabilities(texts), second.probabilities(texts))
+
+
+@pytest.mark.skipif(not SST2.is_dir(), reason="needs ../shared/data")
+def test_zoo_info_names_the_adapter_and_its_base(lora_run):
+    saved = Path(lora_run["run_dir"]) / "model" / "backbone"
+    config = json.loads((saved / ADAPTER_CONFIG).read_text())
+    adapter = json.loads(run_zoo("info", str(saved), "--json", check=True).stdout)["adapter"]
+    assert adapter["method"] == "lora" and adapter["r"] == 4 and adapter["layers"] == len(config["targets"])
+    assert adapter["base"] == "text/bert-tiny" and adapter["base_sha256"] == config["base"]["sha256"]
+    text = run_zoo("info", str(saved), check=True).stdout
+    assert f"adapter:        lora rank 4, alpha 16, on {len(config['targets'])} layers; base text/bert-tiny" in text
 
 
 @pytest.mark.skipif(not SST2.is_dir(), reason="needs ../shared/data")

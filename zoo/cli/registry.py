@@ -159,12 +159,29 @@ def _offline_text(weights: Weights) -> str:
     return "no: downloaded on first load (needs the network)"
 
 
+def _adapter(adapter: Any) -> dict[str, Any] | None:
+    """What ``zoo info`` says of the adapter a saved model carries (a `zoo.adapters.Adapter`), if any."""
+    if adapter is None:
+        return None
+    settings = adapter.settings
+    return {
+        "method": settings["method"],
+        "r": settings["r"],
+        "alpha": settings["alpha"],
+        "layers": len(adapter.targets),
+        "towers": adapter.towers,
+        "base": adapter.base["name"],
+        "base_sha256": adapter.base["sha256"],
+    }
+
+
 def _info_path(name: str, path: str, as_json: bool) -> None:
     """``zoo info PATH`` (``name``, the local ``path`` it names): load the local model, then say how it
     loaded and what it carries."""
     model = api.load(name)
     classes = model.pretrained_classes
     head = None if classes is None else _head(classes.label_set, len(classes))
+    adapter = _adapter(model.adapter)
     if as_json:
         return echo_json(
             {
@@ -176,6 +193,7 @@ def _info_path(name: str, path: str, as_json: bool) -> None:
                 "parameters": model.num_params(),
                 "preprocessing": model.preprocessing,
                 "head": head,
+                "adapter": adapter,
             }
         )
     facts = {
@@ -186,6 +204,12 @@ def _info_path(name: str, path: str, as_json: bool) -> None:
         "parameters": f"{model.num_params():,}",
         "head": _head_text(head),
     }
+    if adapter is not None:
+        towers = ", ".join(f"{t} {mode}" for t, mode in (adapter["towers"] or {}).items())
+        facts["adapter"] = (
+            f"{adapter['method']} rank {adapter['r']}, alpha {adapter['alpha']}, on {adapter['layers']} layers"
+            f"{f' ({towers})' if towers else ''}; base {adapter['base']} (weights {adapter['base_sha256'][:12]})"
+        )
     for key, value in facts.items():
         click.echo(f"{key + ':':15} {value}")
     for part, fields in model.preprocessing.items():
