@@ -211,6 +211,12 @@ class Backbone(torch.nn.Module):
         similarities by; None: the task uses a fixed temperature."""
         return None
 
+    def join_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters that join a multimodal backbone's towers (projections, the learned temperature),
+        or any parameters a family adds fresh on top of pretrained parts: they train at a recipe's
+        ``head_lr``, as a task's new head does, whatever they are called. Default: none."""
+        return []
+
     def frozen_image_encoder(self) -> FrozenImageEncoder | None:
         """With a locked image tower: the tower and what maps its features to embeddings; else None."""
         return None

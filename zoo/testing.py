@@ -337,6 +337,18 @@ class BackboneContract:
         # (stratified): a constant answer scores exactly 0.5 (the built-ins score 0.67 to 1.0)
         assert metrics["validation"]["accuracy"] > 0.5, f"a linear probe on {backbone.name} stays at chance"
 
+    def test_the_join_takes_head_lr_and_a_locked_tower_is_keyed_by_its_weights(self, backbone: Any) -> None:
+        if backbone.modality != "multimodal":
+            pytest.skip("only a multimodal backbone joins towers")
+        import copy
+
+        from zoo.adapters import adapt
+
+        locked = copy.deepcopy(backbone)
+        adapt(locked, {}, {"image": "frozen", "text": "full"})  # LiT's lock: towers: {image: frozen}
+        check_join_parameters(locked)
+        check_locked_tower_key(locked)
+
 
 def _train_losses(results: dict[str, Any]) -> list[float]:
     rows = [json.loads(line) for line in (Path(results["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
@@ -392,3 +404,61 @@ def check_one_image_path(backbone: Any, folder: Path, tolerance: float = 1e-5) -
         f"task's features by {difference:.3g}; encode images through encode_pixels "
         "on the tensors zoo makes, not with a transform of the family's own"
     )
+
+
+def check_join_parameters(backbone: Any) -> None:
+    """AssertionError where ``head_lr`` would miss part of a multimodal backbone's join: the learned
+    temperature and every parameter the locked image tower's ``embed`` (tower features -> embeddings,
+    the image projection) reads must be declared by `zoo.Backbone.join_parameters`."""
+    import torch
+
+    from zoo.tasks.features import image_preprocessing_of, tensors_read
+
+    declared = {id(param) for param in backbone.join_parameters()}
+    names = {id(param): name for name, param in backbone.named_parameters()}
+    scale = backbone.learned_logit_scale()
+    if scale is not None and id(scale) in names:
+        assert id(scale) in declared, f"{backbone.name}: join_parameters() lacks the learned temperature"
+    frozen = backbone.frozen_image_encoder()
+    if frozen is None:  # no cached tower features: the whole image path trains or runs as one
+        return
+    probe = torch.zeros(2, 3, *image_preprocessing_of(backbone).size, device=frozen.tower.device)
+    with torch.inference_mode():
+        features = frozen.tower.encode_pixels(probe)
+    read = tensors_read(lambda: frozen.embed(features))
+    missed = sorted(names[key] for key in read if key in names and key not in declared)
+    assert not missed, (
+        f"{backbone.name}: the locked tower's embed reads {', '.join(missed)}, which join_parameters() does "
+        "not declare: head_lr would train them at lr"
+    )
+
+
+def check_locked_tower_key(backbone: Any, scale: float = 0.05) -> None:
+    """AssertionError where two copies of ``backbone`` whose locked image towers give different features
+    share the key those features are cached under (`zoo.tasks.features.locked_tower_weights`)."""
+    import copy
+
+    import torch
+
+    from zoo.tasks.features import image_preprocessing_of, locked_tower_weights
+
+    if backbone.frozen_image_encoder() is None:
+        return
+    other = copy.deepcopy(backbone)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in [*other.parameters(), *other.buffers()]:
+            if tensor.is_floating_point():
+                tensor.add_(torch.randn(tensor.shape, generator=generator).to(tensor) * scale)
+    probe = torch.rand(2, 3, *image_preprocessing_of(backbone).size, generator=generator)
+    outputs = []
+    for model in (backbone, other):
+        frozen = model.frozen_image_encoder()
+        assert frozen is not None, f"{model.name}: a copy of a backbone with a locked tower has none"
+        model.eval()
+        with torch.inference_mode():
+            outputs.append(frozen.tower.encode_pixels(probe.to(frozen.tower.device)).float().cpu())
+    if not torch.allclose(outputs[0], outputs[1]):
+        assert locked_tower_weights(backbone) != locked_tower_weights(other), (
+            f"{backbone.name}: two locked image towers with different weights share one features key"
+        )

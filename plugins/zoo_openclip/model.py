@@ -126,6 +126,10 @@ class JoinedCLIP(zoo.Backbone):
     def learned_logit_scale(self) -> torch.Tensor:
         return self.logit_scale
 
+    def join_parameters(self) -> list[nn.Parameter]:
+        # fresh on top of two pretrained towers: what head_lr trains
+        return [*self.image_proj.parameters(), *self.text_proj.parameters(), self.logit_scale]
+
     def build_options(self) -> dict[str, Any]:
         towers = {}
         for part, tower in (("image", self.image_tower), ("text", self.text_tower)):
@@ -216,6 +220,15 @@ class OpenCLIP(zoo.Backbone):
 
     def learned_logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale
+
+    def join_parameters(self) -> list[nn.Parameter]:
+        # open_clip's join: each tower's projection into the shared space, and the temperature
+        visual_proj = getattr(self.model.visual, "proj", None)
+        return [
+            *([visual_proj] if isinstance(visual_proj, nn.Parameter) else []),
+            *([self.model.text_projection] if isinstance(self.model.text_projection, nn.Parameter) else []),
+            self.model.logit_scale,
+        ]
 
     def blocks(self, tower: str | None = None) -> list[nn.Module]:
         """The residual attention blocks of each tower (a ViT's resblocks, a ResNet's layers)."""

@@ -48,15 +48,22 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> Dataset:
-    """A registered data set by name, or a file or folder read by the generic readers."""
+def load_dataset(name: str, /, root: str | os.PathLike | None = None, **options: Any) -> Dataset:
+    """A registered data set by name, or a file or folder read by the generic readers; its
+    ``fingerprint`` is derived by the core from the reader, every option and the examples read."""
     if os.path.exists(name) or os.sep in name:
         from zoo.data.readers import read_path
 
         return read_path(Path(name), **options)
+    from zoo.data.identity import data_identity
+
     spec, reader = dataset_reader(name)
     check_options(reader, options, f"data set {spec.name!r}")
-    return reader(data_root(root) if spec.needs_data_root else None, **options)
+    source = data_root(root) if spec.needs_data_root else None
+    dataset = reader(source, **options)
+    # the core's fingerprint, whatever the reader set: reader, every option, the examples themselves
+    dataset.fingerprint = data_identity(dataset, reader, {"dataset": spec.name, "plugin": spec.plugin}, options)
+    return dataset
 
 
 def dataset_reader(name: str) -> tuple[Any, Any]:

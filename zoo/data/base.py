@@ -64,7 +64,9 @@ class Dataset:
     kind: str
     splits: dict[str, Split]
     label_names: list[str] = field(default_factory=list)
-    fingerprint: str = ""  # changes whenever the examples or the split change
+    # set by the core when the data set is read (`zoo.data.identity`): the reader, every option and the
+    # examples; it changes whenever anything read changes, and every cache key starts from it
+    fingerprint: str = ""
     # where each split came from, in words ("test.csv", "20% of train held out, stratified"), for the run's summary
     origins: dict[str, str] = field(default_factory=dict)
     own_files: bool = False  # read from a user's file or folder (not a named data set)
@@ -196,11 +198,11 @@ def classification(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.0,
     seed: int = 0,
-    source: Any = None,
     origins: dict[str, str] | None = None,
 ) -> Dataset:
     """A classification `Dataset` from raw (inputs, label strings) per split; holds out test and validation.
-    ``origins`` says where each given split came from (a file's name), for the run's summary."""
+    ``origins`` says where each given split came from (a file's name), for the run's summary. Its
+    fingerprint is left to the core (`zoo.data.identity`), which hashes what was read."""
     origins = {split: (origins or {}).get(split, "the data set's own") for split in splits}
     first = next(iter(splits.values()))[1]
     _, names = encode_labels(first if label_names is None else label_names, label_names)
@@ -221,12 +223,4 @@ def classification(
             encoded["train"], encoded[held_out] = whole.subset(kept), whole.subset(taken)
             rest = "the rest of " if held_out == "validation" and "test_fraction" in origins.get("test", "") else ""
             origins[held_out] = f"{fraction:.0%} of {rest}{origins['train']} held out ({held_out}_fraction, stratified)"
-    digest = fingerprint(
-        name,
-        source,
-        {s: [len(v), v.class_labels()[:50]] for s, v in encoded.items()},
-        seed,
-        validation_fraction,
-        test_fraction,
-    )
-    return Dataset(name, kind, encoded, names, digest, origins)
+    return Dataset(name, kind, encoded, names, origins=origins)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from zoo.data.base import DataError, Dataset, Split, classification, encode_labels, fingerprint, stratified_split
+from zoo.data.base import DataError, Dataset, Split, classification, encode_labels, stratified_split
 from zoo.data.readers import read_caption_file, read_captions, read_image_folder, read_lines, read_table
 
 
@@ -59,7 +59,6 @@ def sst2(
         ["negative", "positive"],
         validation_fraction,
         seed=seed,
-        source=folder / "train.tsv",
         origins={"train": "train.tsv", "test": "dev.tsv (GLUE's dev set)"},
     )
 
@@ -124,7 +123,6 @@ def ag_news(root: Path, validation_fraction: float = 0.1, test_fraction: float =
         validation_fraction,
         test_fraction,
         seed,
-        source=path,
     )
 
 
@@ -146,7 +144,6 @@ def _trec(root: Path, fine: bool, validation_fraction: float, seed: int) -> Data
         sorted(set(splits["train"][1])),
         validation_fraction=validation_fraction,
         seed=seed,
-        source=folder / "train_5500.label",
     )
     texts, labels = splits["test"]
     try:
@@ -186,7 +183,6 @@ def sms_spam(root: Path, validation_fraction: float = 0.1, test_fraction: float 
         validation_fraction,
         test_fraction,
         seed,
-        source=path,
     )
 
 
@@ -230,7 +226,6 @@ def digits(
         validation_fraction,
         test_fraction,
         seed,
-        source="sklearn-digits",
     )
 
 
@@ -263,6 +258,4 @@ def caption_pairs(path: Path, test_images: int, seed: int) -> Dataset:
             scores += [1.0, 0.0]
         splits[split] = Split(pairs, scores=scores)
     origins = {"train": "captions of the training images", "test": f"captions of {test_images} held-out images"}
-    return Dataset(
-        "flickr8k-pairs", "text-pairs", splits, [], fingerprint("flickr8k-pairs", path, test_images, seed), origins
-    )
+    return Dataset("flickr8k-pairs", "text-pairs", splits, [], origins=origins)

@@ -86,7 +86,6 @@ def read_image_folder(
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
-        source=[str(path), *(str(f) for f in (test_file, validation_file) if f), *(len(s[0]) for s in splits.values())],
         origins=origins,
     )
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.data.base import DataError, Dataset, Split, check_options, classification, fingerprint, stratified_split
+from zoo.data.base import DataError, Dataset, Split, check_options, classification, stratified_split
 from zoo.data.folders import IMAGE_SUFFIXES, read_image_folder, read_split_folder, split_layout
 
 
@@ -139,7 +139,6 @@ def read_text_file(
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
-        source=[path, *(Path(f) for f in given.values() if f is not None)] if test_file or validation_file else path,
         origins=origins,
     )
 
@@ -154,7 +153,7 @@ def read_plain_text(path: Path, validation_fraction: float = 0.0, seed: int = 0)
         if not held_out or not kept:
             raise DataError(f"{path}: {len(texts)} lines are too few to hold out a validation split")
         splits = {"train": texts.subset(kept), "validation": texts.subset(held_out)}
-    return Dataset(path.stem, "text", splits, [], fingerprint(path.stem, path, seed, validation_fraction))
+    return Dataset(path.stem, "text", splits, [])
 
 
 def read_captions(
@@ -213,7 +212,7 @@ def read_caption_file(
     if validation_images:
         splits["validation"] = whole.subset(sorted(order[cut:held]))
     name = name or path.stem
-    return Dataset(name, "image-text", splits, [], fingerprint(name, path, seed, cut, validation_images, end))
+    return Dataset(name, "image-text", splits, [])
 
 
 def read_pair_rows(
@@ -268,11 +267,7 @@ def read_pairs_file(
             whole = splits["train"]
             splits["train"], splits[held_out] = whole.subset(kept), whole.subset(taken)
             origins[held_out] = f"{fraction:.0%} of {origins['train']} held out ({held_out}_fraction)"
-    name = name or Path(path).stem
-    digest = fingerprint(
-        name, [Path(f) for f in read.values() if f is not None], seed, test_fraction, validation_fraction
-    )
-    return Dataset(name, "text-pairs", splits, [], digest, origins)
+    return Dataset(name or Path(path).stem, "text-pairs", splits, [], origins=origins)
 
 
 def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple[str, list[Any]]:
@@ -311,8 +306,9 @@ def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple
     return "text", [str(row[chosen]) for row in rows]
 
 
-def read_path(path: Path, **options: Any) -> Dataset:
-    """Read a user's file or folder with the reader its form calls for."""
+def path_reader(path: Path, options: dict[str, Any]) -> tuple[Callable[..., Dataset], Path, dict[str, Any]]:
+    """The generic reader a user's file or folder calls for, and the path and options it reads with (a
+    folder holding its own splits is read from its train split, the others named as options)."""
     reader: Callable[..., Dataset]
     layout = split_layout(path) if path.is_dir() else None
     if layout is not None:
@@ -340,6 +336,16 @@ def read_path(path: Path, **options: Any) -> Dataset:
     for key in ("test_file", "validation_file"):
         if options.get(key) is not None and not Path(options[key]).exists():
             raise DataError(f"data_options.{key}: {options[key]} not found")
+    return reader, path, options
+
+
+def read_path(path: Path, **options: Any) -> Dataset:
+    """Read a user's file or folder with the reader its form calls for; its fingerprint is the core's
+    (`zoo.data.identity`): the reader, every option and the examples read."""
+    from zoo.data.identity import data_identity
+
+    reader, path, options = path_reader(path, options)
     dataset = reader(path, **options)
     dataset.own_files = True
+    dataset.fingerprint = data_identity(dataset, reader, path.resolve(), options)
     return dataset

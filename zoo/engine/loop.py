@@ -69,20 +69,39 @@ def autocast_for(precision: str, device: torch.device) -> tuple[Any, str]:
     return nullcontext(), "fp32"
 
 
+def head_parameter_names(task: Task, model: nn.Module) -> set[str]:
+    """Names in ``model`` of what ``head_lr`` trains: the task's own new modules (``fresh_parameters``)
+    and the parameters the backbone declares as its join (`Backbone.join_parameters`), found by identity
+    so a family's names never matter. Taken before sharding, which keeps names but not identities."""
+    join = {id(param) for param in task.backbone.join_parameters()}
+    return {
+        name
+        for name, param in model.named_parameters()
+        if id(param) in join or any(name == part or name.startswith(part + ".") for part in task.fresh_parameters)
+    }
+
+
 def make_optimizer(
-    model: nn.Module, recipe: Recipe, device: torch.device, fresh: tuple[str, ...] = ("head",)
+    model: nn.Module, recipe: Recipe, device: torch.device, heads: set[str] | frozenset[str] = frozenset({"head"})
 ) -> torch.optim.Optimizer:
-    """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for the freshly initialised parts."""
+    """Fused AdamW; no weight decay on biases and norms; ``head_lr`` for the parameters named in ``heads``
+    (`head_parameter_names`); a ``head_lr`` that no trainable parameter takes is a RecipeError."""
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    took_head_lr = False
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = 0.0 if param.ndim < 2 else recipe.weight_decay
-        is_head = any(name == part or name.startswith(part + ".") for part in fresh)
-        lr = recipe.head_lr if (recipe.head_lr is not None and is_head) else recipe.lr
+        lr = recipe.head_lr if recipe.head_lr is not None and name in heads else recipe.lr
+        took_head_lr |= recipe.head_lr is not None and name in heads
         groups.setdefault((lr, decay), []).append(param)
     if not groups:
         raise TrainingError("the model has no trainable parameters")
+    if recipe.head_lr is not None and not took_head_lr:
+        raise RecipeError(
+            "head_lr: no trainable parameter of this run takes it (the task trains no new head and the "
+            "backbone declares no join parameters that train); drop head_lr or set lr"
+        )
     param_groups = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
     # the fused kernel is ~10x faster than the default per-tensor loop on CPU too (torch >= 2.4)
     return torch.optim.AdamW(param_groups, fused=device.type in ("cuda", "cpu"))
@@ -135,6 +154,7 @@ def train(
     device = ctx.device
     torch.manual_seed(recipe.seed)
     model = task.model().to(device)
+    heads = head_parameter_names(task, model)  # what head_lr trains, by identity, before any wrapper
     partial = unfreeze(task, model, recipe)  # unfreeze: N: the last N blocks and the head train, the rest frozen
     is_image = task.backbone.modality == "image"
     if recipe.channels_last or (recipe.channels_last is None and is_image):
@@ -157,7 +177,7 @@ def train(
     total_steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * steps_per_epoch))
     # strategy: fsdp under torchrun: the model's shards (bf16 compute on GPUs); else None
     sharded = shard_model(model, task.backbone, recipe, ctx, autocast_for(recipe.precision, device)[1] == "bf16")
-    optimizer = make_optimizer(model, recipe, device, task.fresh_parameters)
+    optimizer = make_optimizer(model, recipe, device, heads)
     average = moving_average(model, recipe.ema_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(recipe.warmup * total_steps), total_steps))
     if announce is not None:

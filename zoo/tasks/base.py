@@ -30,7 +30,9 @@ class Task:
     higher_is_better = True
     modes: tuple[str, ...] = ("finetune",)
     untrained_modes: tuple[str, ...] = ("zero-shot",)  # modes that only evaluate
-    fresh_parameters: tuple[str, ...] = ("head",)  # name prefixes of newly initialised parts (they get head_lr)
+    # the task's own newly initialised modules, by their names in `model` (they train at head_lr, with the
+    # parameters the backbone declares in `Backbone.join_parameters`)
+    fresh_parameters: tuple[str, ...] = ("head",)
     # the recipe's task_options this task reads, each with one line of help (`zoo tasks NAME` shows them);
     # None: not declared, so any key passes
     option_help: ClassVar[Mapping[str, str] | None] = None
@@ -53,6 +55,10 @@ class Task:
                 f"{backbone.name} is {article} {backbone.modality} backbone"
             )
         self.backbone, self.data, self.mode = backbone, dataset, mode
+        if not dataset.fingerprint:  # a Dataset built by hand, not read by zoo.load_dataset: key it by its examples
+            from zoo.data.identity import data_identity
+
+            dataset.fingerprint = data_identity(dataset, None, dataset.name, {})
         self.options: dict[str, Any]
         self.options = dict(options or {})
 

@@ -26,7 +26,13 @@ from zoo.data.cache import cached
 from zoo.data.images import AUGMENTATIONS, decode_all, tensor_transform
 from zoo.tasks.base import Task, save_trained_backbone
 from zoo.tasks.batches import Rows, stack_rows, tokenized
-from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
+from zoo.tasks.features import (
+    feature_key,
+    image_features,
+    image_preprocessing_of,
+    text_features,
+    weights_fingerprint,
+)
 from zoo.tasks.metrics import classification_metrics, majority_share
 from zoo.tasks.pretrained_head import MODE as PRETRAINED_HEAD
 from zoo.tasks.pretrained_head import describe_map, head_chance, head_mapping, head_metrics, head_predictions
@@ -111,16 +117,10 @@ class Classification(Task):
         inputs, labels = self._inputs(split)
         return self._encode_all(inputs, split), labels
 
-    def _feature_key(self, split: str, *extra: Any) -> str:
-        return fingerprint(
-            "features",
-            self.backbone.name,
-            weights_fingerprint(self.backbone),
-            self.backbone.preprocessing,
-            self.data.fingerprint,
-            split,
-            *extra,
-        )
+    def _feature_key(self, split: str, preprocessing: Mapping[str, Any], *variant: Any) -> str:
+        """The core's key of the frozen features of ``split`` (`zoo.tasks.features.feature_key`)."""
+        weights = weights_fingerprint(self.backbone)
+        return feature_key("features", self.backbone, self.data, split, preprocessing, weights, *variant)
 
     # -- preparation ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -240,7 +240,7 @@ class TextClassification(Classification):
         batch_size = int(self.options.get("feature_batch_size", 64))
         return cached(
             "features",
-            self._feature_key(split),
+            self._feature_key(split, self.backbone.preprocessing),
             lambda: text_features(
                 self.backbone.encode_tokens, inputs, self.backbone.device, batch_size, f"features ({split})"
             ),
@@ -359,7 +359,8 @@ class ImageClassification(Classification):
         return (features + mirrored) / 2, labels
 
     def _encode_all(self, inputs: list[torch.Tensor], split: str, flipped: bool = False) -> torch.Tensor:
-        key = self._feature_key(split, self.image_preprocessing.to_dict(), *(["flipped"] if flipped else []))
+        preprocessing = {**self.backbone.preprocessing, "image": self.image_preprocessing.to_dict()}
+        key = self._feature_key(split, preprocessing, *(["flipped"] if flipped else []))
         batch_size = int(self.options.get("feature_batch_size", 64))
         return cached(
             "features",

@@ -24,7 +24,13 @@ from zoo.errors import InputError, ZooError
 from zoo.tasks.base import Task, save_trained_backbone
 from zoo.tasks.batches import tokenized, trim
 from zoo.tasks.classification import unwrap
-from zoo.tasks.features import image_features, image_preprocessing_of, text_features, weights_fingerprint
+from zoo.tasks.features import (
+    feature_key,
+    image_features,
+    image_preprocessing_of,
+    locked_tower_weights,
+    text_features,
+)
 from zoo.tasks.objectives import gather_with_grad, info_nce
 from zoo.tasks.retrieval_metrics import DEFINITION, random_recall, relevant_ranks, summarize
 
@@ -80,7 +86,7 @@ class Retrieval(Task):
         "flip_features": "a locked image tower also encodes mirrored images: training draws either copy, "
         "evaluation averages both",
     }
-    fresh_parameters: tuple[str, ...] = ("backbone.image_proj", "backbone.text_proj", "backbone.logit_scale")
+    fresh_parameters: tuple[str, ...] = ()  # no head of its own: the backbone's join_parameters take head_lr
 
     def __init__(self, backbone, dataset, mode="zero-shot", options=None, spec=None):
         super().__init__(backbone, dataset, mode, options, spec)
@@ -98,6 +104,11 @@ class Retrieval(Task):
         self.text_only = direction == "text-text"
         self.primary_metric = "text->text R@1" if self.text_only else "text->image R@1"
         self.frozen = backbone.frozen_image_encoder()
+        if self.options.get("flip_features") and (self.frozen is None or self.text_only):
+            raise InputError(
+                f"task_options.flip_features: {backbone.name} has no locked image tower here, so there are no "
+                "cached image features to mirror; lock the image tower (towers: {image: frozen}) or drop the option"
+            )
         self.splits: dict[str, dict[str, Any]] = {}
 
     def _split(self, split: str) -> dict[str, Any]:
@@ -141,12 +152,13 @@ class Retrieval(Task):
         ``flipped``: of the mirrored images (``flip_features``: training draws either copy,
         evaluation takes the mean of the two)."""
         tower = self.frozen.tower
-        key = fingerprint(
+        key = feature_key(
             "tower",
-            weights_fingerprint(tower),
-            self.backbone.preprocessing,
-            self.data.fingerprint,
+            self.backbone,
+            self.data,
             split,
+            self.backbone.preprocessing,
+            locked_tower_weights(self.backbone),
             *(["flipped"] if flipped else []),
         )
         return cached(

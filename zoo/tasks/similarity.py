@@ -20,7 +20,7 @@ from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.tasks.base import Task
 from zoo.tasks.batches import tokenized
-from zoo.tasks.features import text_features, weights_fingerprint
+from zoo.tasks.features import feature_key, text_features, weights_fingerprint
 from zoo.tasks.mteb_methods import correlation_scores, pair_cosines
 
 
@@ -55,7 +55,9 @@ class SemanticSimilarity(Task):
     def _embed(self, texts: list[str], split: str, side: int) -> torch.Tensor:
         key = fingerprint(self.data.fingerprint, split, side, self.backbone.preprocessing)
         tokens = tokenized(self.backbone, texts, key)
-        features_key = fingerprint("pair-features", self.backbone.name, weights_fingerprint(self.backbone), key)
+        weights = weights_fingerprint(self.backbone)
+        preprocessing = self.backbone.preprocessing
+        features_key = feature_key("pair-features", self.backbone, self.data, split, preprocessing, weights, side)
         batch_size = int(self.options.get("feature_batch_size", 64))
         self.backbone.eval()
         return cached(

@@ -12,7 +12,7 @@ from zoo.data import DataError, fingerprint
 from zoo.data.cache import cached
 from zoo.data.images import decode_all
 from zoo.tasks.base import Task
-from zoo.tasks.features import image_features, image_preprocessing_of, weights_fingerprint
+from zoo.tasks.features import feature_key, image_features, image_preprocessing_of, weights_fingerprint
 from zoo.tasks.metrics import classification_metrics, majority_share
 
 if TYPE_CHECKING:
@@ -69,13 +69,9 @@ class ZeroShotClassification(Task):
         data = self.data.split(split)
         on_bad = self.options.get("on_bad_image", "skip")
         images, kept = decode_all(data.inputs, fingerprint(self.data.fingerprint, split), on_bad)
-        key = fingerprint(
-            "zero-shot images",
-            weights_fingerprint(self.backbone),
-            self.backbone.preprocessing,
-            self.data.fingerprint,
-            split,
-            on_bad,
+        weights = weights_fingerprint(self.backbone)
+        key = feature_key(
+            "zero-shot images", self.backbone, self.data, split, self.backbone.preprocessing, weights, on_bad
         )
         preprocessing = image_preprocessing_of(self.backbone)
         features = cached(
