@@ -95,7 +95,7 @@ def test_mteb_classification_equals_mteb_per_experiment(tmp_path, data):
     options: dict[str, Any] = {}
     if data == "sst2-files":
         files = sst2_files(tmp_path)
-        data, options = files["data"], {"test_file": files["test_file"], "validation_fraction": 0.0}
+        data, options = files["data"], {"test_file": files["test_file"]}  # the plain recipe: its own splits
     recipe = {
         "model": MODEL,
         "task": "text-classification",
@@ -114,6 +114,7 @@ def test_mteb_classification_equals_mteb_per_experiment(tmp_path, data):
     # the embeddings zoo scored (from its cache), handed to mteb's own evaluator
     task = prepare(validate({**recipe, "mode": "linear-probe"}, "test"))
     train_split, test_split = task.data.split("train"), task.data.split("test")
+    assert results["examples"]["train"] == len(train_split) and "validation" not in task.data.splits
     params = PROTOCOLS["mteb-classification"].params
     draws = mteb_undersamples(train_split.class_labels(), params["samples_per_label"], params["n_experiments"], 42)
     union = sorted(set().union(*draws))
@@ -194,6 +195,8 @@ def test_mteb_draws_reshuffle_the_previous_order():
         ({"protocol": "mteb-clasification"}, "did you mean 'mteb-classification'"),
         ({"protocol": "mteb-sts"}, "mteb-sts scores the semantic-similarity task; this recipe's task is"),
         ({"mode": "finetune"}, r"scores the frozen backbone \(linear-probe\), not a finetune run"),
+        ({"data_options": {"validation_fraction": 0.1}}, "data_options.validation_fraction: protocol mteb-classif"),
+        ({"train_limit": 100}, "train_limit: protocol mteb-classification uses whole splits"),
     ],
 )
 def test_a_protocol_mistake_is_one_line_before_any_work(tmp_path, change, message):

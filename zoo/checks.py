@@ -54,7 +54,7 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if recipe.unfreeze is not None and (recipe.adapter or recipe.towers):
         key = "adapter" if recipe.adapter else "towers"
         raise RecipeError(f"unfreeze: {key} already says what of the backbone trains; use one of the two")
-    dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)
+    dataset = load_dataset(recipe.data, recipe.data_root, **data_options_for(recipe, protocol))
     data_kind = getattr(task_class, "data_kind", "")
     if data_kind and dataset.kind != data_kind:
         raise DataError(f"data: task {spec.name!r} needs a {data_kind} data set; {dataset.name!r} is {dataset.kind}")
@@ -71,6 +71,37 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
 
         check_data(protocol, dataset, recipe.task_options, recipe.test_split or "test")
     return dataset
+
+
+# what would take examples out of a protocol's training pool (a validation split it never uses)
+HELD_OUT_OPTIONS = ("validation_fraction", "validation_file", "validation_images", "train_images")
+
+
+def data_options_for(recipe: Recipe, protocol: Any = None) -> dict[str, Any]:
+    """The options ``recipe``'s data is read with. A protocol owns its splits: one that draws training
+    examples draws them from the whole train split (no validation carved out of it: it selects nothing
+    on one), and a recipe key that would change what it draws is a RecipeError naming it."""
+    if protocol is None and recipe.protocol:
+        from zoo.tasks.protocols import get_protocol
+
+        protocol = get_protocol(recipe.protocol)
+    options = dict(recipe.data_options)
+    if protocol is None or not protocol.draws_training_examples:
+        return options
+    for key in HELD_OUT_OPTIONS:
+        if options.get(key) not in (None, 0, 0.0):
+            raise RecipeError(
+                f"data_options.{key}: protocol {protocol.name} draws from the whole train split and scores the "
+                f"test split; {key} would change what it draws: drop it"
+            )
+    for key in ("train_limit", "eval_limit"):
+        if getattr(recipe, key) is not None:
+            raise RecipeError(f"{key}: protocol {protocol.name} uses whole splits, as {protocol.source} does; drop it")
+    from zoo.data import dataset_options
+
+    if "validation_fraction" in dataset_options(recipe.data, options) and "validation_fraction" not in options:
+        options["validation_fraction"] = 0.0
+    return options
 
 
 def check_protocol(name: str | None, task: str, mode: str | None) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "check_labels",
     "check_options",
     "data_root",
+    "dataset_options",
     "dataset_reader",
     "fingerprint",
     "load_dataset",
@@ -64,6 +65,20 @@ def load_dataset(name: str, /, root: str | os.PathLike | None = None, **options:
     # the core's fingerprint, whatever the reader set: reader, every option, the examples themselves
     dataset.fingerprint = data_identity(dataset, reader, {"dataset": spec.name, "plugin": spec.plugin}, options)
     return dataset
+
+
+def dataset_options(name: str, options: dict[str, Any]) -> list[str]:
+    """The options the reader of ``name`` (a registered data set, or a user's file or folder read with
+    ``options``) takes."""
+    import inspect
+
+    if os.path.exists(name) or os.sep in name:
+        from zoo.data.readers import path_reader
+
+        reader = path_reader(Path(name), dict(options))[0]
+    else:
+        reader = dataset_reader(name)[1]
+    return list(inspect.signature(reader).parameters)[1:]
 
 
 def dataset_reader(name: str) -> tuple[Any, Any]:

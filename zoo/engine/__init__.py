@@ -90,12 +90,13 @@ def check_task_options(task: Any, options: dict[str, Any]) -> None:
 def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = None, dataset: Any = None) -> Any:
     """The task of ``recipe``: backbone loaded, data read (unless ``dataset`` is given) and limited, caches filled."""
     from zoo.api import load
+    from zoo.checks import data_options_for
     from zoo.data import load_dataset
     from zoo.tasks import get_task
 
     seed_everything(recipe.seed)  # before loading: a from-scratch backbone's initialisation is part of the run
-    if dataset is None:
-        dataset = load_dataset(recipe.data, recipe.data_root, **recipe.data_options)  # bad data fails before weights
+    if dataset is None:  # bad data fails before weights
+        dataset = load_dataset(recipe.data, recipe.data_root, **data_options_for(recipe))
     built = backbone is None
     if backbone is None:
         backbone = load(recipe.model, pretrained=recipe.pretrained, **recipe.model_options)

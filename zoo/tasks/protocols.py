@@ -23,6 +23,8 @@ from zoo.signatures import nearest_key_hint
 from zoo.tasks.clip_benchmark_methods import hit_rate_retrieval, prompt_ensemble
 from zoo.tasks.mteb_methods import Scored, cosine_correlation, few_shot_logistic, single_prompt
 
+TRAINING_METHODS = ("few-shot-logistic",)
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -38,6 +40,12 @@ class Protocol:
     params: Mapping[str, Any] = field(default_factory=dict)
     # the protocol's metrics named as the task names the same quantity, for its chance level
     same_as: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def draws_training_examples(self) -> bool:
+        """Whether it fits something on examples drawn from the train split (MTEB's few-shot logistic
+        regression); the other protocols score the test split alone."""
+        return self.method in TRAINING_METHODS
 
     def chance(self, task_chance: Mapping[str, float]) -> dict[str, float]:
         """The task's chance levels, with the protocol's own names for the same metrics added."""
