@@ -62,7 +62,7 @@ def check_banking77(folder: Path, out: Path) -> list[dict[str, Any]]:
             "model": "text/minilm-l6",
             "task": "text-classification",
             "data": str(folder / "train.jsonl"),
-            "data_options": {"test_file": str(folder / "test.jsonl"), "validation_fraction": 0.0},
+            "data_options": {"test_file": str(folder / "test.jsonl")},  # the plain recipe: the protocol owns the splits
             "protocol": "mteb-classification",
             "name": "banking77",
         },
