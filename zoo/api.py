@@ -98,7 +98,14 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
         return _load_path(*local, pretrained, kwargs)
     if not isinstance(name, str):  # local_path took every os.PathLike
         raise UnknownNameError(f"a backbone is named by a string or a path, not a {type(name).__name__}")
-    spec, tag = get_plugin_set().registry.resolve_backbone(name)
+    try:
+        spec, tag = get_plugin_set().registry.resolve_backbone(name)
+    except UnknownNameError:
+        if looks_like_a_path(name):
+            raise UnknownNameError(
+                f"model folder or file {os.path.abspath(os.path.expanduser(name))} not found"
+            ) from None
+        raise
     if spec.id_option and tag:  # an open-ended source: "text/hf-hub:org/model"
         kwargs = {spec.id_option: tag, **kwargs}
         tag = None
@@ -106,6 +113,14 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
     factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
     check_keywords(factory, kwargs, f"backbone {spec.name!r}", "model option", OptionError, skip=2)
     return factory(spec, weights, **{**spec.options, **kwargs}).eval()  # like from_pretrained: ready to encode
+
+
+def looks_like_a_path(name: str) -> bool:
+    """A name no registry entry can be: relative or absolute path syntax, or more folders than a
+    ``namespace/name`` has (``runs/sst2/model/backbone``)."""
+    if name.startswith((".", "/", "~")) or name.endswith((".pt", ".pth", ".safetensors", ".bin", ".onnx")):
+        return True
+    return ":" not in name and name.count("/") >= 2
 
 
 def local_path(name: Any) -> tuple[str, str | None] | None:

@@ -18,12 +18,17 @@ from zoo.recipes import Recipe, RecipeError, check_recipe_values
 from zoo.signatures import keyword_options, nearest_key_hint
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zoo.data import Dataset
 
 
-def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") -> Dataset:
+def check_recipe(
+    recipe: Recipe, backbone: Any = None, where: str = "recipe", read_data: Callable[..., Dataset] | None = None
+) -> Dataset:
     """Check ``recipe`` as a whole (``backbone``: the one the run will train, where already built) and
-    return its data set, read (the splits it uses exist)."""
+    return its data set, read (the splits it uses exist). ``read_data`` reads the data in place of
+    `zoo.data.load_dataset` (same arguments): `zoo compare` reads each data set once for all its cells."""
     from zoo.data import DataError, load_dataset
     from zoo.tasks import get_task
 
@@ -49,12 +54,14 @@ def check_recipe(recipe: Recipe, backbone: Any = None, where: str = "recipe") ->
     if mode == "pretrained-head" and backbone is None:
         check_pretrained_head(recipe)
     check_task_options(spec.name, task_class, recipe.task_options)
+    task_class.check_option_values(recipe.task_options)
+    check_model_option_values(recipe.model_options)
     if recipe.unfreeze is not None and (protocol or mode in ("linear-probe", *task_class.untrained_modes)):
         raise RecipeError(f"unfreeze: mode {mode} trains no backbone block; partial fine-tuning is mode finetune's")
     if recipe.unfreeze is not None and (recipe.adapter or recipe.towers):
         key = "adapter" if recipe.adapter else "towers"
         raise RecipeError(f"unfreeze: {key} already says what of the backbone trains; use one of the two")
-    dataset = load_dataset(recipe.data, recipe.data_root, **data_options_for(recipe, protocol))
+    dataset = (read_data or load_dataset)(recipe.data, recipe.data_root, **data_options_for(recipe, protocol))
     data_kind = getattr(task_class, "data_kind", "")
     if data_kind and dataset.kind != data_kind:
         raise DataError(f"data: task {spec.name!r} needs a {data_kind} data set; {dataset.name!r} is {dataset.kind}")
@@ -180,9 +187,15 @@ def backbone_modality(model: str) -> str | None:
     """The modality of ``model`` (a registered name or a local folder) without building it; None where
     it cannot be told cheaply (then building the backbone reports what is wrong). An unknown name is an
     UnknownNameError with the registry's did-you-mean."""
+    from zoo.api import looks_like_a_path
     from zoo.plugins import get_plugin_set
 
     registry = get_plugin_set().registry
+    if not os.path.exists(model) and looks_like_a_path(model):
+        try:
+            registry.resolve_backbone(model)
+        except ZooError:
+            raise RecipeError(f"model: folder or file {os.path.abspath(os.path.expanduser(model))} not found") from None
     if not (os.path.exists(model) or model.startswith(("./", "../", "/", "~"))):
         return registry.resolve_backbone(model)[0].modality
     try:
@@ -196,6 +209,15 @@ def backbone_modality(model: str) -> str | None:
         return registry.resolve_backbone(claim.backbone)[0].modality
     except (ZooError, KeyError, TypeError, OSError):
         return None
+
+
+def check_model_option_values(options: dict[str, Any]) -> None:
+    """Model options whose zero would silently mean the default (``max_length: 0``, ``image_size: 0``)
+    must be whole numbers >= 1; the factory checks the rest when the backbone is built."""
+    for key in ("max_length", "image_size"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RecipeError(f"model_options.{key} must be a whole number >= 1; got {value!r}")
 
 
 def check_task_options(task: str, task_class: Any, options: dict[str, Any]) -> None:

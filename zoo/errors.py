@@ -45,6 +45,12 @@ class OptionError(ZooError, TypeError):
     exit_code = 2
 
 
+class Interrupted(ZooError):
+    """Work stopped by Ctrl-C; the message says what was kept and how to continue."""
+
+    exit_code = 130  # as a shell reports a process ended by SIGINT
+
+
 class PluginError(ZooError):
     """A plugin failed to load or to register (raised only in strict mode)."""
 

@@ -61,3 +61,29 @@ def yaml_problem(exc: Exception) -> str:
 
 def fix_numbers(value: Any) -> Any:
     return float(value) if isinstance(value, str) and looks_numeric(value) and "e" in value.lower() else value
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as `yaml.safe_load` reads it, except that a key given twice in one mapping is an error
+    (PyYAML keeps the last silently): ``yaml.YAMLError`` naming the key and both lines."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        """safe_load's loader, refusing a mapping that repeats a key."""
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a merged mapping's keys may be overridden by the mapping's own
+            key = loader.construct_object(key_node, deep=True)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first[key] + 1})", key_node.start_mark
+                )
+            first[key] = key_node.start_mark.line
+        loader.flatten_mapping(node)
+        return loader.construct_mapping(node, deep=True)
+
+    UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeys)  # noqa: S506 - a SafeLoader subclass

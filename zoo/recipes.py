@@ -23,7 +23,14 @@ from typing import Any
 
 from zoo.adapter_options import check_adapter_keys
 from zoo.errors import RecipeError
-from zoo.recipe_overrides import fix_numbers, parse_overrides, parse_pair, set_nested, yaml_problem  # noqa: F401 - parse_overrides is public here
+from zoo.recipe_overrides import (  # noqa: F401 - parse_overrides is public here
+    fix_numbers,
+    load_yaml,
+    parse_overrides,
+    parse_pair,
+    set_nested,
+    yaml_problem,
+)
 from zoo.recipe_paths import absolute, resolve_paths
 from zoo.signatures import nearest_key_hint
 from zoo.validation import TRUST_OPTIONS
@@ -352,7 +359,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
     if not path.is_file():
         raise RecipeError(f"recipe {path} not found")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(values, dict):

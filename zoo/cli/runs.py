@@ -50,7 +50,16 @@ def run(recipe: str, overrides: tuple[str, ...], resume: bool, data_root: str | 
     checked = load_recipe(recipe, extra)  # a bad recipe is reported before torch is imported
     from zoo.engine import run as run_recipe
 
-    results = run_recipe(checked, resume=resume)
+    try:
+        results = run_recipe(checked, resume=resume)
+    except KeyboardInterrupt:
+        from zoo.errors import Interrupted
+
+        given = [*(f"--set {pair}" for pair in overrides), *([f"--data-root {data_root}"] if data_root else [])]
+        again = " ".join(["zoo run", recipe, *given, "--resume"])
+        raise Interrupted(
+            f"interrupted; {checked.output_dir}/{checked.name} keeps its last checkpoint: continue with: {again}"
+        ) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if as_json:

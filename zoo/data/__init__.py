@@ -13,7 +13,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.data.base import KINDS, DataError, Dataset, Split, check_labels, check_options, fingerprint, stratified_split
+from zoo.data.base import (
+    KINDS,
+    DataError,
+    Dataset,
+    Split,
+    check_labels,
+    check_option_values,
+    check_options,
+    fingerprint,
+    stratified_split,
+)
 from zoo.data.folders import DataWarning
 
 __all__ = [
@@ -52,7 +62,8 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
 def load_dataset(name: str, /, root: str | os.PathLike | None = None, **options: Any) -> Dataset:
     """A registered data set by name, or a file or folder read by the generic readers; its
     ``fingerprint`` is derived by the core from the reader, every option and the examples read."""
-    if os.path.exists(name) or os.sep in name:
+    check_option_values(options)
+    if os.path.exists(name) or os.sep in name or Path(name).suffix in DATA_SUFFIXES:
         from zoo.data.readers import read_path
 
         return read_path(Path(name), **options)
@@ -65,6 +76,9 @@ def load_dataset(name: str, /, root: str | os.PathLike | None = None, **options:
     # the core's fingerprint, whatever the reader set: reader, every option, the examples themselves
     dataset.fingerprint = data_identity(dataset, reader, {"dataset": spec.name, "plugin": spec.plugin}, options)
     return dataset
+
+
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt")  # a name ending so is a file, never a registered data set
 
 
 def dataset_options(name: str, options: dict[str, Any]) -> list[str]:

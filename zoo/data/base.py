@@ -177,6 +177,27 @@ def check_options(reader: Any, options: dict[str, Any], what: str) -> None:
     check_keywords(reader, options, what, "data option", DataError)
 
 
+# options whose zero would mean "nothing": none to test on, none to train on
+AT_LEAST_ONE = ("test_images", "train_images")
+
+
+def check_option_values(options: dict[str, Any]) -> None:
+    """The values of the data options every reader shares a meaning of, checked before any reading: a
+    ``*_fraction`` is a share (>= 0 and < 1), ``*_images`` a count, ``seed`` a non-negative integer."""
+    for key, value in options.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.endswith("_fraction") and not (number and 0 <= value < 1):
+            raise DataError(f"data_options.{key} must be a share of the examples, >= 0 and < 1; got {value!r}")
+        if key.endswith("_images") and value is not None:
+            least = 1 if key in AT_LEAST_ONE else 0
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+                raise DataError(f"data_options.{key} must be a whole number of images >= {least}; got {value!r}")
+        if key == "delimiter" and value is not None and not (isinstance(value, str) and len(value) == 1):
+            raise DataError(f"data_options.delimiter must be one character, such as ',' or ';' or a tab; got {value!r}")
+        if key == "seed" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise DataError(f"data_options.seed must be a whole number >= 0; got {value!r}")
+
+
 def encode_labels(values: Iterable[str], names: Sequence[str] | None = None) -> tuple[list[int], list[str]]:
     """Class ids for label strings; ``names`` fixes the order (else sorted, numerically when numeric)."""
     values = [str(v).strip() for v in values]

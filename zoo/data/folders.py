@@ -32,6 +32,12 @@ def class_folders(path: Path) -> list[str]:
         if folder.name.startswith("."):
             hidden.append(folder.name)
         elif not _images(folder):
+            nested = next((sub for sub in sorted(folder.iterdir()) if sub.is_dir() and _images(sub)), None)
+            if nested is not None:
+                raise DataError(
+                    f"{folder}: its images are one folder down, in {nested.name}/; a class folder holds its images "
+                    f"itself (move them up), or point data at {folder} if its folders are the classes"
+                )
             empty.append(folder.name)
         else:
             classes.append(folder.name)

@@ -21,7 +21,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.data.base import DataError, Dataset, Split, check_options, classification, stratified_split
+from zoo.data.base import (
+    DataError,
+    Dataset,
+    Split,
+    check_option_values,
+    check_options,
+    classification,
+    stratified_split,
+)
 from zoo.data.folders import IMAGE_SUFFIXES, read_image_folder, read_split_folder, split_layout
 
 
@@ -310,6 +318,7 @@ def path_reader(path: Path, options: dict[str, Any]) -> tuple[Callable[..., Data
     """The generic reader a user's file or folder calls for, and the path and options it reads with (a
     folder holding its own splits is read from its train split, the others named as options)."""
     reader: Callable[..., Dataset]
+    check_option_values(options)
     layout = split_layout(path) if path.is_dir() else None
     if layout is not None:
         path, options = read_split_folder(path, layout, **options)

@@ -160,7 +160,15 @@ def closing_line(results: dict[str, Any]) -> str:
             continue
         chance = results.get("chance", {}).get(split, {}).get(key)
         extra = f" (chance {_number(chance)})" if chance is not None else ""
+        if _at_or_below_chance(metrics[key], chance, results.get("higher_is_better", True)):
+            extra = f" (chance {_number(chance)}: AT OR BELOW CHANCE, the model tells nothing apart)"
         parts.append(f"{split} {key} {_number(metrics[key])}{extra}")
     steps = results.get("train", {}).get("steps")
     trained = f" after {_count(steps, 'step')}" if steps else ""
     return f"done{trained}: {'; '.join(parts) or 'no metrics'}; results in {results['run_dir']}"
+
+
+def _at_or_below_chance(value: Any, chance: Any, higher_is_better: bool) -> bool:
+    if not isinstance(value, (int, float)) or not isinstance(chance, (int, float)):
+        return False
+    return value <= chance if higher_is_better else value >= chance

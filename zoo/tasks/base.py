@@ -9,6 +9,7 @@ and how collected outputs become metrics.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +22,50 @@ from zoo.specs import TaskSpec
 if TYPE_CHECKING:
     from zoo.backbone import Backbone
     from zoo.data import Dataset
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """What a task option's value must be: a number of ``kind`` between ``low`` and ``high`` (``low``
+    included unless ``low_open``; ``high`` excluded unless ``high_closed``), or one of ``choices``."""
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_closed: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` does not fit, in words; None when it does."""
+        if self.choices:
+            return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
+        bounds = [
+            *([f"{'>' if self.low_open else '>='} {self.low:g}"] if self.low is not None else []),
+            *([f"{'<=' if self.high_closed else '<'} {self.high:g}"] if self.high is not None else []),
+        ]
+        wanted = f"must be {'a whole number' if self.kind is int else 'a number'} {' and '.join(bounds)}".rstrip()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.kind is int and value != int(value)):
+            return wanted
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value <= self.high if self.high_closed else value < self.high)
+        return None if low_ok and high_ok else wanted
+
+
+SHARE = OptionRule(float, 0, 1)  # a share or probability: 0 up to (not including) 1
+COUNT = OptionRule(int, 1)
+# what every task option of these names must be, whichever task reads it; checked with the recipe
+OPTION_RULES: dict[str, OptionRule] = {
+    "dropout": SHARE,
+    "label_smoothing": SHARE,
+    "mask_probability": OptionRule(float, 0, 1, low_open=True),
+    "feature_batch_size": COUNT,
+    "image_size": COUNT,
+    "crop_pct": OptionRule(float, 0, 1, low_open=True, high_closed=True),
+    "on_bad_image": OptionRule(choices=("skip", "fail")),
+    "flip_features": OptionRule(choices=(True, False)),
+    "nsp": OptionRule(choices=(True, False)),
+}
 
 
 class Task:
@@ -61,6 +106,16 @@ class Task:
             dataset.fingerprint = data_identity(dataset, None, dataset.name, {})
         self.options: dict[str, Any]
         self.options = dict(options or {})
+        type(self).check_option_values(self.options)
+
+    @classmethod
+    def check_option_values(cls, options: Mapping[str, Any]) -> None:
+        """An InputError for a task option whose value cannot be right (`OPTION_RULES`), before any work."""
+        for key, value in options.items():
+            rule = OPTION_RULES.get(key)
+            problem = rule.problem(value) if rule is not None else None
+            if problem:
+                raise InputError(f"task_options.{key} {problem}; got {value!r}")
 
     @classmethod
     def for_backbone(cls, backbone: Backbone) -> type[Task]:
