@@ -15,7 +15,6 @@ from zoo import FileError, read_json_file
 
 CONFIG = "open_clip_config.json"
 WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-PREPROCESSING = {"image_size": "size", "mean": "mean", "std": "std", "interpolation": "interpolation"}
 
 
 def claim_folder(path: Path) -> zoo.PathClaim | None:
@@ -44,8 +43,8 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
     weights = next((path / name for name in WEIGHTS if (path / name).is_file()), None)
     if weights is None:
         raise FileError(f"{path}: an open_clip folder without weights: expected {' or '.join(WEIGHTS)} beside {CONFIG}")
-    given = config.get("preprocess_cfg") or {}
-    preprocessing = {ours: given[theirs] for theirs, ours in PREPROCESSING.items() if theirs in given}
+    # open_clip's keys, whole: the factory maps every one (resize_mode, fill_color, ...) or refuses it
+    preprocessing = dict(config.get("preprocess_cfg") or {})
     options = {"arch_config": model_cfg, **({"preprocessing": preprocessing} if preprocessing else {})}
     return zoo.PathClaim(backbone="clip/open-clip", pretrained=str(weights), options=options)
 

@@ -36,14 +36,37 @@ def _model_cfg(backbone: Any) -> dict[str, Any]:
     return config
 
 
+RESIZE_MODES = {"center": "shortest", "border": "longest", "squash": "squash"}  # zoo's -> open_clip's
+
+
+def _inexpressible(pre: zoo.ImagePreprocessing) -> str | None:
+    """What of ``pre`` open_clip's eval transform cannot do, or None."""
+    if pre.crop_pct != 1.0:
+        return f"crops {pre.crop_pct:g} of each resized image ({pre.crop_mode})"
+    if pre.crop_border_pixels:
+        return f"trims {pre.crop_border_pixels} border pixels"
+    if pre.interpolation not in ("bicubic", "bilinear"):
+        return f"resizes with {pre.interpolation} interpolation"
+    if pre.crop_mode == "center" and pre.size[0] != pre.size[1] and pre.interpolation != "bicubic":
+        return "resizes to a non-square size bilinearly (open_clip resizes it bicubically)"
+    if pre.crop_mode == "border" and len(set(_fill(pre))) > 1:
+        return f"pads with colour {_fill(pre)} (open_clip pads with one value for every channel)"
+    return None
+
+
+def _fill(pre: zoo.ImagePreprocessing) -> list[int]:
+    return list(pre.fill) if pre.fill is not None else [round(255 * value) for value in pre.mean]
+
+
 def _preprocess_cfg(backbone: Any) -> dict[str, Any]:
-    """zoo's image preprocessing as open_clip's ``preprocess_cfg`` (its eval transform: resize the shorter
-    side and centre-crop, or squash)."""
+    """zoo's image preprocessing as open_clip's ``preprocess_cfg`` (its eval transform resizes and crops or
+    pads to the size: timm's crop_pct 1.0); what open_clip cannot express is refused with one line."""
     pre = backbone.image_preprocessing
-    if pre.crop_mode == "center" and pre.crop_pct != 1.0:
+    cannot = _inexpressible(pre)
+    if cannot:
         raise zoo.ZooError(
-            f"{backbone.name} centre-crops {pre.crop_pct:g} of each resized image, which open_clip's transform "
-            "cannot express (it crops to the size): export it with --to onnx or --to pt2"
+            f"{backbone.name} {cannot}, which open_clip's transform cannot express: export it with --to onnx "
+            "or --to pt2"
         )
     height, width = pre.size
     return {
@@ -51,7 +74,8 @@ def _preprocess_cfg(backbone: Any) -> dict[str, Any]:
         "mean": list(pre.mean),
         "std": list(pre.std),
         "interpolation": pre.interpolation,
-        "resize_mode": "shortest" if pre.crop_mode == "center" else "squash",
+        "resize_mode": RESIZE_MODES[pre.crop_mode],
+        **({"fill_color": _fill(pre)[0]} if pre.crop_mode == "border" else {}),
     }
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -259,10 +260,13 @@ def _fixed_size(visual: nn.Module) -> bool:
 
 
 def _openclip_preprocessing(model: Any, given: Mapping[str, Any] | None = None) -> zoo.ImagePreprocessing:
-    """open_clip's eval transform (resize the shorter side, centre-crop) as a `zoo.ImagePreprocessing`:
-    the model's own ``preprocess_cfg``, with what a folder's config gives (``given``) on top."""
+    """open_clip's eval transform as a `zoo.ImagePreprocessing`: the model's own ``preprocess_cfg`` with
+    what a folder's config gives (``given``, open_clip's keys) on top, every key mapped or refused; or
+    ``given`` in zoo's own form (with ``crop_mode``), as a saved folder's zoo.json records it."""
     import open_clip
 
+    if given and "crop_mode" in given:
+        return zoo.ImagePreprocessing.from_dict(given)
     config = {
         "size": getattr(model.visual, "image_size", 224),
         "mean": open_clip.OPENAI_DATASET_MEAN,
@@ -271,7 +275,7 @@ def _openclip_preprocessing(model: Any, given: Mapping[str, Any] | None = None) 
         **dict(getattr(model.visual, "preprocess_cfg", {}) or {}),
         **dict(given or {}),
     }
-    return zoo.ImagePreprocessing.coerce({**config, "fixed_size": _fixed_size(model.visual)})
+    return replace(zoo.ImagePreprocessing.from_open_clip_cfg(config), fixed_size=_fixed_size(model.visual))
 
 
 @contextlib.contextmanager
@@ -302,8 +306,9 @@ def build_openclip(
 ) -> OpenCLIP:
     """Factory of open_clip models: a named architecture (``arch``), a custom one (``arch_config``,
     open_clip's ``model_cfg``; with a local weights file when ``weights`` is a path), or ``model_id`` =
-    "ARCH/TAG" naming any open_clip architecture and pretrained tag. ``preprocessing`` (size, mean, std,
-    interpolation) overrides the image transform, as an open_clip folder's ``preprocess_cfg`` does."""
+    "ARCH/TAG" naming any open_clip architecture and pretrained tag. ``preprocessing`` (open_clip's
+    ``preprocess_cfg`` keys: size, mean, std, interpolation, resize_mode, fill_color, mode) overrides the
+    image transform, as an open_clip folder's ``preprocess_cfg`` does."""
     import open_clip
 
     if spec.id_option and not (model_id or arch or arch_config):

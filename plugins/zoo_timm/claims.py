@@ -41,7 +41,10 @@ def claim_folder(path: Path) -> zoo.PathClaim | None:
     options = {"model_id": config["architecture"], "num_classes": num_classes, "model_args": model_args}
     pretrained_cfg = config.get("pretrained_cfg") or {}
     if all(key in pretrained_cfg for key in PREPROCESSING):
-        options["preprocessing"] = {key: pretrained_cfg[key] for key in PREPROCESSING}
+        try:  # every key mapped (crop_mode included) or the folder refused: none dropped
+            options["preprocessing"] = zoo.ImagePreprocessing.from_timm_cfg(pretrained_cfg).to_dict()
+        except zoo.SpecError as exc:
+            raise FileError(f"{config_file}: {exc}") from None
     names = config.get("label_names") or pretrained_cfg.get("label_names")
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names) and len(names) == num_classes:
         options["class_names"] = names  # the classifier's labels come with it (zoo export --to timm writes them)

@@ -65,7 +65,20 @@ def _with_head(original: torch.nn.Module, head: Any, arch: str) -> torch.nn.Modu
 
 
 def data_config(preprocessing: zoo.ImagePreprocessing) -> dict[str, Any]:
-    """zoo's image preprocessing as timm's data config (``input_size`` = [3, H, W], mean, std, ...)."""
+    """zoo's image preprocessing as timm's data config (``input_size`` = [3, H, W], mean, std, ...); what
+    a timm folder cannot record (trimmed border pixels, a border padded in another colour than the
+    mean's) is refused with one line."""
+    if preprocessing.crop_border_pixels:
+        raise zoo.ZooError(
+            f"the preprocessing trims {preprocessing.crop_border_pixels} border pixels, which a timm folder's "
+            "pretrained_cfg cannot record: export it with --to onnx or --to pt2"
+        )
+    mean_colour = tuple(round(255 * value) for value in preprocessing.mean)
+    if preprocessing.fill is not None and preprocessing.fill != mean_colour:
+        raise zoo.ZooError(
+            f"the preprocessing pads with colour {list(preprocessing.fill)}; timm's border mode pads with the "
+            f"mean's {list(mean_colour)}: export it with --to onnx or --to pt2"
+        )
     return {
         "input_size": (3, *preprocessing.size),
         "mean": tuple(preprocessing.mean),

@@ -8,6 +8,7 @@ weights can never meet the wrong transform silently.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -16,25 +17,16 @@ import zoo
 from zoo import WeightsError, ZooError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TIMM_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
 
 
 def from_timm_config(config: Mapping[str, Any], fixed_size: bool = False) -> zoo.ImagePreprocessing:
-    """The `zoo.ImagePreprocessing` of a timm pretrained config (``input_size``, mean, std, ...)."""
-    missing = [k for k in TIMM_KEYS if k not in config]
-    if missing:
-        raise WeightsError(f"preprocessing config lacks {', '.join(missing)}; weights need their preprocessing")
-    crop_mode = str(config["crop_mode"]) if config.get("crop_mode") in ("center", "squash") else "center"
-    height, width = tuple(config["input_size"])[-2:]
-    return zoo.ImagePreprocessing(
-        size=(int(height), int(width)),
-        mean=config["mean"],
-        std=config["std"],
-        interpolation=config["interpolation"],
-        crop_pct=config["crop_pct"],
-        crop_mode=crop_mode,
-        fixed_size=fixed_size,
-    )
+    """The `zoo.ImagePreprocessing` of a timm pretrained or data config, every key mapped or refused
+    (`zoo.ImagePreprocessing.from_timm_cfg`); ``fixed_size`` where the model fixes its input size."""
+    try:
+        preprocessing = zoo.ImagePreprocessing.from_timm_cfg(config)
+    except zoo.SpecError as exc:
+        raise WeightsError(str(exc)) from None
+    return replace(preprocessing, fixed_size=True) if fixed_size else preprocessing
 
 
 def has_fixed_size(model: torch.nn.Module) -> bool:
