@@ -201,7 +201,8 @@ def test_a_plugin_written_against_api_1_still_lists_loads_and_passes_the_contrac
     )
     assert result.returncode == 0, result.stdout[-3000:]
     kit_tests = [name for name in dir(BackboneContract) if name.startswith("test_")]
-    assert f"{len(kit_tests) - 1} passed, 1 skipped" in result.stdout and "DeprecationWarning" in result.stdout
+    # skipped for an image backbone: the pretraining check (it has no objective) and the towers' join
+    assert f"{len(kit_tests) - 2} passed, 2 skipped" in result.stdout and "DeprecationWarning" in result.stdout
 
 
 def _as_format_1(folder, preprocessing, options):
