@@ -12,8 +12,11 @@ import pytest
 import torch
 
 import zoo
-from zoo.exporting import PARITY_FILE, ExportError, verify
+from zoo.exporting import MANIFEST, PARITY_FILE, ExportError, verify
+from zoo.exporting.folders import sealed
 from zoo.runs import Run
+
+from hub_cards import hub_card
 
 onnxruntime = pytest.importorskip("onnxruntime")
 PICTURE_SIZES = [(50, 70), (300, 120), (224, 224)]
@@ -83,6 +86,10 @@ def test_minilm_onnx_with_head_matches_encode_text(minilm):
     }
     assert (folder / info["tokenizer"] / "tokenizer_config.json").is_file()
     assert "onnxruntime.InferenceSession('text.onnx'" in (folder / "README.md").read_text()
+    # the card names the Hub model the weights are, and the graph's own task: it computes the logits
+    front = hub_card((folder / "README.md").read_text())
+    assert front["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and front["license"] == "apache-2.0"
+    assert (front["library_name"], front["pipeline_tag"]) == ("onnx", "text-classification")
     tokens = backbone.tokenize(NEW_TEXTS)  # a batch of 3, padded to another length
     embedding, logits = ort_outputs(folder, "text", tokens)
     expected = backbone.encode_text(NEW_TEXTS)
@@ -118,6 +125,12 @@ def test_clip_onnx_has_a_graph_per_tower(tmp_path_factory):
     assert np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)  # normalised, as encode_text returns it
 
 
+def reseal(folder):
+    """Record the folder's files as they are now in its manifest, and seal it again."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps(sealed(manifest, folder)))
+
+
 @pytest.mark.slow
 def test_a_changed_weight_fails_parity_in_one_line(minilm, tmp_path):
     import onnx
@@ -129,6 +142,9 @@ def test_a_changed_weight_fails_parity_in_one_line(minilm, tmp_path):
     largest = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
     largest.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(largest), largest.name))  # the word embeddings
     onnx.save(model, str(folder / "text.onnx"))
+    with pytest.raises(ExportError, match="text.onnx: changed since the export") as caught:
+        verify(folder)
+    reseal(folder)  # the hashes rewritten to match, as a forger would: parity still finds the change
     with pytest.raises(ExportError, match="fails parity: its text embedding") as caught:
         verify(folder)
     assert "\n" not in str(caught.value)
@@ -140,6 +156,7 @@ def test_a_truncated_graph_does_not_load_in_one_line(minilm, tmp_path):
     shutil.copytree(minilm[2], folder)
     data = (folder / "text.onnx").read_bytes()
     (folder / "text.onnx").write_bytes(data[: len(data) // 2])
+    reseal(folder)  # past the hash check, to the runtime's own
     with pytest.raises(ExportError, match="the onnx export does not load") as caught:
         verify(folder)
     assert "\n" not in str(caught.value)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import zoo
 from zoo.runs import Run
 
+from hub_cards import hub_card
 from tiny_models import hf_folder
 
 TEXTS = [
@@ -104,6 +105,15 @@ def test_a_finetuned_run_loads_in_transformers_and_sentence_transformers_and_pre
     assert (logits - run.head.logits(zoos)).abs().max() <= EXACT
     assert [labels[str(int(i))] for i in logits.argmax(-1)] == [p["label"] for p in run.predict(TEXTS)]
     assert route["sequence_classification"] is None and "No `AutoModelForSequenceClassification` form" in readme
+    # so the card does not advertise text-classification, whose pipeline would load a random classifier: it
+    # declares the embedding's pipeline, which loads as checked above
+    front = hub_card(readme)
+    expected = (
+        ("transformers", "feature-extraction") if arch == "bart" else ("sentence-transformers", "sentence-similarity")
+    )
+    assert (front["library_name"], front["pipeline_tag"]) == expected
+    assert f"`pipeline_tag` is `{expected[1]}`, not `text-classification`" in readme
+    assert front["model-index"][0]["results"][0]["dataset"]["name"] == "reviews"  # a name, not a path
 
 
 def test_a_head_that_maps_exactly_loads_with_its_labels_and_zoo_says_it_drops_them(root, tmp_path):
@@ -127,6 +137,17 @@ def test_a_head_that_maps_exactly_loads_with_its_labels_and_zoo_says_it_drops_th
         logits = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
     zoos = backbone.encode_text(TEXTS)
     assert (logits - head.logits(zoos)).abs().max() <= EXACT
+    # the card declares text-classification, and transformers' pipeline for it predicts what zoo predicts
+    front = hub_card((out / "README.md").read_text())
+    assert (front["library_name"], front["pipeline_tag"]) == ("transformers", "text-classification")
+    from transformers import pipeline
+
+    classify = pipeline(front["pipeline_tag"], model=str(out), device="cpu")
+    predicted = classify(TEXTS, top_k=None)
+    probabilities = torch.softmax(head.logits(zoos), dim=-1)
+    for row, expected in zip(predicted, probabilities, strict=True):
+        got = torch.tensor([next(p["score"] for p in row if p["label"] == name) for name in head.label_names])
+        assert (got - expected).abs().max() <= EXACT
     with pytest.warns(zoo.WeightsWarning) as caught:
         again = zoo.load(str(out))
     assert [str(w.message) for w in caught] == [

@@ -15,6 +15,7 @@ from zoo.exporting import verify
 from zoo.runs import Run
 
 from conftest import DATA_ROOT
+from hub_cards import hub_card
 from tiny_models import open_clip_folder
 
 CIFAR = DATA_ROOT / "images" / "cifar10"
@@ -92,6 +93,8 @@ def test_a_fine_tuned_timm_run_loads_in_timm_with_the_run_s_features_and_predict
     assert labels == [p["label"] for p in run.predict(pictures)]
     readme = (out / "README.md").read_text()
     assert 'timm.create_model("local-dir:' in readme and "10 class logits" in readme
+    front = hub_card(readme)  # timm's image-classification pipeline: model(x), the run's logits, as checked above
+    assert (front["library_name"], front["pipeline_tag"]) == ("timm", "image-classification")
     assert verify(out)["image/7/logits"] <= 1e-4  # the folder checks out again later
     # and zoo loads the folder back with its classifier and the run's class names
     again = zoo.load(str(out))
@@ -112,6 +115,8 @@ def test_without_its_head_the_backbone_keeps_its_own_classifier_here_none(cifar_
     with torch.no_grad():
         assert torch.equal(model(pixels), model.forward_head(model.forward_features(pixels), pre_logits=True))
     assert "no classifier" in (out / "README.md").read_text()
+    front = hub_card((out / "README.md").read_text())
+    assert (front["library_name"], front["pipeline_tag"]) == ("timm", "image-feature-extraction")
 
 
 def test_an_open_clip_model_exports_to_a_folder_open_clip_loads_with_zoo_s_embeddings(tmp_path):
@@ -135,6 +140,8 @@ def test_an_open_clip_model_exports_to_a_folder_open_clip_loads_with_zoo_s_embed
         if pictures:
             image = model.encode_image(torch.stack([preprocess(p) for p in pictures]), normalize=True)
             assert (image - backbone.encode_image(pictures)).abs().max() <= 1e-4
+    front = hub_card((out / "README.md").read_text())
+    assert (front["library_name"], front["pipeline_tag"]) == ("open_clip", "zero-shot-image-classification")
     reloaded = zoo.load(str(out))  # zoo reads its own export back
     assert torch.equal(reloaded.encode_text(texts), backbone.encode_text(texts))
 

@@ -16,6 +16,7 @@ from zoo.errors import ZooError
 from zoo.recipes import validate
 
 from conftest import run_zoo
+from hub_cards import hub_card
 
 
 def _reviews(path: Path, count: int, start: int = 0) -> Path:
@@ -95,14 +96,16 @@ def test_zoo_predict_writes_a_row_per_input_and_evaluate_data_agrees_with_it(tex
 
 def test_a_run_s_model_folder_has_a_model_card_with_its_results(text_run):
     card = (text_run / "model" / "README.md").read_text()
-    front = yaml.safe_load(card.split("---")[1])
+    front = hub_card(card)
     results = json.loads((text_run / "results.json").read_text())
-    assert front["library_name"] == "zoo" and front["base_model"] == "text/bert-tiny"
+    # zoo's own folder (no library the Hub knows); text/bert-tiny is trained from scratch: no Hub base model
+    assert "library_name" not in front and "base_model" not in front
     assert front["pipeline_tag"] == "text-classification" and "text-classification" in front["tags"]
-    # a user's file gets a held-out test split: the card reports it beside validation
+    # a user's file gets a held-out test split: the card reports it beside validation, each named by its origin
     entries = {entry["dataset"]["split"]: entry for entry in front["model-index"][0]["results"]}
-    assert set(entries) == {"validation", "test"}
-    entry = entries["validation"]
+    origins = results["split_origins"]
+    assert set(entries) == {origins["validation"], origins["test"]} and "held out" in origins["test"]
+    entry = entries[origins["validation"]]
     assert entry["task"]["type"] == "text-classification"
     accuracy = next(m for m in entry["metrics"] if m["type"] == "accuracy")
     assert accuracy["value"] == round(results["metrics"]["validation"]["accuracy"], 4)

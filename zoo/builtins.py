@@ -26,6 +26,16 @@ DATASETS = (
     ),
 )
 
+# the Hugging Face Hub data sets they are drawn from (model cards name them under datasets)
+HUB_DATASETS = {
+    "sst2": "stanfordnlp/sst2",
+    "ag_news": "fancyzhx/ag_news",
+    "trec": "CogComp/trec",
+    "trec-fine": "CogComp/trec",
+    "sms_spam": "ucirvine/sms_spam",
+    "cifar10": "uoft-cs/cifar10",
+}
+
 
 @hookimpl
 def register_datasets(register):
@@ -38,6 +48,7 @@ def register_datasets(register):
                 description=description,
                 license=license,
                 source="data root",
+                hub_id=HUB_DATASETS.get(name),
             )
         )
     register(

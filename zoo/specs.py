@@ -22,6 +22,7 @@ MODALITY_ALIASES = {"vision": "image", "language": "text", "clip": "multimodal",
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*(/[a-z0-9][a-z0-9._+-]*)?$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
 
 def normalize_modality(value: str) -> str:
@@ -76,9 +77,14 @@ class Weights:
     # many classes, and what they are ("ImageNet-1k"); None: no pretrained classifier (or not declared)
     head_classes: int | None = None
     head_labels: str = ""
+    # the Hugging Face Hub id of these weights ("sentence-transformers/all-MiniLM-L6-v2"), where the Hub
+    # has them: what a model card's base_model names; None when they are not on the Hub as they are here
+    hub_id: str | None = None
 
     def __post_init__(self) -> None:
         _check_count(f"weights {self.tag!r}", "head_classes", self.head_classes)
+        if self.hub_id is not None and (not isinstance(self.hub_id, str) or not _HUB_ID.match(self.hub_id)):
+            raise SpecError(f"weights {self.tag!r}: hub_id {self.hub_id!r} is not a Hub id such as 'org/name'")
         if not isinstance(self.tag, str) or not _TAG.match(self.tag):
             raise SpecError(f"weights tag {self.tag!r} is invalid: use lower-case letters, digits, '.', '_', '-'")
         if not isinstance(self.source, str) or not self.source:
@@ -208,10 +214,13 @@ class DatasetSpec:
     source: str = ""
     needs_data_root: bool = True
     plugin: str | None = None
+    hub_id: str | None = None  # the Hugging Face Hub data set it is (or is drawn from): a model card's datasets
 
     def __post_init__(self) -> None:
         _check_name("dataset", self.name)
         _check_factory(f"dataset {self.name!r}", self.factory)
+        if self.hub_id is not None and (not isinstance(self.hub_id, str) or not _HUB_ID.match(self.hub_id)):
+            raise SpecError(f"dataset {self.name!r}: hub_id {self.hub_id!r} is not a Hub id such as 'org/name'")
 
 
 @dataclass(frozen=True)
@@ -263,7 +272,10 @@ class ExportFormat:
     ``write`` and ``runner`` (``"package.module:function"``, imported only when a model is exported)
     are called as ``write(backbone, head, directory)`` (``head``: a `zoo.ClassifierHead` or None;
     it writes the files and returns lines for the folder's README: what loads it, what was left
-    out) and ``runner(directory)``, which loads the written folder *in the target runtime* and
+    out; or ``{"notes": [lines], "card": {"library_name": ..., "pipeline_tag": ...}}`` to name the
+    Hub library the folder loads in and the pipeline that, loading it, computes zoo's outputs: a
+    head's task only where that pipeline applies the head, never one that would load a random one)
+    and ``runner(directory)``, which loads the written folder *in the target runtime* and
     returns a function ``run(part, sample)`` (``part``: "image" or "text"; ``sample``: a
     `zoo.exporting.Sample`) giving ``{"embedding": [B, D]}`` and, with a head, ``"logits"``. zoo
     compares that with ``encode_*`` before the folder is kept. A backbone the format cannot

@@ -44,6 +44,7 @@ WEIGHTS_SCHEMA = {
         "files": {"type": "array", "items": _TEXT, "maxItems": 64},
         "head_classes": _COUNT,
         "head_labels": _TEXT,
+        "hub_id": _OPTIONAL_TEXT,
     },
 }
 SPEC_SCHEMA = {

@@ -110,9 +110,10 @@ def _refuse(backbone: Any, head: Any) -> None:
         )
 
 
-def write_open_clip(backbone: Any, head: Any, directory: Path) -> list[str]:
+def write_open_clip(backbone: Any, head: Any, directory: Path) -> dict[str, Any]:
     """Write an open_clip backbone as an open_clip folder in ``directory``; returns the README lines on
-    loading it. Joined towers, other backbones and a run's head are refused with one line each."""
+    loading it and the card's pipeline (open_clip's: zero-shot image classification). Joined towers,
+    other backbones and a run's head are refused with one line each."""
     from safetensors.torch import save_file
 
     _refuse(backbone, head)
@@ -121,13 +122,14 @@ def write_open_clip(backbone: Any, head: Any, directory: Path) -> list[str]:
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in backbone.model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS))
     (directory / CONFIG).write_text(json.dumps(config, indent=2))
-    return [
+    notes = [
         '`model, _, preprocess = open_clip.create_model_and_transforms("local-dir:<this folder>")` and '
         '`tokenizer = open_clip.get_tokenizer("local-dir:<this folder>")` load it (or `hf-hub:ORG/NAME` once '
         "the folder is on the Hugging Face hub); `preprocess` is zoo's image preprocessing.",
         "zoo's embeddings are `model.encode_image(images, normalize=True)` and "
         "`model.encode_text(tokenizer(texts), normalize=True)` (L2-normalised).",
     ]
+    return {"notes": notes, "card": {"pipeline_tag": "zero-shot-image-classification"}}
 
 
 def _check_preprocess(model: Any, config: dict[str, Any]) -> None:

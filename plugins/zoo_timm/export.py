@@ -89,9 +89,10 @@ def data_config(preprocessing: zoo.ImagePreprocessing) -> dict[str, Any]:
     }
 
 
-def write_timm(backbone: Any, head: Any, directory: Path) -> list[str]:
+def write_timm(backbone: Any, head: Any, directory: Path) -> dict[str, Any]:
     """Write a timm backbone (with a classification run's head as its classifier) as a timm folder in
-    ``directory``; returns the README lines on loading it. Other backbones are refused with one line."""
+    ``directory``; returns the README lines on loading it and the card's pipeline (classification when
+    the model has a classifier, which ``model(x)`` applies). Other backbones are refused with one line."""
     from timm.models import save_for_hf
 
     backbone = _timm_backbone(backbone)
@@ -133,7 +134,8 @@ def write_timm(backbone: Any, head: Any, directory: Path) -> list[str]:
         notes.append(f"`model(x)` gives the backbone's own {num_classes}-class logits ({named}).")
     else:
         notes.append("The model has no classifier: `model(x)` gives the pooled features.")
-    return notes
+    pipeline = "image-classification" if num_classes else "image-feature-extraction"
+    return {"notes": notes, "card": {"pipeline_tag": pipeline}}
 
 
 def _check_data_config(model: torch.nn.Module, config: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ def register_backbones(register):
                         max_positions=512,
                     ),
                     description="sentence-transformers/all-MiniLM-L6-v2, trained on 1B sentence pairs",
+                    hub_id="sentence-transformers/all-MiniLM-L6-v2",
                 ),
             ),
             tasks=TEXT_TASKS,

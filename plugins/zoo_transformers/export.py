@@ -79,15 +79,27 @@ POOLING_WORDS = {
 }
 
 
-def write_hf(backbone: Any, head: Any, directory: str | Path) -> list[str]:
+def write_hf(backbone: Any, head: Any, directory: str | Path) -> dict[str, Any]:
     """Write ``backbone`` (a transformers text backbone) and ``head`` (a `zoo.ClassifierHead` or None)
-    into ``directory`` as a Hugging Face folder; return the README's lines on how to load it."""
+    into ``directory`` as a Hugging Face folder; return the README's lines on how to load it and the
+    model card's library and pipeline: text-classification only where transformers' sequence
+    classification computes the head's logits, else the embedding's (sentence-similarity through
+    sentence-transformers, or feature-extraction), never a pipeline that would load a random head."""
     from zoo_transformers.loading import quietly
 
     return quietly(_write_hf)(backbone, head, directory)  # no "Writing model shards" bars
 
 
-def _write_hf(backbone: Any, head: Any, directory: str | Path) -> list[str]:
+def _card(route: dict[str, Any]) -> dict[str, str]:
+    """The model card's ``library_name`` and ``pipeline_tag`` for the folder ``route`` describes."""
+    if route["sequence_classification"]:
+        return {"library_name": "transformers", "pipeline_tag": "text-classification"}
+    if route["embedding"] == "sentence-transformers":
+        return {"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"}
+    return {"library_name": "transformers", "pipeline_tag": "feature-extraction"}
+
+
+def _write_hf(backbone: Any, head: Any, directory: str | Path) -> dict[str, Any]:
     from zoo_transformers.model import TextBackbone
 
     if not isinstance(backbone, TextBackbone):
@@ -118,7 +130,8 @@ def _write_hf(backbone: Any, head: Any, directory: str | Path) -> list[str]:
         "sequence_classification": type(sequence).__name__ if sequence is not None else None,
     }
     (directory / ROUTE_FILE).write_text(json.dumps(route, indent=2) + "\n")
-    return _notes(backbone, model, route, why_not, not_sequence, head, padding)
+    notes = _notes(backbone, model, route, why_not, not_sequence, head, padding)
+    return {"notes": notes, "card": _card(route)}
 
 
 def standalone_model(backbone: Any) -> Any:
@@ -348,6 +361,9 @@ def _notes(
     else:
         lines.append(
             f"- No `AutoModelForSequenceClassification` form: it would not compute zoo's logits ({not_sequence}); "
-            f"use the embedding and `{CLASSIFIER}/`."
+            f"use the embedding and `{CLASSIFIER}/`. So this card's `pipeline_tag` is "
+            f'`{_card(route)["pipeline_tag"]}`, not `text-classification`: `pipeline("text-classification", DIR)` '
+            "and `AutoModelForSequenceClassification.from_pretrained(DIR)` would put a new, random classifier on "
+            "this model."
         )
     return lines

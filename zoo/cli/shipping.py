@@ -27,7 +27,12 @@ class _ExportCommand(click.Command):
 @cli.command(cls=_ExportCommand)
 @click.argument("source")
 @click.option("--to", "fmt", metavar="FORMAT", help="The format to write (see below).")
-@click.option("--output", "-o", type=click.Path(file_okay=False), help="The folder to write (replaced if it exists).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="The folder to write: new, empty, or a zoo export (--force).",
+)
 @click.option(
     "--atol",
     type=click.FloatRange(min=0, min_open=True),
@@ -36,42 +41,63 @@ class _ExportCommand(click.Command):
     help="Largest difference from zoo's own outputs that passes the parity check.",
 )
 @click.option("--no-head", is_flag=True, help="Leave a classification run's head out: the backbone alone.")
-@click.option("--verify", is_flag=True, help="SOURCE is an export folder: load it again and re-check its parity.")
-def export(source: str, fmt: str | None, output: str | None, atol: float, no_head: bool, verify: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the zoo export in the -o folder: only the files it recorded; your other files stay.",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="SOURCE is an export folder: check every file's SHA-256 against zoo-export.json, then its parity.",
+)
+def export(
+    source: str, fmt: str | None, output: str | None, atol: float, no_head: bool, force: bool, verify: bool
+) -> None:
     """Write SOURCE for another runtime; the folder is kept only if that runtime reproduces zoo.
 
     SOURCE is a run folder (its trained backbone and, for classification, its head), a saved
     backbone folder, a registry name (text/minilm-l6) or a local model folder. The export loads
     back in the target library, runs sample inputs (batches of 7 and 1, two text lengths) and
     must match zoo's encode_text / encode_image (and the head's logits) within --atol; a failure
-    leaves no folder behind. Every export holds a model card (README.md) and zoo-export.json.
+    leaves no folder behind. Every export holds a model card (README.md) and zoo-export.json,
+    which records every file's SHA-256 and is sealed by its own digest (printed at the end).
+
+    -o takes a new or empty folder. A folder holding anything else is refused, and so are the
+    current folder, any folder above it, your home folder and /. A zoo export there is replaced
+    only with --force, and then only the files it recorded, each as zoo wrote it: files you added
+    (documents, hidden files) stay, as rsync without --delete leaves them; an added file a loader
+    could read, or a recorded file you edited, is refused by name.
 
     \b
     Examples:
       zoo export runs/sst2-minilm-finetune --to hf -o exported/sst2-minilm
       zoo export text/minilm-l6 --to onnx -o exported/minilm-onnx
-      zoo export runs/cifar10-lite0 --to timm -o exported/lite0-cifar10
+      zoo export runs/cifar10-lite0 --to timm -o exported/lite0-cifar10 --force
       zoo export exported/minilm-onnx --verify
     """
+    from zoo.exporting import MANIFEST
     from zoo.exporting import export as export_model
     from zoo.exporting import verify as verify_export
 
     if verify:
-        if fmt or output:
+        if fmt or output or force:
             raise click.UsageError("--verify checks an existing export: give only its folder")
         report = verify_export(source)
+        seal = json.loads((Path(source) / MANIFEST).read_text())["seal"]  # verified: the manifest checks out
     else:
         if not fmt or not output:
             raise click.UsageError(
                 "give the format and the folder: --to FORMAT -o DIR (zoo export --help lists formats)"
             )
-        manifest = export_model(source, fmt, output, atol=atol, with_head=not no_head)
-        report = manifest["parity"]
+        manifest = export_model(source, fmt, output, atol=atol, with_head=not no_head, force=force)
+        report, seal = manifest["parity"], manifest["seal"]
     worst = max(report.values(), default=0.0)
     for key, value in report.items():
         click.echo(f"  parity {key:<24} max |diff| {value:.2e}", err=True)
+    click.echo(f"  seal {seal} (the SHA-256 of zoo-export.json's contents; --verify prints it too)", err=True)
     where = source if verify else os.path.abspath(str(output))
-    click.echo(f"{where}: parity passed (max |diff| {worst:.2e})")
+    click.echo(f"{where}: every file as recorded, parity passed (max |diff| {worst:.2e})")
 
 
 def _write_predictions(rows: list[dict[str, Any]], output: str | None) -> None:

@@ -3,15 +3,20 @@ when that runtime reproduces zoo's own outputs.
 
 Every export goes the same way, whatever the format (`zoo.ExportFormat`, registered by plugins):
 
-1. the source (a run folder, a saved backbone folder, a registry name or a local model) is loaded;
-2. the format's ``write`` fills a staging folder; zoo adds sample inputs and zoo's own outputs for
-   them (``zoo-export/parity.safetensors``), ``zoo-export.json`` and a model card (``README.md``);
-3. the format's ``runner`` loads the staged folder in the target runtime and runs the samples: a
+1. the output folder is checked (`zoo.exporting.folders`): new, empty, or a zoo export to replace
+   with ``force``; anything else is refused before any work, so export never touches a user's file;
+2. the source (a run folder, a saved backbone folder, a registry name or a local model) is loaded;
+3. the format's ``write`` fills a staging folder beside the output; zoo adds sample inputs and
+   zoo's own outputs for them (``zoo-export/parity.safetensors``) and a model card (``README.md``);
+4. the format's ``runner`` loads the staged folder in the target runtime and runs the samples: a
    batch of 7 and a batch of 1 per tower (two sequence lengths for text). The largest absolute
    difference from ``encode_*`` (and the head's logits) must be within ``atol``, else the
-   staging folder is removed and `ExportError` says by how much: a failed export leaves no files.
+   staging folder is removed and `ExportError` says by how much: a failed export leaves no files;
+5. ``zoo-export.json`` records every file's SHA-256 and size and is sealed by the digest of its
+   own contents; the staged files are moved into place (replacing only an old export's own files).
 
-`verify` re-runs step 3 on an export folder later (say, after copying it), from its stored samples.
+`verify` checks an export folder later (say, after copying it): step 5's record first (every file
+as recorded, none added that a loader could read, the seal intact), then step 4 from the stored samples.
 """
 
 from __future__ import annotations
@@ -25,12 +30,22 @@ from typing import Any
 import torch
 
 from zoo.errors import UnknownNameError, ZooError
+from zoo.exporting.folders import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    ExportError,
+    check_files,
+    check_target,
+    publish,
+    sealed,
+    staging_folder,
+)
+from zoo.exporting.folders import ExportTargetError as ExportTargetError  # public: a refused output folder
 from zoo.plugins import get_plugin_set, import_object
 from zoo.signatures import nearest_key_hint
 from zoo.specs import ExportFormat
 from zoo.validation import read_json_file
 
-MANIFEST = "zoo-export.json"
 PARITY_FILE = "zoo-export/parity.safetensors"
 DEFAULT_ATOL = 1e-4
 # sample texts of different lengths: the batch of 7 pads to the longest, the batch of 1 is short
@@ -43,21 +58,6 @@ SAMPLE_TEXTS = (
     "I laughed, I cried, and then I laughed again; it is the best comedy of the year by a wide margin.",
     "ok",
 )
-MANIFEST_SCHEMA = {
-    "type": "object",
-    "required": ["format", "backbone", "parts", "texts", "atol"],
-    "properties": {
-        "format": {"type": "string", "maxLength": 100},
-        "backbone": {"type": "string", "maxLength": 200},
-        "parts": {"type": "array", "items": {"enum": ["image", "text"]}},
-        "texts": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 64},
-        "atol": {"type": "number", "exclusiveMinimum": 0},
-    },
-}
-
-
-class ExportError(ZooError):
-    """An export that cannot be written, or whose outputs differ from zoo's own (parity)."""
 
 
 @dataclass
@@ -138,42 +138,63 @@ def export(
     output: str | os.PathLike,
     atol: float = DEFAULT_ATOL,
     with_head: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write ``source`` in format ``to`` into folder ``output`` (replacing it), after checking parity.
+    """Write ``source`` in format ``to`` into folder ``output``, after checking parity.
 
     ``source``: a run folder (its trained backbone and, for classification, its head), a saved
-    backbone folder, a registry name or a local model, or a loaded `zoo.Backbone`. Returns the
-    manifest (format, backbone, the largest difference per tower and batch). ``with_head=False``
-    leaves a run's head out.
+    backbone folder, a registry name or a local model, or a loaded `zoo.Backbone`. ``output`` must
+    be new or empty, or hold a zoo export, which ``force=True`` replaces: only the files that export
+    recorded go, any other file stays (see `zoo.exporting.folders`); anything else is refused before
+    any work (`ExportTargetError`). Returns the manifest (format, backbone, the largest difference
+    per tower and batch, every file's SHA-256, the seal). ``with_head=False`` leaves a run's head out.
     """
     from zoo.cards import model_card
     from zoo.runs import load_source
-    from zoo.saving import staged_directory
 
     fmt = get_format(to)
+    target = check_target(output, force).path
     loaded = load_source(source)
     backbone, head = loaded.backbone, loaded.head if with_head else None
     if getattr(backbone, "adapter", None) is not None:  # a LoRA run: its adapter folded into the weights written
         import copy
 
         backbone = copy.deepcopy(backbone).merge_adapter()
-    write = _callable(fmt, "write")
-    output = Path(output)
-    with staged_directory(output) as staging:
-        try:
-            notes = list(write(backbone, head, staging) or [])
-        except ModuleNotFoundError as exc:
-            raise _missing_runtime(fmt, exc) from None
+    with staging_folder(target) as staging:
+        notes, card = _write(fmt, backbone, head, staging)
         if head is not None and (loaded.recipe.get("task_options") or {}).get("flip_features"):
             notes.append(
                 "The run averages each image's outputs with its mirror's (flip_features) when it predicts; "
                 "this export gives one image's: average the two yourself to predict as the run does."
             )
         manifest = _write_samples(backbone, head, fmt, staging, atol, loaded.describe())
-        manifest["parity"] = verify(staging, fmt=fmt, where=str(output))
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        (staging / "README.md").write_text(model_card(loaded.describe(), fmt=fmt.name, notes=notes))
+        manifest["parity"] = _parity(staging, manifest, fmt, str(target))
+        text = model_card(loaded.describe(), fmt=fmt.name, notes=notes, head=head is not None, card=card)
+        (staging / "README.md").write_text(text)
+        manifest = sealed(manifest, staging)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        publish(staging, target, force, manifest["files"])
     return manifest
+
+
+def _write(fmt: ExportFormat, backbone: Any, head: Any, staging: Path) -> tuple[list[str], dict[str, str | None]]:
+    """Call the format's ``write``: the README lines it returns, and the model card's ``library_name``
+    and ``pipeline_tag`` where it returns them (``{"notes": [...], "card": {...}}``)."""
+    try:
+        written = _callable(fmt, "write")(backbone, head, staging)
+    except ModuleNotFoundError as exc:
+        raise _missing_runtime(fmt, exc) from None
+    notes, card = (written.get("notes"), written.get("card") or {}) if isinstance(written, dict) else (written, {})
+    if (
+        not isinstance(card, dict)
+        or set(card) - {"library_name", "pipeline_tag"}
+        or not all(isinstance(value, (str, type(None))) for value in card.values())
+    ):
+        raise ExportError(
+            f"export format {fmt.name!r} (plugin {fmt.plugin!r}): its write returned a card other than "
+            "{'library_name': str | None, 'pipeline_tag': str | None}"
+        )
+    return [str(line) for line in notes or []], card
 
 
 def _write_samples(
@@ -205,7 +226,6 @@ def _write_samples(
         "preprocessing": backbone.preprocessing,
         "source": origin,
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 
 
@@ -235,13 +255,19 @@ def _stored_samples(directory: Path, manifest: dict[str, Any]) -> list[tuple[str
 
 
 def verify(directory: str | os.PathLike, fmt: ExportFormat | None = None, where: str | None = None) -> dict[str, float]:
-    """Load the export in ``directory`` in its target runtime and compare its outputs on the stored
-    samples with zoo's: ``{"image/7": max |diff|, ...}``; ExportError when any exceeds the manifest's
-    ``atol`` or the folder does not load."""
+    """Check the export in ``directory``: first its files (`check_files`: the manifest's seal, every
+    recorded file's SHA-256, no added file a loader could read), then its parity: loaded in its target
+    runtime, its outputs on the stored samples are compared with zoo's. Returns
+    ``{"image/7/embedding": max |diff|, ...}``; ExportError (one line) at the first difference, when
+    a difference exceeds the manifest's ``atol`` or when the folder does not load."""
     directory = Path(directory)
-    where = where or str(directory)
     manifest = read_json_file(directory / MANIFEST, MANIFEST_SCHEMA, "an export's zoo-export.json")
-    fmt = fmt or get_format(manifest["format"])
+    check_files(directory, manifest)
+    return _parity(directory, manifest, fmt or get_format(manifest["format"]), where or str(directory))
+
+
+def _parity(directory: Path, manifest: dict[str, Any], fmt: ExportFormat, where: str) -> dict[str, float]:
+    """The folder's outputs in the target runtime against zoo's stored ones (see `verify`)."""
     try:
         run = _callable(fmt, "runner")(directory)
     except ModuleNotFoundError as exc:

@@ -125,6 +125,13 @@ def _outputs(head: Any) -> list[str]:
     return ["embedding"] if head is None else ["embedding", "logits"]
 
 
+def _card(head: Any, programs: Programs) -> dict[str, str]:
+    """A graph with a head computes the logits itself: its card's pipeline is the tower's classification
+    (without a head, or with two towers, zoo's default holds)."""
+    tasks = {"text": "text-classification", "image": "image-classification"}
+    return {"pipeline_tag": tasks[next(iter(programs))]} if head is not None and len(programs) == 1 else {}
+
+
 def _write_info(backbone: Any, head: Any, directory: Path, fmt: str, programs: Programs) -> list[str]:
     """Save the tokenizer (for a text tower) and ``preprocessing.json``; the README lines: how to run
     the graphs, their inputs and outputs."""
@@ -228,9 +235,10 @@ def _name_io(graph: Any, inputs: list[str], outputs: list[str]) -> None:
         value.name = name
 
 
-def write_onnx(backbone: Any, head: Any, directory: str | Path) -> list[str]:
+def write_onnx(backbone: Any, head: Any, directory: str | Path) -> dict[str, Any]:
     """Write ``image.onnx`` / ``text.onnx`` (one graph per tower, the head inside when given),
-    ``preprocessing.json`` and the tokenizer into ``directory``; returns the README lines."""
+    ``preprocessing.json`` and the tokenizer into ``directory``; returns the README lines and the
+    card's pipeline (see `_card`)."""
     import onnx  # noqa: F401 - the format's requirements: a missing one is named with how to install it
     import onnxscript  # noqa: F401 - the dynamo exporter translates through it
 
@@ -241,7 +249,7 @@ def write_onnx(backbone: Any, head: Any, directory: str | Path) -> list[str]:
         assert onnx_program is not None  # given no file name, the exporter returns the program
         _name_io(onnx_program.model.graph, list(shapes), _outputs(head))
         onnx_program.save(directory / f"{part}.onnx", external_data=False)  # still external over 2 GB
-    return _write_info(backbone, head, directory, "onnx", programs)
+    return {"notes": _write_info(backbone, head, directory, "onnx", programs), "card": _card(head, programs)}
 
 
 def onnx_session(path: str | Path, threads: int | None = None) -> Any:
@@ -286,14 +294,16 @@ def onnx_runner(directory: str | Path) -> Runner:
     return run
 
 
-def write_pt2(backbone: Any, head: Any, directory: str | Path) -> list[str]:
+def write_pt2(backbone: Any, head: Any, directory: str | Path) -> dict[str, Any]:
     """Write ``image.pt2`` / ``text.pt2`` (``torch.export`` programs, the head inside when given),
-    ``preprocessing.json`` and the tokenizer into ``directory``; returns the README lines."""
+    ``preprocessing.json`` and the tokenizer into ``directory``; returns the README lines and the
+    card's library (none the Hub knows) and pipeline (see `_card`)."""
     directory = Path(directory)
     programs = export_programs(backbone, head)
     for part, (program, _) in programs.items():
         torch.export.save(program, directory / f"{part}.pt2")
-    return _write_info(backbone, head, directory, "pt2", programs)
+    card = {"library_name": None, **_card(head, programs)}
+    return {"notes": _write_info(backbone, head, directory, "pt2", programs), "card": card}
 
 
 def pt2_runner(directory: str | Path) -> Runner:
