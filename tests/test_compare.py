@@ -316,8 +316,14 @@ def test_a_bad_dependency_is_one_line_before_anything_runs(tmp_path, cells, mess
 
 
 def test_a_failed_parent_skips_its_cells_with_the_reason_and_the_rest_run(tmp_path):
-    failing = {**TRAINED["cells"][0], "data": str(tmp_path / "missing.tsv")}
-    spec = {**TRAINED, "cells": [failing, TRAINED["cells"][1]], "output_dir": str(tmp_path / "out")}
+    # its data set's root is missing here: checked up front it passes, and the cell fails when it runs
+    failing = {**TRAINED["cells"][0], "data": "cifar10"}
+    spec = {
+        **TRAINED,
+        "cells": [failing, TRAINED["cells"][1]],
+        "output_dir": str(tmp_path / "out"),
+        "data_root": str(tmp_path / "no-data-here"),
+    }
     lines: list[str] = []
     table = run_compare(spec_from_dict(spec), progress=lines.append)
     rows = {(r["backbone"], r["mode"]): r for r in table["rows"]}

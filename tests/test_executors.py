@@ -29,9 +29,10 @@ SPEC = {
     "cells": [
         {"task": "image-classification", "data": "digits", "mode": "linear-probe"},
         {"task": "image-classification", "data": "digits", "mode": "finetune"},
-        # a path (read where the cell runs, so not checked before): the cell fails when it runs
-        {"task": "image-classification", "data": "./missing.tsv", "backbones": ["vision/example-convnet"]},
+        # a named data set with no data root here (checked up front, it passes): the cell fails when it runs
+        {"task": "image-classification", "data": "cifar10", "backbones": ["vision/example-convnet"]},
     ],
+    "data_root": "no-data-here",
 }
 
 
@@ -64,7 +65,7 @@ def test_cells_as_ray_tasks_give_the_same_table_and_are_reused(local_table, tmp_
     table = run_compare(spec, progress=lines.append, executor="ray")  # a real local Ray, started and stopped
     assert values(table) == values(local_table)
     failed = next(r for r in table["rows"] if r["status"] == "failed")
-    assert "missing.tsv" in failed["error"]  # the cell that raised is recorded; the rest finished
+    assert "no-data-here is not a directory" in failed["error"]  # the cell that raised is recorded; the rest finished
     assert sum(": ok in" in line for line in lines) == 4
     again: list[str] = []
     assert values(run_compare(spec, progress=again.append, executor="ray")) == values(local_table)

@@ -94,7 +94,9 @@ def compare(
           mode: finetune
           task_options: {image_size: 96}       # checked against the task: zoo tasks NAME
           resources: {num_cpus: 2, num_gpus: 0}  # what a Ray task asks (--executor ray)
-    Every cell's backbones, data sets, modes and options are checked before any runs.
+    Every cell's backbones, data sets, modes and options are checked before any runs,
+    each cell as zoo run checks its recipe (data files, columns, labels, splits, model options);
+    only a missing data root is left to fail its cells as rows.
     Paths in backbones and cells (model folders, data files) are relative to the spec file;
     output_dir and data_root to the current folder.
     Cells already computed with the same recipe and library versions are reused,

@@ -39,7 +39,8 @@ def compare(
     ``jobs`` cells run at once (each in its own process). ``executor="ray"`` runs each cell as a
     Ray task instead (on a Ray started here, or the cluster at ``address``); ``shard=(I, N)`` runs
     shard I of N into ``OUTPUT/shard-I-of-N`` (join the shards with `merge`). Every cell's names and
-    options are checked before any runs (a `RecipeError` naming the cell); a cell that fails while
+    options, and its data as ``zoo run`` reads it, are checked before any runs (a `RecipeError`
+    naming the cell); a cell that fails while
     running is a row with ``status: failed`` and its ``error`` (`zoo compare` exits 1 for it). Paths
     in a dict spec (local backbone folders, data files) are relative to the current folder.
     """

@@ -4,12 +4,15 @@ A misspelt data set, task, mode or option would otherwise be found only when its
 minutes into a table; here each is one `RecipeError` naming the cell and the name (with the
 registry's did-you-mean), so a spec either plans whole or runs nothing. A backbone written as a
 path (``./my-model``: a folder saved by zoo, or any folder ``zoo.load(path)`` accepts) is read
-here without loading its weights: its registered spec says its modality.
+here without loading its weights: its registered spec says its modality. Once planned, `check_cells`
+checks every cell as ``zoo run`` checks its recipe (data files, columns, labels, splits, model options),
+each data set read once, so a spec whose data would fail a cell also runs nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +118,100 @@ def check_cell(recipe: dict[str, Any], modality: str, registry: Any, where: str)
             check_protocol(recipe["protocol"], spec.name, mode)
     except ZooError as exc:
         raise RecipeError(f"{where}: {exc}") from None
+
+
+class _Unavailable(Exception):
+    """A named data set whose data root is missing here: its cells run and fail as rows (`run_compare` warns)."""
+
+
+class DataReads:
+    """`zoo.data.load_dataset` that reads each (data, data root, data options) once: the cells of a
+    spec share their data sets, so a 30-cell table on SST-2 reads it once while its cells are checked."""
+
+    def __init__(self) -> None:
+        self.read: dict[str, Any] = {}
+
+    def __call__(self, name: str, root: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+        """The data set ``name`` read with ``options`` (from memory after its first read)."""
+        from zoo.data import load_dataset
+
+        key = json.dumps([name, None if root is None else os.fspath(root), options], sort_keys=True, default=repr)
+        if key not in self.read:
+            if _root_missing(name, root):
+                raise _Unavailable(name)
+            self.read[key] = load_dataset(name, root, **options)
+        return self.read[key]
+
+
+def _root_missing(name: str, root: str | os.PathLike[str] | None) -> bool:
+    """True for a registered data set that needs a data root when this machine has none (as given)."""
+    from zoo.data import DataError, data_root, dataset_reader
+
+    if os.path.exists(name) or os.sep in name:
+        return False
+    try:
+        if not dataset_reader(name)[0].needs_data_root:
+            return False
+        data_root(root)
+    except DataError:
+        return True
+    except ZooError:
+        return False  # an unknown name: load_dataset says so, with its did-you-mean
+    return False
+
+
+def cell_label(cell: Any) -> str:
+    """A cell as its messages name it: ``[ID: ]backbone · task / data / mode`` (a data file by its name)."""
+    recipe = cell.recipe
+    data = Path(recipe["data"]).name if os.sep in recipe["data"] else recipe["data"]
+    mode = recipe.get("protocol") or recipe.get("mode") or "default mode"
+    named = f"{cell.cell_id}: " if cell.cell_id else ""
+    return f"{named}{cell.backbone} · {recipe['task']} / {data} / {mode}"
+
+
+def check_cells(cells: list[Any], where: str, device: bool = True) -> None:
+    """Every cell that will run checked as ``zoo run`` checks its recipe before any work
+    (`zoo.checks.check_recipe`: data files, columns, labels, kinds, splits, options; and its model
+    options against the backbone's factory, not built), each data set read once. A mistake is one
+    RecipeError (exit 2) naming ``where`` (the spec), the cell and the mistake; a cell whose named data
+    set has no data root here passes (it fails as a row, as `run_compare` warns). ``device``: check each
+    cell's device on this machine (not for cells that run on a Ray cluster's machines)."""
+    from zoo.checks import check_recipe
+    from zoo.plugins import get_plugin_set
+    from zoo.recipes import validate
+
+    registry, reads, seen = get_plugin_set().registry, DataReads(), set()
+    for cell in cells:
+        key = json.dumps([cell.backbone, {k: v for k, v in cell.recipe.items() if k != "seed"}], sort_keys=True)
+        if cell.skip or key in seen:  # the seeds of a cell share their check
+            continue
+        seen.add(key)
+        label = f"{where}, cell {cell_label(cell)}"
+        try:
+            recipe = validate(cell.recipe if device else {**cell.recipe, "device": "auto"}, label)
+            modality = registry.resolve_backbone(cell.registered)[0].modality
+            # a trained backbone's folder is written by its parent cell: its registered spec tells its modality
+            stand_in = None if cell.parent is None else SimpleNamespace(modality=modality)
+            check_recipe(recipe, stand_in, label, read_data=reads)
+            check_model_options(cell, recipe.model_options, registry)
+        except _Unavailable:
+            continue
+        except ZooError as exc:
+            message = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
+            raise (RecipeError(message) if exc.exit_code == 2 else ZooError(message)) from None
+
+
+def check_model_options(cell: Any, options: dict[str, Any], registry: Any) -> None:
+    """The cell's ``model_options`` are keywords of its backbone's factory (as `zoo.load` checks them),
+    told without building it: for a registered backbone, a trained one or a folder zoo saved (a folder
+    another library wrote is loaded by its plugin, which checks its own)."""
+    from zoo.errors import OptionError
+    from zoo.plugins import import_object
+    from zoo.signatures import check_keywords
+
+    model = cell.recipe["model"]
+    if not options or (cell.parent is None and model != cell.registered and not (Path(model) / "zoo.json").is_file()):
+        return
+    spec = registry.resolve_backbone(cell.registered)[0]
+    factory = import_object(spec.factory, f"backbone {spec.name!r} (plugin {spec.plugin!r})")
+    check_keywords(factory, options, f"backbone {spec.name!r}", "model option", OptionError, skip=2)

@@ -47,6 +47,7 @@ class CompareSpec:
     data_root: str | None = None
     base_dir: str | None = None  # where local backbone paths start: the spec file's folder (None: here)
     references: list[Any] = field(default_factory=list)  # published result files shown beside (references.py)
+    source: str | None = None  # the spec file, as given (None for a dict spec)
 
 
 def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> CompareSpec:
@@ -75,7 +76,13 @@ def spec_from_dict(
             raise RecipeError(f"{where}: {key} must be a non-empty list")
     if not isinstance(values.get("name", "compare"), str):
         raise RecipeError(f"{where}: name must be text, got {values['name']!r}")
-    return CompareSpec(**{"name": "compare", **values, "base_dir": base_dir})
+    source = str(where) if isinstance(where, Path) else None
+    return CompareSpec(**{"name": "compare", **values, "base_dir": base_dir, "source": source})
+
+
+def spec_where(spec: CompareSpec) -> str:
+    """How messages name ``spec``: by its name, and its file where it came from one."""
+    return f"compare spec {spec.name!r}" + (f" ({spec.source})" if spec.source else "")
 
 
 @dataclass
@@ -156,7 +163,7 @@ class _Planner:
         from zoo.plugins import get_plugin_set
 
         self.spec, self.registry = spec, get_plugin_set().registry
-        self.where = f"compare spec {spec.name!r}"
+        self.where = spec_where(spec)
         self.by_id: dict[str, int] = {}
         for index, raw in enumerate(spec.cells):
             if not isinstance(raw, dict):

@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from zoo.comparisons.checks import check_cells
 from zoo.comparisons.executors import CellInterrupted, make_executor
-from zoo.comparisons.plan import Cell, CompareSpec, plan, shard
+from zoo.comparisons.plan import Cell, CompareSpec, plan, shard, spec_where
 from zoo.comparisons.references import reference_rows, write_mteb_results
 from zoo.recipes import RecipeError
 from zoo.records import library_versions, write_json
@@ -150,6 +151,7 @@ def run_compare(
     references = reference_rows(spec.references, Path(spec.base_dir or "."))  # checked before any cell runs
     if shard_of is not None:
         cells = shard(cells, *shard_of)
+    check_cells(cells, spec_where(spec), device=executor == "local")  # as zoo run checks each, before any cell runs
     (out / "cells").mkdir(parents=True, exist_ok=True)
     _warn_without_data_root(spec, cells, progress)
     runner = make_executor(executor, jobs, address)
