@@ -43,6 +43,11 @@ class Run:
         return self.results.get("task") or self.recipe.get("task")
 
     @property
+    def input_kind(self) -> str:
+        """What the run classifies: "image" or "text"."""
+        return input_kind_of(self.recipe, self.results, self.backbone.modality)
+
+    @property
     def label_names(self) -> list[str]:
         return list(self.head.label_names) if self.head is not None else []
 
@@ -62,9 +67,7 @@ class Run:
 
         if len(inputs) == 0:
             raise InputError("nothing to predict: no inputs given")
-        image = self.backbone.modality == "image" or (
-            self.backbone.modality == "multimodal" and self.task == "image-classification"
-        )
+        image = self.input_kind == "image"
         parts = []
         with evaluating(self.backbone):
             for start in range(0, len(inputs), PREDICT_BATCH):
@@ -127,6 +130,33 @@ class Run:
         return classification_metrics(predicted, targets, len(names))
 
 
+def input_kind_of(recipe: dict[str, Any], results: dict[str, Any], modality: str | None = None) -> str:
+    """ "image" or "text": what a classification run's model takes, from its task (or its backbone's
+    modality), known before the backbone is built."""
+    task = results.get("task") or recipe.get("task")
+    if task in ("image-classification", "text-classification"):
+        return task.split("-")[0]
+    return "image" if modality == "image" else "text"
+
+
+def check_input_kind(run_dir: str | os.PathLike, kind: str, what: str, recipe: dict[str, Any] | None = None) -> None:
+    """An InputError when ``what`` (inputs of ``kind``) is not what the run in ``run_dir`` classifies."""
+    from zoo.recipes import load_finished_run
+
+    if recipe is None:
+        recipe = load_finished_run(Path(run_dir)).to_dict()
+    results_file = Path(run_dir) / "results.json"
+    results = read_json_file(results_file, RESULTS_SCHEMA, "a run's results.json") if results_file.is_file() else {}
+    wanted = input_kind_of(recipe, results)
+    if kind != wanted:
+        hint = (
+            "give image files or folders of images"
+            if wanted == "image"
+            else "give a text file (one text a line) or a CSV/TSV/JSONL file (--column)"
+        )
+        raise InputError(f"{run_dir} classifies {wanted}s, but {what} holds {kind}s: {hint}")
+
+
 def score_data(run: Run, data: str, split: str | None = None, data_root: str | None = None) -> dict[str, Any]:
     """The run's metrics on labelled ``data``: a named data set's ``split`` (default: test, else
     validation), or every row of a file or image folder (read with the run's column options)."""
@@ -139,6 +169,12 @@ def score_data(run: Run, data: str, split: str | None = None, data_root: str | N
         options = {k: v for k, v in (run.recipe.get("data_options") or {}).items() if k in kept}
         options["validation_fraction"] = options["test_fraction"] = 0.0  # every row, as one split
     dataset = load_dataset(data, data_root, **options)
+    kind = dataset.kind.split("-")[0]
+    if kind != run.input_kind or not dataset.kind.endswith("classification"):
+        form = "a folder of class folders" if run.input_kind == "image" else "a table of texts and labels"
+        raise InputError(
+            f"{data} is {dataset.kind} data; the run classifies {run.input_kind}s: give labelled ones ({form})"
+        )
     if local and split is None:
         chosen = list(dataset.splits)
     else:

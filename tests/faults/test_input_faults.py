@@ -213,3 +213,80 @@ def test_ctrl_c_on_zoo_run_says_how_to_resume(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("zoo: error: interrupted; ") and "Traceback" not in err, err
     assert f"continue with: zoo run {recipe} --set lr=1e-3 --resume" in last, last
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A finished text run and a finished image run (linear probes: seconds), and inputs of each kind."""
+    from zoo.engine import run as run_recipe
+    from zoo.recipes import validate
+
+    root = tmp_path_factory.mktemp("runs")
+    (root / "reviews.csv").write_text(REVIEWS)
+    (root / "reviews.txt").write_text("a lovely film\na dreadful film\n")
+    for label, colour in (("red", (200, 0, 0)), ("blue", (0, 0, 200))):
+        (root / "pictures" / label).mkdir(parents=True)
+        for index in range(6):
+            Image.new("RGB", (10, 10), colour).save(root / "pictures" / label / f"{index}.png")
+    common = {"mode": "linear-probe", "epochs": 1.0, "output_dir": str(root / "runs")}
+    text = run_recipe(validate({**TEXT, **common, "data": str(root / "reviews.csv"), "name": "text"}, "test"))
+    image = run_recipe(validate({**IMAGES, **common, "data": str(root / "pictures"), "name": "image"}, "test"))
+    (root / "photos" / ".hidden").mkdir(parents=True)
+    Image.new("RGB", (10, 10), (200, 0, 0)).save(root / "photos" / "0.png")
+    (root / "photos" / "1.png").write_bytes(b"not a picture at all")
+    return {"root": root, "text": Path(text["run_dir"]), "image": Path(image["run_dir"])}
+
+
+@pytest.mark.parametrize(
+    ("run", "inputs", "options", "expected"),
+    [
+        ("text", ["pictures/red/0.png"], [], "classifies texts, but pictures/red/0.png holds images"),
+        ("text", ["pictures"], [], "classifies texts, but pictures holds images"),
+        ("image", ["reviews.txt"], [], "classifies images, but reviews.txt holds texts: give image files"),
+        ("image", ["reviews.csv"], [], "classifies images, but reviews.csv holds texts"),
+        ("text", ["reviews.txt"], ["-o", "predictions.xlsx"], "predictions are written as .csv, .tsv, .jsonl"),
+        ("text", ["reviews.txt"], ["-o", "predictions"], "predictions are written as"),
+        ("image", ["photos"], [], "photos/1.png: not a readable image"),
+        ("text", ["reviews.csv"], ["--column", "review"], "no column 'review'"),
+        ("text", ["reviews.csv"], ["--top-k", "0"], "0"),
+    ],
+    ids=[
+        "text run on an image",
+        "text run on an image folder",
+        "image run on a text file",
+        "image run on a table",
+        "unknown output format",
+        "output without a suffix",
+        "a corrupt picture",
+        "a missing column",
+        "top-k zero",
+    ],
+)
+def test_zoo_predict_refuses_inputs_the_run_cannot_take(runs, capsys, monkeypatch, run, inputs, options, expected):
+    monkeypatch.chdir(runs["root"])
+    code = main(["predict", str(runs[run]), *inputs, *options])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err, err
+    assert not any(runs["root"].glob("predictions*"))
+
+
+def test_zoo_predict_reads_a_folder_given_through_a_parent_path(runs, capsys, monkeypatch):
+    monkeypatch.chdir(runs["root"] / "pictures" / "red")
+    assert main(["predict", str(runs["image"]), "../blue"]) == 0  # '..' is no hidden folder
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 6 and all(row.startswith("../blue/") for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("run", "data", "expected"),
+    [
+        ("text", "pictures", "pictures is image-classification data; the run classifies texts"),
+        ("image", "reviews.csv", "reviews.csv is text-classification data; the run classifies images"),
+        ("text", "missing.csv", "missing.csv not found"),
+    ],
+    ids=["text run on image data", "image run on a table", "missing data file"],
+)
+def test_zoo_evaluate_refuses_data_of_another_kind(runs, capsys, monkeypatch, run, data, expected):
+    monkeypatch.chdir(runs["root"])
+    one_line_exit_2(capsys, ["evaluate", str(runs[run]), "--data", data], expected)

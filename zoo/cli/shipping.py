@@ -100,6 +100,9 @@ def export(
     click.echo(f"{where}: every file as recorded, parity passed (max |diff| {worst:.2e})")
 
 
+PREDICTION_FORMATS = (".csv", ".tsv", ".jsonl")
+
+
 def _write_predictions(rows: list[dict[str, Any]], output: str | None) -> None:
     """CSV (or TSV, JSONL by the suffix) to ``output``, or TSV to stdout."""
     suffix = Path(output).suffix if output else ".tsv"
@@ -143,10 +146,15 @@ def predict(run_dir: str, inputs: tuple[str, ...], output: str | None, column: s
     """
     from zoo.data.readers import unlabelled_inputs
     from zoo.recipes import load_finished_run
-    from zoo.runs import load_run
+    from zoo.runs import check_input_kind, load_run
 
-    load_finished_run(run_dir)  # not a run: said before the inputs are read
+    if output and Path(output).suffix not in PREDICTION_FORMATS:
+        raise click.BadParameter(
+            f"{output}: predictions are written as {', '.join(PREDICTION_FORMATS)}; name the file so", param_hint="-o"
+        )
+    recipe = load_finished_run(run_dir)  # not a run: said before the inputs are read
     kind, items = unlabelled_inputs([Path(p) for p in inputs], column)
+    check_input_kind(run_dir, kind, " ".join(inputs), recipe.to_dict())  # before the model is built
     run = load_run(run_dir)
     from tqdm.auto import tqdm
 

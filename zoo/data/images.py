@@ -26,8 +26,15 @@ def decode(image: Any) -> torch.Tensor:
     from PIL import Image
 
     if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            picture = opened.convert("RGB")
+        try:
+            with Image.open(image) as opened:
+                picture = opened.convert("RGB")
+        except FileNotFoundError:
+            raise DataError(f"image {image} not found") from None
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+            raise DataError(
+                f"{image}: not a readable image ({type(exc).__name__}: {exc}); replace or remove it"
+            ) from None
     elif isinstance(image, Image.Image):
         picture = image.convert("RGB")
     else:

@@ -285,10 +285,11 @@ def unlabelled_inputs(paths: Sequence[Path], column: str | None = None) -> tuple
     images: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(
+            found = sorted(  # hidden files and folders inside the one given are skipped, not the path to it
                 p
                 for p in path.rglob("*")
-                if p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.parts)
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise DataError(f"{path}: a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
