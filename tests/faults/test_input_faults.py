@@ -290,3 +290,19 @@ def test_zoo_predict_reads_a_folder_given_through_a_parent_path(runs, capsys, mo
 def test_zoo_evaluate_refuses_data_of_another_kind(runs, capsys, monkeypatch, run, data, expected):
     monkeypatch.chdir(runs["root"])
     one_line_exit_2(capsys, ["evaluate", str(runs[run]), "--data", data], expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("backbones: [text/bert-tiny]\nbackbones: [text/minilm-l6]\n", "key 'backbones' is given twice"),
+        ("backbones: [text/bert-tiny\n", "not valid YAML (line 2, column 1"),
+        ("- text/bert-tiny\n- text/minilm-l6\n", "a compare spec is a mapping of keys"),
+    ],
+    ids=["key twice", "not YAML", "a list"],
+)
+def test_a_compare_spec_that_is_not_one_mapping_is_refused(project, capsys, text, expected):
+    path = project / "spec.yaml"
+    path.write_text(text)
+    one_line_exit_2(capsys, ["compare", str(path), "-o", str(project / "results")], expected)
+    assert not (project / "results").exists()
