@@ -116,11 +116,15 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
 
 
 def looks_like_a_path(name: str) -> bool:
-    """A name no registry entry can be: relative or absolute path syntax, or more folders than a
-    ``namespace/name`` has (``runs/sst2/model/backbone``)."""
+    """A name no registry entry can be: relative or absolute path syntax, more folders than a
+    ``namespace/name`` has (``runs/sst2/model/backbone``), or a first folder that is no registered
+    namespace (``runs/sst2``)."""
     if name.startswith((".", "/", "~")) or name.endswith((".pt", ".pth", ".safetensors", ".bin", ".onnx")):
         return True
-    return ":" not in name and name.count("/") >= 2
+    if ":" in name or "/" not in name:
+        return False
+    namespaces = {spec.name.partition("/")[0] for spec in get_plugin_set().registry.backbones()}
+    return name.count("/") >= 2 or name.partition("/")[0] not in namespaces
 
 
 def local_path(name: Any) -> tuple[str, str | None] | None:

@@ -88,6 +88,14 @@ RUN_CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("mask probability zero", {**TEXT, "task": "pretraining"}, ["task_options.mask_probability=0"], "> 0 and < 1"),
     ("mask probability one", {**TEXT, "task": "pretraining"}, ["task_options.mask_probability=1"], "mask_probability"),
     ("nsp as a word", {**TEXT, "task": "pretraining"}, ["task_options.nsp=sometimes"], "nsp must be one of"),
+    ("a two-character delimiter", TEXT, ["data_options.delimiter=;;"], "delimiter must be one character"),
+    ("a missing text column", TEXT, ["data_options.text_column=review"], "no column 'review'"),
+    ("a missing label column", TEXT, ["data_options.label_column=sentiment"], "no column 'sentiment'"),
+    ("adapter on a linear probe", {**TEXT, "mode": "linear-probe"}, ["adapter.method=lora"], "adapter: a linear probe"),
+    ("towers on a text backbone", TEXT, ["towers.text=lora"], "towers: model text/bert-tiny is a text backbone"),
+    ("adapter rank zero", TEXT, ["adapter.r=0"], "adapter.r (the rank) must be an integer >= 1"),
+    ("unfreeze on a linear probe", IMAGES, ["unfreeze=1"], "unfreeze: mode linear-probe trains no backbone block"),
+    ("a run folder path that is not there", TEXT, ["model=runs/old"], "runs/old not found"),
 ]
 
 
@@ -306,3 +314,29 @@ def test_a_compare_spec_that_is_not_one_mapping_is_refused(project, capsys, text
     path.write_text(text)
     one_line_exit_2(capsys, ["compare", str(path), "-o", str(project / "results")], expected)
     assert not (project / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["export", "text/bert-tiny", "--to", "onnxx", "-o", "out"], "no export format 'onnxx'; did you mean 'onnx'?"),
+        (["export", "runs/none", "--to", "hf", "-o", "out"], "runs/none not found"),
+        (["export", "vision/efficientnet-lite9", "--to", "timm", "-o", "out"], "did you mean"),
+        (["datasets", "sst3"], "unknown dataset 'sst3': did you mean 'sst2'?"),
+        (["datasets", "missing.csv"], "data file missing.csv not found"),
+        (["datasets", "reviews.csv", "-o", "nonsense=1"], "has no data option 'nonsense'"),
+        (["datasets", "reviews.csv", "-o", "test_file=missing.csv"], "missing.csv not found"),
+    ],
+    ids=[
+        "export format misspelt",
+        "export of a missing run",
+        "export of an unknown backbone",
+        "data set misspelt",
+        "data file missing",
+        "unknown data option",
+        "missing test file",
+    ],
+)
+def test_export_and_datasets_name_what_is_not_there(project, capsys, args, expected):
+    one_line_exit_2(capsys, args, expected)
+    assert not (project / "out").exists()

@@ -296,9 +296,11 @@ def datasets(name: str | None, options: tuple[str, ...], as_json: bool) -> None:
       zoo datasets sst2                             one of them and its data_options
       zoo datasets reviews.csv -o test_fraction=0.2 what a recipe with data: reviews.csv gets
     """
-    if name is not None and (os.path.exists(name) or os.sep in name):
-        from pathlib import Path
+    from pathlib import Path
 
+    from zoo.data import DATA_SUFFIXES
+
+    if name is not None and (os.path.exists(name) or os.sep in name or Path(name).suffix in DATA_SUFFIXES):
         from zoo.cli.data_file import describe_file, format_description, parse_options
 
         facts = describe_file(Path(name), parse_options(options))
