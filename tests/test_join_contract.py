@@ -140,8 +140,14 @@ def test_head_lr_trains_the_declared_join_whatever_its_names(captions, tmp_path)
 
 def test_head_lr_that_nothing_takes_is_refused(captions, tmp_path):
     model = _locked(HFStyleCLIP(declare_join=False))
-    with pytest.raises(RecipeError, match="head_lr: no trainable parameter"):
+    with pytest.raises(RecipeError, match="head_lr: retrieval adds no head and test/hf-style-clip declares no join"):
         _contrastive(model, captions, tmp_path, lr=1e-3, head_lr=1e-2)
+    declared = _locked(HFStyleCLIP())
+    for param in declared.join_parameters():
+        param.requires_grad_(False)  # declared, but none of it trains: the text tower alone does
+    declared.text_model.requires_grad_(True)
+    with pytest.raises(RecipeError, match="head_lr: no trainable parameter of this run takes it"):
+        _contrastive(declared, captions, tmp_path / "frozen-join", lr=1e-3, head_lr=1e-2)
 
 
 def test_the_kit_fails_a_join_that_is_not_declared():

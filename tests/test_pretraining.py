@@ -216,6 +216,7 @@ def test_clip_style_pretraining_is_infonce_over_pairs(tmp_path):
                 "model=clip/openclip-tiny",
                 "task=pretraining",
                 "mode=null",
+                "task_options={}",  # the LiT recipe's flip_features needs its locked tower
                 "data_options.train_images=32",
                 "data_options.test_images=16",
                 "max_steps=6",

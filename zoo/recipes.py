@@ -100,7 +100,12 @@ class Recipe:
     lr: float = _key(
         5e-5, f"peak learning rate (AdamW); a linear probe's default is {PROBE_LR:g}; 0 keeps the weights", at_least=0
     )
-    head_lr: float | None = _key(None, "learning rate of a freshly initialised head; null: lr", above=0)
+    head_lr: float | None = _key(
+        None,
+        "learning rate of the task's new head and the backbone's join (a CLIP model's projections and "
+        "temperature); null: lr",
+        above=0,
+    )
     weight_decay: float = _key(0.01, "AdamW weight decay (not on biases and norms)", at_least=0)
     warmup: float = _key(
         0.06, "fraction of the optimizer steps with a linear warm-up (then cosine decay)", at_least=0, below=1

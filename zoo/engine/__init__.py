@@ -119,6 +119,11 @@ def prepare(recipe: Recipe, backbone: Any = None, device: torch.device | None = 
     }
     task = task_class(backbone, dataset, recipe.mode, options, spec=spec)
     check_task_options(task, recipe.task_options)
+    if recipe.head_lr is not None and task.trains and not task.fresh_parameters and not backbone.join_parameters():
+        raise RecipeError(  # said before any features are computed; make_optimizer checks what trains
+            f"head_lr: {task.name} adds no head and {backbone.name} declares no join parameters, so nothing "
+            "takes head_lr; drop it or set lr"
+        )
     if not recipe.protocol:  # a protocol embeds only what it draws (MTEB: a few examples per label)
         task.prepare()
     return task
