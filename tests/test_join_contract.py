@@ -187,3 +187,15 @@ def test_two_locked_models_report_their_own_retrieval(captions, tmp_path, monkey
 def test_flip_features_without_a_locked_tower_is_refused(captions, tmp_path):
     with pytest.raises(InputError, match="flip_features"):
         _contrastive(HFStyleCLIP(), captions, tmp_path, lr=1e-3, task_options={"flip_features": True})
+
+
+def test_a_frozen_tower_keeps_its_weights_and_batchnorm_statistics(captions, tmp_path):
+    """towers: {image: frozen} on a family that does nothing of its own to keep the tower in eval mode."""
+    model = HFStyleCLIP()
+    adapt(model, {}, {"image": "frozen", "text": "full"})
+    model.frozen_image_encoder = lambda: None  # type: ignore[method-assign] # its pixels run through the tower
+    before = {name: value.clone() for name, value in model.vision_model.state_dict().items()}
+    _contrastive(model, captions, tmp_path, lr=1e-3)
+    after = model.vision_model.state_dict()
+    for name, value in before.items():
+        assert torch.equal(after[name], value), f"{name} moved in a frozen tower"

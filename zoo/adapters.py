@@ -187,6 +187,22 @@ def _set_trainable(backbone: Any, modes: Mapping[str, str] | None) -> None:
             param.requires_grad_(True)  # projections, temperature: the join between the towers
         else:
             param.requires_grad_(modes[tower] == "full")
+    for part, path in towers.items():
+        if modes is not None and modes.get(part) == "frozen":
+            hold_in_eval(backbone.get_submodule(path))
+
+
+def hold_in_eval(tower: nn.Module) -> None:
+    """Keep a frozen tower in eval mode whatever mode its model is put in: its BatchNorm statistics stay
+    and its dropout is off, as a locked tower's are (each module turns itself to eval before it runs)."""
+    for module in tower.modules():
+        if not getattr(module, "_zoo_held_in_eval", False):
+            module.register_forward_pre_hook(_eval_before_forward)
+            module._zoo_held_in_eval = True  # type: ignore[assignment]
+
+
+def _eval_before_forward(module: nn.Module, args: Any) -> None:
+    module.training = False
 
 
 def adapt(

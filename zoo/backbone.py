@@ -198,13 +198,15 @@ class Backbone(torch.nn.Module):
     @property
     def image_tower(self) -> torch.nn.Module | None:
         """The module that encodes images in a multimodal backbone (None otherwise): what freezing,
-        adapters and per-tower export act on. A multimodal family overrides it."""
-        return None
+        adapters and per-tower export act on. A multimodal family assigns it in ``__init__``
+        (``self.image_tower = module``, a submodule of that name) or overrides the property."""
+        return self._modules.get("image_tower")
 
     @property
     def text_tower(self) -> torch.nn.Module | None:
-        """The module that encodes texts in a multimodal backbone (None otherwise)."""
-        return None
+        """The module that encodes texts in a multimodal backbone (None otherwise); assigned or
+        overridden as ``image_tower`` is."""
+        return self._modules.get("text_tower")
 
     def learned_logit_scale(self) -> torch.Tensor | None:
         """The learnable scale (log inverse temperature) a contrastive objective multiplies cosine

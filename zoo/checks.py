@@ -73,6 +73,8 @@ def check_recipe(
     for key, split in needed.items():
         if split is not None and split not in dataset.splits:
             raise RecipeError(missing_split(key, split, dataset, recipe.data))
+        if split is not None and len(dataset.splits[split]) == 0:
+            raise RecipeError(f"{key}: the {split!r} split of {recipe.data} is empty")
     if protocol:  # its demands on the data (prompt templates for it, enough images to rank), before any work
         from zoo.tasks.protocols import check_data
 

@@ -164,8 +164,8 @@ def score_data(run: Run, data: str, split: str | None = None, data_root: str | N
 
     options: dict[str, Any] = {}
     local = os.path.exists(data)
-    if local:
-        kept = ("text_column", "label_column", "delimiter")
+    if local:  # a table keeps the run's column options; a folder of class folders has no columns
+        kept = ("text_column", "label_column", "delimiter") if Path(data).is_file() else ()
         options = {k: v for k, v in (run.recipe.get("data_options") or {}).items() if k in kept}
         options["validation_fraction"] = options["test_fraction"] = 0.0  # every row, as one split
     dataset = load_dataset(data, data_root, **options)

@@ -344,6 +344,10 @@ class BackboneContract:
 
         from zoo.adapters import adapt
 
+        assert backbone.image_tower is not None and backbone.text_tower is not None, (
+            f"{backbone.name}: a multimodal backbone declares image_tower and text_tower (assign them in "
+            "__init__ or override the properties): freezing, adapters and export act on them"
+        )
         locked = copy.deepcopy(backbone)
         adapt(locked, {}, {"image": "frozen", "text": "full"})  # LiT's lock: towers: {image: frozen}
         check_join_parameters(locked)

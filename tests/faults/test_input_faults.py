@@ -96,6 +96,14 @@ RUN_CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("adapter rank zero", TEXT, ["adapter.r=0"], "adapter.r (the rank) must be an integer >= 1"),
     ("unfreeze on a linear probe", IMAGES, ["unfreeze=1"], "unfreeze: mode linear-probe trains no backbone block"),
     ("a run folder path that is not there", TEXT, ["model=runs/old"], "runs/old not found"),
+    ("the training file as its test file", TEXT, ["data_options.test_file=reviews.csv"], "is the training data itself"),
+    (
+        "the training folder as its validation",
+        IMAGES,
+        ["data_options.validation_file=pictures"],
+        "training data itself",
+    ),
+    ("a label column of row ids", TEXT, ["data_options.label_column=text"], "every training example has a class"),
 ]
 
 
@@ -292,8 +300,9 @@ def test_zoo_predict_reads_a_folder_given_through_a_parent_path(runs, capsys, mo
         ("text", "pictures", "pictures is image-classification data; the run classifies texts"),
         ("image", "reviews.csv", "reviews.csv is text-classification data; the run classifies images"),
         ("text", "missing.csv", "missing.csv not found"),
+        ("text", "pictures/", "pictures/ is image-classification data; the run classifies texts"),
     ],
-    ids=["text run on image data", "image run on a table", "missing data file"],
+    ids=["text run on image data", "image run on a table", "missing data file", "a folder given with a slash"],
 )
 def test_zoo_evaluate_refuses_data_of_another_kind(runs, capsys, monkeypatch, run, data, expected):
     monkeypatch.chdir(runs["root"])
@@ -340,3 +349,17 @@ def test_a_compare_spec_that_is_not_one_mapping_is_refused(project, capsys, text
 def test_export_and_datasets_name_what_is_not_there(project, capsys, args, expected):
     one_line_exit_2(capsys, args, expected)
     assert not (project / "out").exists()
+
+
+def test_verify_names_a_missing_export_folder(project, capsys):
+    code = main(["export", "nowhere", "--verify"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "export folder nowhere not found" in err, err
+
+
+def test_exporting_random_weights_warns_that_they_are_random(tmp_path):
+    import zoo
+    from zoo.errors import WeightsWarning
+
+    with pytest.warns(WeightsWarning, match="weights drawn at random, different each time"):
+        zoo.export("text/bert-tiny", to="onnx", output=tmp_path / "random")

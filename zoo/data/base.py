@@ -237,6 +237,12 @@ def classification(
             raise DataError(f"{name} ({split} split): {exc}; a label unseen in training cannot be learned") from None
         encoded[split] = Split(list(inputs), ids)
     check_labels(name, "train", encoded["train"].class_labels())
+    train_labels = encoded["train"].class_labels()
+    if len(train_labels) > 2 and len(set(train_labels)) == len(train_labels):
+        raise DataError(
+            f"{name}: every training example has a class of its own ({len(train_labels)} classes in "
+            f"{len(train_labels)} rows); is the label column the right one? (data_options.label_column)"
+        )
     for held_out, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if held_out not in encoded and fraction:
             kept, taken = stratified_split(encoded["train"].class_labels(), fraction, seed, salt=held_out)

@@ -346,6 +346,11 @@ def path_reader(path: Path, options: dict[str, Any]) -> tuple[Callable[..., Data
     for key in ("test_file", "validation_file"):
         if options.get(key) is not None and not Path(options[key]).exists():
             raise DataError(f"data_options.{key}: {options[key]} not found")
+        if options.get(key) is not None and Path(options[key]).resolve() == path.resolve():
+            raise DataError(
+                f"data_options.{key}: {options[key]} is the training data itself, so its scores would measure "
+                f"memory; give held-out data, or drop {key} to hold out a share of the training data"
+            )
     return reader, path, options
 
 

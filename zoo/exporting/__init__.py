@@ -156,6 +156,17 @@ def export(
     target = check_target(output, force).path
     loaded = load_source(source)
     backbone, head = loaded.backbone, loaded.head if with_head else None
+    if backbone.weights is None:
+        import warnings
+
+        from zoo.errors import WeightsWarning
+
+        warnings.warn(
+            f"{backbone.name} has no pretrained weights: this export holds weights drawn at random, different "
+            "each time; export a trained run or saved folder instead",
+            WeightsWarning,
+            stacklevel=2,
+        )
     if getattr(backbone, "adapter", None) is not None:  # a LoRA run: its adapter folded into the weights written
         import copy
 
@@ -261,6 +272,8 @@ def verify(directory: str | os.PathLike, fmt: ExportFormat | None = None, where:
     ``{"image/7/embedding": max |diff|, ...}``; ExportError (one line) at the first difference, when
     a difference exceeds the manifest's ``atol`` or when the folder does not load."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ExportError(f"export folder {directory} not found")
     manifest = read_json_file(directory / MANIFEST, MANIFEST_SCHEMA, "an export's zoo-export.json")
     check_files(directory, manifest)
     return _parity(directory, manifest, fmt or get_format(manifest["format"]), where or str(directory))
