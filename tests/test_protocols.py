@@ -215,3 +215,23 @@ def test_every_protocol_names_its_source_task_and_metric():
         spec, task_class = get_task(protocol.task)
         assert protocol.mode in task_class.modes
         assert protocol.primary_metric and protocol.source and protocol.description
+
+
+def test_the_plain_protocol_recipe_is_the_one_published_numbers_were_made_with(tmp_path):
+    """MTEB's Banking77 number (80.04) came from the protocol on the whole train file; the plain recipe
+    (model, task, data, test_file, protocol) now reads the data exactly so: the same draws, the same
+    scores, as with the validation share set to zero by hand."""
+    files = sst2_files(tmp_path)
+    recipe = {
+        "model": MODEL,
+        "task": "text-classification",
+        "data": files["data"],
+        "protocol": "mteb-classification",
+        "output_dir": str(tmp_path / "runs"),
+    }
+    plain = run(validate({**recipe, "name": "plain", "data_options": {"test_file": files["test_file"]}}, "test"))
+    zero = {"test_file": files["test_file"], "validation_fraction": 0.0}
+    by_hand = run(validate({**recipe, "name": "by-hand", "data_options": zero}, "test"))
+    assert plain["examples"]["train"] == 1500 == by_hand["examples"]["train"]
+    assert plain["protocol"]["scores_per_experiment"] == by_hand["protocol"]["scores_per_experiment"]
+    assert plain["data_fingerprint"] == by_hand["data_fingerprint"]  # the same data read the same way
