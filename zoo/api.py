@@ -47,7 +47,19 @@ def list_tasks() -> list[TaskSpec]:
 
 def get_spec(name: str) -> BackboneSpec:
     """The `BackboneSpec` registered for ``name`` (full, short or alias; a ``:tag`` is allowed)."""
-    return get_plugin_set().registry.resolve_backbone(name)[0]
+    return _resolve(name)[0]
+
+
+def _resolve(name: str) -> tuple[BackboneSpec, str | None]:
+    """The spec and weights tag ``name`` resolves to; a name that can only be a path and is not there is
+    "not found", not an unknown backbone."""
+    try:
+        return get_plugin_set().registry.resolve_backbone(name)
+    except UnknownNameError:
+        if looks_like_a_path(name):
+            where = os.path.abspath(os.path.expanduser(name))
+            raise UnknownNameError(f"model folder or file {where} not found") from None
+        raise
 
 
 def plugins() -> list[PluginInfo]:
@@ -98,14 +110,7 @@ def load(name: str | os.PathLike, pretrained: bool | str | None = None, **kwargs
         return _load_path(*local, pretrained, kwargs)
     if not isinstance(name, str):  # local_path took every os.PathLike
         raise UnknownNameError(f"a backbone is named by a string or a path, not a {type(name).__name__}")
-    try:
-        spec, tag = get_plugin_set().registry.resolve_backbone(name)
-    except UnknownNameError:
-        if looks_like_a_path(name):
-            raise UnknownNameError(
-                f"model folder or file {os.path.abspath(os.path.expanduser(name))} not found"
-            ) from None
-        raise
+    spec, tag = _resolve(name)
     if spec.id_option and tag:  # an open-ended source: "text/hf-hub:org/model"
         kwargs = {spec.id_option: tag, **kwargs}
         tag = None

@@ -335,6 +335,7 @@ def test_a_compare_spec_that_is_not_one_mapping_is_refused(project, capsys, text
         (["datasets", "missing.csv"], "data file missing.csv not found"),
         (["datasets", "reviews.csv", "-o", "nonsense=1"], "has no data option 'nonsense'"),
         (["datasets", "reviews.csv", "-o", "test_file=missing.csv"], "missing.csv not found"),
+        (["info", "runs/none"], "runs/none not found"),
     ],
     ids=[
         "export format misspelt",
@@ -344,6 +345,7 @@ def test_a_compare_spec_that_is_not_one_mapping_is_refused(project, capsys, text
         "data file missing",
         "unknown data option",
         "missing test file",
+        "info of a missing folder",
     ],
 )
 def test_export_and_datasets_name_what_is_not_there(project, capsys, args, expected):
