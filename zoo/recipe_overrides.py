@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import RecipeError
@@ -87,3 +88,19 @@ def load_yaml(text: str) -> Any:
 
     UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return yaml.load(text, Loader=UniqueKeys)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_mapping(path: Path, what: str, keys: str = "keys to values") -> dict[Any, Any]:
+    """The mapping in YAML file ``path`` (a recipe, a compare spec: ``what``); a RecipeError naming the
+    file, and the line where there is one, when it is missing, not YAML, repeats a key or is no mapping."""
+    import yaml
+
+    if not path.is_file():
+        raise RecipeError(f"{what} {path} not found")
+    try:
+        values = load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
+    if not isinstance(values, dict):
+        raise RecipeError(f"{path}: a {what} is a mapping of {keys}")
+    return values

@@ -28,6 +28,7 @@ from zoo.recipe_overrides import (  # noqa: F401 - parse_overrides is public her
     load_yaml,
     parse_overrides,
     parse_pair,
+    read_yaml_mapping,
     set_nested,
     yaml_problem,
 )
@@ -358,18 +359,8 @@ def load_recipe(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] =
     """Read a recipe file, apply overrides (``--set`` pairs, or a mapping), validate. With ``resolve``,
     relative paths in the file are taken from its folder and those in overrides from the current
     directory, and all are stored absolute."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe {path} not found")
-    try:
-        values = load_yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
-    if not isinstance(values, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
-    values = {k: fix_numbers(v) for k, v in values.items()}
+    values = {k: fix_numbers(v) for k, v in read_yaml_mapping(path, "recipe").items()}
     if resolve:
         values = resolve_paths(values, path.parent.resolve())
     pairs = (

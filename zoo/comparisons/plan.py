@@ -53,19 +53,10 @@ class CompareSpec:
 def load_spec(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> CompareSpec:
     """The compare spec in YAML file ``path``, with ``overrides`` (e.g. output_dir) applied; a YAML
     error or a key given twice is a RecipeError naming the line."""
-    import yaml
-
-    from zoo.recipe_overrides import load_yaml, yaml_problem
+    from zoo.recipe_overrides import read_yaml_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"compare spec {path} not found")
-    try:
-        loaded = load_yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
-    if not isinstance(loaded, dict):
-        raise RecipeError(f"{path}: a compare spec is a mapping of keys (backbones, tasks, ...) to values")
+    loaded = read_yaml_mapping(path, "compare spec", "keys (backbones, tasks, ...) to values")
     values = {"name": path.stem, **loaded, **(overrides or {})}
     return spec_from_dict(values, path, base_dir=str(path.resolve().parent))
 
