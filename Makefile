@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/zoo compare recipes/quickstart.yaml --jobs 2
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # the house tools: lint, formatting and types (.ci/run runs them before the tests)
 lint: install
