@@ -227,7 +227,7 @@ def test_bad_local_models_are_one_line_and_exit_2(folders, tmp_path, case):
         "weights-missing": "a Hugging Face bart folder without weights",
         "tokenizer-missing": "a Hugging Face bart folder without a tokenizer",
         "timm-weights-missing": "a timm convnext_atto folder without weights",
-        "no-such-path": "unknown backbone",
+        "no-such-path": "not found",
     }[case]
     if case == "unreadable-config":
         (folder / "config.json").write_text("{not json")

@@ -69,29 +69,38 @@ def test_a_run_predicts_with_its_label_names_and_the_engine_s_accuracy(text_run,
     assert scored["examples"] == 80 and scored["splits"] == ["train"]
 
 
-def test_zoo_predict_writes_a_row_per_input_and_evaluate_data_agrees_with_it(text_run, tmp_path):
+def test_zoo_predict_writes_a_row_per_input_and_evaluate_data_agrees_with_it(text_run, tmp_path, capsys):
+    from zoo.cli.app import main
+
+    def zoo_cli(*args: str) -> tuple[int, str, str]:  # in-process: the function the `zoo` script calls
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
     new = _reviews(tmp_path / "new.csv", 24, start=500)
     lines = tmp_path / "new.txt"
     lines.write_text("".join(row["text"] + "\n" for row in csv.DictReader(new.open())))
     out = tmp_path / "predictions.csv"
-    done = run_zoo("predict", str(text_run), str(lines), "-o", str(out), "--top-k", "2", check=True)
-    assert "24 predictions" in done.stderr
+    code, _, err = zoo_cli("predict", str(text_run), str(lines), "-o", str(out), "--top-k", "2")
+    assert code == 0 and "24 predictions" in err
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 24 and {r["label"] for r in rows} <= {"neg", "pos"}
     assert all(r["top"].startswith(r["label"] + ":") for r in rows)
     truth = [row["label"] for row in csv.DictReader(new.open())]
     accuracy = sum(r["label"] == t for r, t in zip(rows, truth, strict=True)) / len(truth)
-    scored = json.loads(run_zoo("evaluate", str(text_run), "--data", str(new), check=True).stdout)
-    assert scored["examples"] == 24 and scored["metrics"]["accuracy"] == pytest.approx(accuracy)
+    code, scored_text, _ = zoo_cli("evaluate", str(text_run), "--data", str(new))
+    scored = json.loads(scored_text)
+    assert code == 0 and scored["examples"] == 24 and scored["metrics"]["accuracy"] == pytest.approx(accuracy)
     # the CSV's own column, chosen by name
-    by_column = run_zoo("predict", str(text_run), str(new), "--column", "text", check=True).stdout.splitlines()
-    assert by_column[0].split("\t") == ["input", "label", "probability"] and len(by_column) == 25
-    missing = run_zoo("predict", str(text_run), str(new), "--column", "review")
-    assert missing.returncode != 0 and "no column 'review' (its columns: text, label)" in missing.stderr
+    code, by_column, _ = zoo_cli("predict", str(text_run), str(new), "--column", "text")
+    assert code == 0 and by_column.splitlines()[0].split("\t") == ["input", "label", "probability"]
+    assert len(by_column.splitlines()) == 25
+    code, _, err = zoo_cli("predict", str(text_run), str(new), "--column", "review")
+    assert code == 2 and "no column 'review' (its columns: text, label)" in err
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("text,label\nfine film,maybe\ngood film,pos\n")
-    refused = run_zoo("evaluate", str(text_run), "--data", str(wrong))
-    assert refused.returncode != 0 and "label 'maybe' is not one of the run's classes (neg, pos)" in refused.stderr
+    code, _, err = zoo_cli("evaluate", str(text_run), "--data", str(wrong))
+    assert code == 2 and "label 'maybe' is not one of the run's classes (neg, pos)" in err
 
 
 def test_a_run_s_model_folder_has_a_model_card_with_its_results(text_run):

@@ -144,14 +144,19 @@ def test_a_built_backbone_without_a_head_is_told_by_the_task(tmp_path):
         run(_recipe(tmp_path, data, model="vision/cnn-tiny"), backbone=scratch)
 
 
-def test_info_shows_the_head(tmp_path):
-    shown = run_zoo("info", "vision/efficientnet-lite0", check=True).stdout
-    assert "head:           ImageNet-1k, 1,000 classes" in shown
-    assert "head:           none" in run_zoo("info", "vision/cnn-tiny", check=True).stdout
-    facts = json.loads(run_zoo("info", "vision/efficientnet-lite0", "--json", check=True).stdout)
+def test_info_shows_the_head(tmp_path, capsys):
+    from zoo.cli.app import main
+
+    def info(*args: str) -> str:  # in-process: the function the `zoo` script calls
+        assert main(["info", *args]) == 0
+        return capsys.readouterr().out
+
+    assert "head:           ImageNet-1k, 1,000 classes" in info("vision/efficientnet-lite0")
+    assert "head:           none" in info("vision/cnn-tiny")
+    facts = json.loads(info("vision/efficientnet-lite0", "--json"))
     assert facts["head"] == {"label_set": "ImageNet-1k", "classes": 1000}
     assert facts["weights"][0]["head_classes"] == 1000
-    assert json.loads(run_zoo("info", "vision/cnn-tiny", "--json", check=True).stdout)["head"] is None
+    assert json.loads(info("vision/cnn-tiny", "--json"))["head"] is None
 
 
 def test_the_shipped_cifar10_recipe_maps_every_class(tmp_path, lite0):

@@ -364,4 +364,4 @@ def test_exporting_random_weights_warns_that_they_are_random(tmp_path):
     from zoo.errors import WeightsWarning
 
     with pytest.warns(WeightsWarning, match="weights drawn at random, different each time"):
-        zoo.export("text/bert-tiny", to="onnx", output=tmp_path / "random")
+        zoo.export("vision/example-convnet", to="onnx", output=tmp_path / "random")
