@@ -16,7 +16,7 @@ from zoo.engine import evaluate_run, run
 from zoo.recipes import RecipeError, load_recipe
 from zoo.runs import load_run
 
-from conftest import DATA_ROOT, REPO, run_zoo
+from conftest import DATA_ROOT, REPO
 
 SST2 = DATA_ROOT / "text" / "sst2"
 FLICKR = DATA_ROOT / "image_text" / "flickr8k"
@@ -75,13 +75,19 @@ def test_lora_trains_a_small_adapter_that_reloads_onto_its_base_and_predicts_ide
 
 
 @pytest.mark.skipif(not SST2.is_dir(), reason="needs ../shared/data")
-def test_zoo_info_names_the_adapter_and_its_base(lora_run):
+def test_zoo_info_names_the_adapter_and_its_base(lora_run, capsys):
+    from zoo.cli.app import main
+
+    def info(*args: str) -> str:  # in-process: the function the `zoo` script calls
+        assert main(["info", *args]) == 0
+        return capsys.readouterr().out
+
     saved = Path(lora_run["run_dir"]) / "model" / "backbone"
     config = json.loads((saved / ADAPTER_CONFIG).read_text())
-    adapter = json.loads(run_zoo("info", str(saved), "--json", check=True).stdout)["adapter"]
+    adapter = json.loads(info(str(saved), "--json"))["adapter"]
     assert adapter["method"] == "lora" and adapter["r"] == 4 and adapter["layers"] == len(config["targets"])
     assert adapter["base"] == "text/bert-tiny" and adapter["base_sha256"] == config["base"]["sha256"]
-    text = run_zoo("info", str(saved), check=True).stdout
+    text = info(str(saved))
     assert f"adapter:        lora rank 4, alpha 16, on {len(config['targets'])} layers; base text/bert-tiny" in text
 
 

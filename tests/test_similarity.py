@@ -45,10 +45,12 @@ def test_a_pairs_file_is_read_as_text_pairs_with_a_held_out_test_split(tmp_path)
     assert isinstance(first, str) and isinstance(second, str)
 
 
-def test_zoo_run_scores_a_pairs_file_and_the_cli_describes_it(tmp_path):
+def test_zoo_run_scores_a_pairs_file_and_the_cli_describes_it(tmp_path, capsys):
+    from zoo.cli.app import main  # in-process: the function the `zoo` script calls
+
     caption_pairs_file(tmp_path / "pairs.tsv")
-    described = run_zoo("datasets", str(tmp_path / "pairs.tsv"), "--json", check=True)
-    facts = json.loads(described.stdout)
+    assert main(["datasets", str(tmp_path / "pairs.tsv"), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
     assert facts["kind"] == "text-pairs" and facts["splits"] == {"train": 48, "test": 12}
     recipe = tmp_path / "sts.yaml"
     recipe.write_text("model: text/minilm-l6\ntask: semantic-similarity\ndata: pairs.tsv\neval_split: test\n")
