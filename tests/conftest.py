@@ -97,6 +97,23 @@ def run_zoo(*args: str, env: dict | None = None, check: bool = False) -> subproc
     return result
 
 
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)``: the `zoo` command run in this process through `zoo.cli.app.main` (what the console
+    script calls), as a CompletedProcess; seconds cheaper than `run_zoo` where a fresh process (another
+    environment, import costs) is not what is tested."""
+    from zoo.cli.app import main
+
+    def call(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"zoo {' '.join(args)} failed ({code}):\n{captured.err}")
+        return subprocess.CompletedProcess(["zoo", *args], code, captured.out, captured.err)
+
+    return call
+
+
 def assert_headline_interval(results: dict, run_dir: Path) -> None:
     """A run's headline metric has a bootstrap interval around its value, and the per-item outputs it
     saved recompute that value (what `zoo compare` resamples for its intervals and marks)."""

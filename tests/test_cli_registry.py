@@ -113,22 +113,22 @@ def test_weights_naming_local_files_are_offline_when_the_files_exist(tmp_path, m
     assert zoo.BackboneSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec  # the new field round-trips
 
 
-def test_info_path_json_has_snake_case_keys_and_numbers(tmp_path):
+def test_info_path_json_has_snake_case_keys_and_numbers(tmp_path, cli):
     saved = zoo.load("vision/example-convnet", pretrained=False).save(tmp_path / "saved")
-    facts = json.loads(run_zoo("info", str(saved), "--json", check=True).stdout)
+    facts = json.loads(cli("info", str(saved), "--json", check=True).stdout)
     assert all(SNAKE.match(key) for key in keys(facts)), keys(facts)
     assert isinstance(facts["parameters"], int) and facts["parameters"] > 0
     assert facts["embed_dim"] == 64 and facts["backbone"] == "vision/example-convnet"
     assert facts["modality"] == "image" and "image" in facts["preprocessing"]
 
 
-def test_every_registry_json_output_has_snake_case_keys_and_real_numbers():
+def test_every_registry_json_output_has_snake_case_keys_and_real_numbers(cli):
     outputs = {
-        args: json.loads(run_zoo(*args, "--json", check=True).stdout)
+        args: json.loads(cli(*args, "--json", check=True).stdout)
         for args in (("list",), ("info", "minilm-l6"), ("plugins",), ("datasets",), ("datasets", "sst2"), ("tasks",))
     }
     outputs[("tasks", "text-classification")] = json.loads(
-        run_zoo("tasks", "text-classification", "--json", check=True).stdout
+        cli("tasks", "text-classification", "--json", check=True).stdout
     )
     for args, value in outputs.items():
         assert all(SNAKE.match(key) for key in keys(value)), (args, keys(value))
@@ -138,11 +138,11 @@ def test_every_registry_json_output_has_snake_case_keys_and_real_numbers():
     assert all(isinstance(info["load_seconds"], float) for info in outputs[("plugins",)])
 
 
-def test_datasets_file_shows_columns_classes_splits_and_the_options(tmp_path):
+def test_datasets_file_shows_columns_classes_splits_and_the_options(tmp_path, cli):
     rows = [f"review {i};{'pos' if i % 3 else 'neg'};x" for i in range(30)]
     data = tmp_path / "reviews.csv"
     data.write_text("body;stars;extra\n" + "\n".join(rows) + "\n")
-    result = run_zoo("datasets", str(data), "-o", "delimiter=;", "-o", "text_column=body", "-o", "label_column=stars")
+    result = cli("datasets", str(data), "-o", "delimiter=;", "-o", "text_column=body", "-o", "label_column=stars")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for expected in (
@@ -157,7 +157,7 @@ def test_datasets_file_shows_columns_classes_splits_and_the_options(tmp_path):
     ):
         assert expected in out, expected
     facts = json.loads(
-        run_zoo(
+        cli(
             "datasets", str(data), "-o", "delimiter=;", "-o", "text_column=body", "-o", "label_column=stars", "--json"
         ).stdout
     )
@@ -165,7 +165,7 @@ def test_datasets_file_shows_columns_classes_splits_and_the_options(tmp_path):
     assert {label: sum(per.values()) for label, per in facts["classes"].items()} == {"neg": 10, "pos": 20}
     assert facts["options"]["label_column"]["default"] == "label" and facts["options"]["label_column"]["help"]
     no_test = json.loads(
-        run_zoo(
+        cli(
             "datasets",
             str(data),
             "-o",
@@ -182,19 +182,19 @@ def test_datasets_file_shows_columns_classes_splits_and_the_options(tmp_path):
     assert "test" not in no_test["splits"] and any("no test split" in w for w in no_test["warnings"])
 
 
-def test_datasets_file_errors_are_one_line_with_the_fix(tmp_path):
+def test_datasets_file_errors_are_one_line_with_the_fix(tmp_path, cli):
     data = tmp_path / "reviews.csv"
     data.write_text("body;stars\nnice;pos\nbad;neg\n")
-    result = run_zoo("datasets", str(data))
+    result = cli("datasets", str(data))
     assert result.returncode != 0 and result.stderr.count("\n") == 1
     assert "pass data_options: {delimiter: ';'}" in result.stderr
-    assert "text_column" in " ".join(run_zoo("datasets", "--help", check=True).stdout.split())
+    assert "text_column" in " ".join(cli("datasets", "--help", check=True).stdout.split())
 
 
-def test_datasets_file_warns_when_a_split_would_be_empty(tmp_path):
+def test_datasets_file_warns_when_a_split_would_be_empty(tmp_path, cli):
     data = tmp_path / "tiny.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": t[0]}) + "\n" for t in ("a1", "a2", "b1", "b2")))
-    facts = json.loads(run_zoo("datasets", str(data), "--json", check=True).stdout)
+    facts = json.loads(cli("datasets", str(data), "--json", check=True).stdout)
     assert facts["delimiter"] is None and facts["columns"] == ["text", "label"] and facts["rows"] == 4
     assert facts["splits"]["validation"] == 0
     assert (
