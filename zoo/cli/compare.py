@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -112,29 +113,17 @@ def compare(
       zoo compare recipes/quickstart.yaml --shard 2/4  (then --merge the shards)
       zoo compare --merge results/laptop results/gpu-box -o results/all
     """
-    from zoo.comparisons import load_spec, merge, run_compare
+    from zoo.comparisons import merge
     from zoo.comparisons.table import failures, markdown
 
     if merge_dirs:
         if not output:
             raise click.UsageError("--merge needs --output DIR for the joined table")
-        table = merge(list(spec), output)
-        out = output
+        table, out = merge(list(spec), output), output
     else:
         if len(spec) != 1:
             raise click.UsageError("give one compare spec (or --merge with result directories)")
-        overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
-        loaded = load_spec(spec[0], overrides)
-        table = run_compare(
-            loaded,
-            progress=lambda line: click.echo(line, err=True),
-            jobs=jobs,
-            bar=True,
-            executor=executor,
-            address=address,
-            shard_of=shard,
-        )
-        out = os.path.join(loaded.output_dir, f"shard-{shard[0]}-of-{shard[1]}") if shard else loaded.output_dir
+        table, out = _run_spec(spec[0], output, data_root, jobs, executor, address, shard)
     click.echo(markdown(table))
     click.echo(f"tables and plots: {out}/table.md, table.csv, table.json and the plots (*.png)", err=True)
     click.echo(f"report: {os.path.join(out, 'report.html')}")
@@ -144,3 +133,30 @@ def compare(
         if not allow_failures:
             raise ZooError(f"{len(failed)} cell(s) failed; the table marks them (--allow-failures to exit 0):{listing}")
         click.echo(f"zoo: warning: {len(failed)} cell(s) failed; the table marks them:{listing}", err=True)
+
+
+def _run_spec(
+    spec: str,
+    output: str | None,
+    data_root: str | None,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    shard: tuple[int, int] | None,
+) -> tuple[Any, str]:
+    """Run the compare spec in file ``spec``; its table and the folder it was written to."""
+    from zoo.comparisons import load_spec, run_compare
+
+    overrides = {k: v for k, v in (("output_dir", output), ("data_root", data_root)) if v}
+    loaded = load_spec(spec, overrides)
+    table = run_compare(
+        loaded,
+        progress=lambda line: click.echo(line, err=True),
+        jobs=jobs,
+        bar=True,
+        executor=executor,
+        address=address,
+        shard_of=shard,
+    )
+    out = os.path.join(loaded.output_dir, f"shard-{shard[0]}-of-{shard[1]}") if shard else loaded.output_dir
+    return table, out
